@@ -1,0 +1,1 @@
+"""The command-line layer: the only part of r2cli that imports typer or prints."""

@@ -1,0 +1,88 @@
+"""Shared fixtures: shared-data folders (skipped when absent), ffmpeg, tiny CLIP weights, hygiene."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_DIR = TESTS_DIR.parent
+sys.path.insert(0, str(TESTS_DIR))  # tests/media.py, tests/tiny_clip.py
+
+
+def shared_root() -> Path:
+    """../shared next to the checkout (or $R2CLI_SHARED_DIR)."""
+    return Path(os.environ.get("R2CLI_SHARED_DIR", REPO_DIR.parent / "shared")).resolve()
+
+
+def parity_root() -> Path:
+    """Folder of parity files: $R2CLI_PARITY_DIR or ../shared/parity."""
+    return Path(os.environ.get("R2CLI_PARITY_DIR", shared_root() / "parity")).resolve()
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    path = parity_root()
+    if not path.is_dir():
+        pytest.skip(f"parity folder {path} is absent (set R2CLI_PARITY_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    path = shared_root() / "datasets"
+    if not path.is_dir():
+        pytest.skip(f"benchmark annotations {path} are absent (research licences: they are not shipped)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ffmpeg() -> str:
+    exe = shutil.which("ffmpeg")
+    if not exe or not shutil.which("ffprobe"):
+        pytest.skip("ffmpeg/ffprobe not found on PATH (apt-get install ffmpeg)")
+    return exe
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_path(tmp_path_factory) -> Path:
+    """A tiny random CLIP in OpenAI state-dict format (5 layers per tower, 64 px images)."""
+    from tiny_clip import write_tiny_openai_clip
+
+    return write_tiny_openai_clip(tmp_path_factory.mktemp("weights") / "tiny-clip-openai.pt")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path_factory, monkeypatch):
+    """Never touch the user's cache or workspace, never reach a hub."""
+    monkeypatch.setenv("R2CLI_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("R2CLI_NO_PROGRESS", "1")
+    for var in ("R2CLI_WORKSPACE", "R2CLI_CATALOG", "R2CLI_CLIP_WEIGHTS", "R2CLI_CHECKPOINT"):
+        monkeypatch.delenv(var, raising=False)
+
+
+class _ErrorLogTrap(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_error_logs():
+    """A test that makes r2cli log at ERROR fails: errors must be raised or recorded, not just logged."""
+    trap = _ErrorLogTrap()
+    logger = logging.getLogger("r2cli")
+    logger.addHandler(trap)
+    yield
+    logger.removeHandler(trap)
+    if trap.records:
+        pytest.fail("r2cli logged at ERROR: " + "; ".join(r.getMessage() for r in trap.records))

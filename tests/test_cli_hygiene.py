@@ -1,0 +1,79 @@
+"""CLI hygiene: fast --help without torch, a version, help text with an example on every command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from r2cli import __version__
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+def test_help_does_not_import_heavy_modules():
+    code = (
+        "import sys\n"
+        "from r2cli.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('torch', 'open_clip', 'pyarrow', 'pandas', 'sqlalchemy', 'numpy') if m in sys.modules)\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+    )
+    result = _run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY=\n" in result.stdout, result.stdout[-300:]
+
+
+def test_help_is_fast():
+    exe = [sys.executable, "-m", "r2cli.cli.main", "--help"]
+    subprocess.run(exe, capture_output=True, check=True)  # warm the page cache and bytecode
+    best = min(_timed(exe) for _ in range(3))
+    assert best < 0.3, f"r2cli --help took {best:.3f}s (must be < 0.3 s)"
+
+
+def _timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
+def test_version():
+    from r2cli.cli.main import app
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"r2cli {__version__}"
+
+
+def _all_commands():
+    import typer.main
+
+    from r2cli.cli.main import app
+
+    group = typer.main.get_command(app)
+    found = []
+
+    def walk(cmd, path):
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                walk(sub, [*path, name])
+        else:
+            found.append(path)
+
+    walk(group, [])
+    return found
+
+
+@pytest.mark.parametrize("path", _all_commands(), ids=lambda p: " ".join(p))
+def test_every_command_has_help_with_example(path):
+    from r2cli.cli.main import app
+
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output, f"`r2cli {' '.join(path)} --help` shows no example"
