@@ -1,0 +1,511 @@
+"""The R2-Tuning head: R2 block, conv pyramid, query pooling, heads, points and decoding.
+
+Two ways to run the same weights:
+
+* the product path (default, ``official_padding=False``): every (video, query) pair of a padded batch
+  gives what it would give alone. TEF and positional encoding use the pair's own length, padded query
+  rows are excluded from the spatial-pooling max, and positions beyond a sample's length are zeroed
+  before every head convolution; per-sample pyramid lengths are ``T_i // stride``.
+* the official path (``official_padding=True``): the padded-batch behaviour of the official code
+  (TEF/PE over the padded length, padded query rows inside the max, unmasked convolutions), used to
+  reproduce official training losses. With a batch of one, both paths are the same computation.
+
+The query-independent part (video map of all tokens of all k layers with TEF, ``v_map`` of them and
+the CLS tokens) is computed once per video by :meth:`R2Tuning.encode_video`; :meth:`R2Tuning.ground`
+then serves any number of queries per video through a pair -> video index.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from r2cli.errors import InputError
+from r2cli.model._layers import (
+    DecoderLayer,
+    Transpose,
+    cosine,
+    endpoint_features,
+    masked_conv1d,
+    positional_encoding,
+)
+from r2cli.model.config import ModelConfig
+
+
+@dataclass
+class VideoSide:
+    """Query-independent features of a batch of videos (computed once, reused by every query)."""
+
+    tokens: torch.Tensor  # [k, V, T, P, D] video_map output of every token, layer 0 = oldest kept CLIP layer
+    keys: torch.Tensor  # [k, V, T, P, D] v_map(tokens), the keys of the spatial pooling
+    mask: torch.Tensor  # [V, T] bool, true on real clips
+    lengths: torch.Tensor  # [V] long, number of real clips of each video
+    official_padding: bool  # TEF was computed over the padded length (official batch behaviour)
+
+    @property
+    def cls(self) -> torch.Tensor:
+        """[k, V, T, D] mapped CLS token of every clip and layer."""
+        return self.tokens[:, :, :, 0]
+
+    @property
+    def num_videos(self) -> int:
+        return self.tokens.size(1)
+
+    @property
+    def num_clips(self) -> int:
+        return self.tokens.size(2)
+
+
+@dataclass
+class GroundingOutput:
+    """Batched head outputs for N (video, query) pairs; padded positions hold garbage unless masked."""
+
+    video_emb: torch.Tensor  # [N, T, D] final clip states after the pyramid's in-place ReLU
+    adapter_video_emb: torch.Tensor  # [N, T, D] final clip states before that ReLU
+    query_tokens: torch.Tensor  # [N, L, D] query_map output of the oldest kept layer (last recurrent step)
+    query_emb: torch.Tensor  # [N, 1, D] attention-pooled query
+    levels: list[torch.Tensor]  # pyramid levels [N, T_s, D] of the strides that fit the padded length
+    level_strides: list[int]  # stride of each level
+    points: torch.Tensor  # [M, 4] rows (position in clips, reg_lo, reg_hi, stride), levels concatenated
+    out_class: torch.Tensor  # [N, M, 1] class logits
+    coord_raw: torch.Tensor | None  # [N, M, 2] raw regression output (None without a coord head)
+    out_coord: torch.Tensor | None  # [N, M, 2] exp(raw) * coef[level], distances in units of the stride
+    video_mask: torch.Tensor  # [N, T] bool
+    query_mask: torch.Tensor  # [N, L] bool
+    lengths: torch.Tensor  # [N] long clips per pair
+    official_padding: bool  # which path produced this output
+    coll_v: list[torch.Tensor] = field(default_factory=list)  # k x [N, T, D] mapped CLS, execution order (newest first)
+    coll_q: list[torch.Tensor] = field(default_factory=list)  # k x [N, L, D] query_map outputs, execution order
+    tem_inputs: list[torch.Tensor] = field(default_factory=list)  # k x [N, T, D] decoder inputs (if requested)
+    tem_outputs: list[torch.Tensor] = field(default_factory=list)  # k x [N, T, D] decoder outputs (if requested)
+
+    def level_lengths(self) -> list[torch.Tensor]:
+        """Per-level valid lengths [N] of each pair: ``T_i // stride`` (0 where the level does not fit)."""
+        return [self.lengths // s for s in self.level_strides]
+
+    def level_masks(self) -> list[torch.Tensor]:
+        """Per-level validity [N, T_s] in the product sense (position < T_i // stride)."""
+        out = []
+        for level, length in zip(self.levels, self.level_lengths()):
+            out.append(torch.arange(level.size(1), device=level.device)[None, :] < length[:, None])
+        return out
+
+
+@dataclass
+class PairPrediction:
+    """Decoded prediction of one (video, query) pair."""
+
+    saliency: torch.Tensor  # [T_i] per-clip score (class scores merged over levels, times the cosine if enabled)
+    boundary: torch.Tensor | None  # [<=max_num_moment, 3] rows (start s, end s, score), sorted by score, unclamped
+    class_logits: torch.Tensor  # [M_i] class logits of the pair's valid points
+    points: torch.Tensor  # [M_i, 4] the pair's valid points
+
+
+def _map(in_width: int, dims: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(
+        nn.LayerNorm(in_width), nn.Dropout(dropout), nn.Linear(in_width, dims), nn.ReLU(inplace=True),
+        nn.LayerNorm(dims), nn.Dropout(dropout), nn.Linear(dims, dims),
+    )
+
+
+class R2Block(nn.Module):
+    """Reversed recurrence over the last k CLIP layers with query-modulated spatial pooling."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        k, d = config.k, config.dims
+        # own parameters first so the state-dict order matches the official one
+        if k > 1:
+            self.gate = nn.Parameter(torch.zeros(k - 1))
+        self.scale = nn.Parameter(torch.zeros(k))
+        self.video_map = _map(config.video_in_width, d, config.dropout)
+        self.query_map = _map(config.query_width, d, config.dropout)
+        self.v_map = nn.Linear(d, d)
+        self.q_map = nn.Linear(d, d)
+        self.tem = DecoderLayer(d, config.heads, config.ffn_ratio, config.droppath)
+        self.config = config
+
+
+class ConvPyramid(nn.Module):
+    """One branch per stride: stride 1 is the (in-place) ReLU, stride 2^p is p x [conv k2 s2, LN, ReLU]."""
+
+    def __init__(self, dims: int, strides: tuple[int, ...]) -> None:
+        super().__init__()
+        self.strides = strides
+        self.blocks = nn.ModuleList()
+        for stride in strides:
+            repeats = int(math.log2(stride))
+            if repeats == 0:
+                self.blocks.append(nn.ReLU(inplace=True))
+                continue
+            layers: list[nn.Module] = []
+            for _ in range(repeats):
+                layers += [Transpose(), nn.Conv1d(dims, dims, 2, stride=2), Transpose(), nn.LayerNorm(dims),
+                           nn.ReLU(inplace=True)]
+            self.blocks.append(nn.Sequential(*layers))
+
+
+class AdaPooling(nn.Module):
+    """Attention pooling of query tokens with a key mask."""
+
+    def __init__(self, dims: int) -> None:
+        super().__init__()
+        self.att = nn.Linear(dims, 1, bias=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # x [B, L, D], mask [B, L] -> [B, 1, D]
+        logits = self.att(x) + torch.where(mask.unsqueeze(2) > 0, 0.0, float("-inf"))  # [B, L, 1]
+        weights = logits.softmax(dim=1)
+        return torch.matmul(x.transpose(1, 2), weights).squeeze(2).unsqueeze(1)
+
+
+class ConvHead(nn.Module):
+    """Conv k -> ReLU -> conv k over time; ``module.1`` and ``module.3`` hold the weights."""
+
+    def __init__(self, dims: int, out_dims: int, kernel: int) -> None:
+        super().__init__()
+        self.module = nn.Sequential(
+            Transpose(), nn.Conv1d(dims, dims, kernel, padding=kernel // 2), nn.ReLU(inplace=True),
+            nn.Conv1d(dims, out_dims, kernel, padding=kernel // 2), Transpose(),
+        )
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        # x [B, T, D] -> [B, T, out]; with lengths, zero padded positions before each conv
+        hidden = torch.relu(masked_conv1d(self.module[1], x, lengths))
+        return masked_conv1d(self.module[3], hidden, lengths)
+
+
+class SaliencyScale(nn.Module):
+    """Holds the saliency loss's fixed logit scale as the persistent buffer official checkpoints carry."""
+
+    def __init__(self, temperature: float) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.tensor([math.log(1 / temperature)]))
+
+
+class LossState(nn.Module):
+    """Container whose only state is ``_loss_sal.scale`` (``loss._loss_sal.scale`` in checkpoints)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if config.loss.sal_weight is not None:
+            self._loss_sal = SaliencyScale(config.loss.sal_temperature)
+
+
+def make_points(level_sizes: list[int], strides: list[int], all_strides: tuple[int, ...],
+                device: torch.device) -> torch.Tensor:
+    """Points (position, reg_lo, reg_hi, stride) of the present levels, generated for any length.
+
+    Regression ranges follow the configured strides: (0, s1), (s1, s2), ..., (s_last, inf).
+    """
+    ranges: dict[int, tuple[float, float]] = {}
+    last = 0.0
+    for index, stride in enumerate(all_strides):
+        upper = float(all_strides[index + 1]) if index + 1 < len(all_strides) else float("inf")
+        ranges[stride] = (last, upper)
+        last = upper
+    rows = []
+    for size, stride in zip(level_sizes, strides):
+        position = torch.arange(0, size * stride, stride, device=device, dtype=torch.float32)[:, None]
+        lo, hi = ranges[stride]
+        rows.append(torch.cat((position, position.new_full((size, 1), lo), position.new_full((size, 1), hi),
+                               position.new_full((size, 1), float(stride))), dim=1))
+    return torch.cat(rows)
+
+
+class R2Tuning(nn.Module):
+    """R2-Tuning head over cached CLIP features; state-dict keys equal the official ones."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.coef = nn.Parameter(torch.ones(len(config.strides)))
+        self.adapter = R2Block(config)
+        self.pyramid = ConvPyramid(config.dims, config.strides)
+        self.pooling = AdaPooling(config.dims)
+        self.class_head = ConvHead(config.dims, 1, config.head_kernel)
+        self.coord_head = ConvHead(config.dims, 2, config.head_kernel) if config.coord_head else None
+        self.loss = LossState(config)
+
+    # ------------------------------------------------------------------ video side
+    def encode_video(self, video: torch.Tensor, video_mask: torch.Tensor | None = None, *,
+                     official_padding: bool = False) -> VideoSide:
+        """Compute everything that does not depend on the query, once per video.
+
+        Args:
+            video: [V, T, k', P, Cv] CLIP layer features (fp16 or fp32; the last k layers are used,
+                oldest first). Padded clips may hold anything (they are zeroed).
+            video_mask: [V, T] (bool or 0/1), true on real clips; None: all clips are real.
+            official_padding: compute TEF over the padded length, as the official batch code does.
+
+        Returns:
+            VideoSide with [k, V, T, P, D] mapped tokens and keys.
+
+        Raises:
+            InputError: on wrong shapes or widths, or a video with no real clip.
+        """
+        cfg = self.config
+        if video.dim() != 5:
+            raise InputError(f"video features must be [videos, clips, layers, tokens, width], got {tuple(video.shape)}")
+        v, t, layers, p, c = video.shape
+        if layers < cfg.k or p != cfg.num_tokens or c != cfg.video_width:
+            raise InputError(f"video features {tuple(video.shape)} do not fit the head: need >= {cfg.k} layers, "
+                             f"{cfg.num_tokens} tokens and width {cfg.video_width}")
+        device = self.coef.device
+        dtype = self.coef.dtype
+        mask = _mask(video_mask, (v, t), device)
+        lengths = mask.sum(1)
+        if bool((lengths == 0).any()):
+            raise InputError("every video needs at least one real clip (a video mask row is all false)")
+        tef_lengths = torch.full_like(lengths, t) if official_padding else lengths
+        tef = endpoint_features(tef_lengths, t, device) if cfg.use_tef else None  # [V, T, 2]
+        keep = mask[:, :, None, None]
+        tokens, keys = [], []
+        for layer in range(layers - cfg.k, layers):
+            x = video[:, :, layer].to(device=device, dtype=dtype)  # [V, T, P, Cv]
+            x = torch.where(keep, x, torch.zeros((), dtype=dtype, device=device))
+            if tef is not None:
+                x = torch.cat((x, tef[:, :, None, :].expand(v, t, p, 2).to(dtype)), dim=-1)  # [V, T, P, Cv+2]
+            mapped = self.adapter.video_map(x)  # [V, T, P, D]
+            tokens.append(mapped)
+            keys.append(self.adapter.v_map(mapped))
+        return VideoSide(tokens=torch.stack(tokens), keys=torch.stack(keys), mask=mask, lengths=lengths,
+                         official_padding=official_padding)
+
+    # ------------------------------------------------------------------ pairs
+    def ground(self, side: VideoSide, query: torch.Tensor, query_mask: torch.Tensor | None = None,
+               pair_video: torch.Tensor | None = None, *, official_padding: bool | None = None,
+               record: bool = False) -> GroundingOutput:
+        """Run the query-dependent part for N (video, query) pairs.
+
+        Args:
+            side: output of :meth:`encode_video` for V videos.
+            query: [N, L, k', Cq] CLIP text layer features of the real tokens (SOT..EOT), padded rows anywhere.
+            query_mask: [N, L] true on real tokens; None: all real.
+            pair_video: [N] long index into the videos of ``side``; None: pair n uses video n.
+            official_padding: reproduce the official padded-batch behaviour; default: ``side.official_padding``.
+            record: keep the decoder inputs/outputs of every recurrent step (for parity checks).
+
+        Returns:
+            GroundingOutput for the N pairs.
+
+        Raises:
+            InputError: on wrong shapes, an index out of range, or a query with no real token.
+        """
+        cfg = self.config
+        official = side.official_padding if official_padding is None else official_padding
+        if query.dim() != 4:
+            raise InputError(f"query features must be [queries, tokens, layers, width], got {tuple(query.shape)}")
+        n, l, layers, c = query.shape
+        if layers < cfg.k or c != cfg.query_width:
+            raise InputError(f"query features {tuple(query.shape)} do not fit the head: need >= {cfg.k} layers "
+                             f"and width {cfg.query_width}")
+        device, dtype = self.coef.device, self.coef.dtype
+        if pair_video is None:
+            if n != side.num_videos:
+                raise InputError(f"{n} queries but {side.num_videos} videos: pass pair_video to pair them")
+            pair_video = torch.arange(n, device=device)
+        pair_video = pair_video.to(device=device, dtype=torch.long)
+        if pair_video.shape != (n,) or (n and (int(pair_video.min()) < 0 or int(pair_video.max()) >= side.num_videos)):
+            raise InputError(f"pair_video must be [{n}] indices in [0, {side.num_videos}), got {pair_video.tolist()}")
+        qmask = _mask(query_mask, (n, l), device)
+        if bool((qmask.sum(1) == 0).any()):
+            raise InputError("every query needs at least one real token (a query mask row is all false)")
+        t = side.num_clips
+        vmask = side.mask[pair_video]  # [N, T]
+        lengths = side.lengths[pair_video]  # [N]
+        query = torch.where(qmask[:, :, None, None], query.to(device=device, dtype=dtype),
+                            torch.zeros((), dtype=dtype, device=device))
+
+        adapter = self.adapter
+        pe_lengths = torch.full_like(lengths, t) if official else lengths
+        pe = positional_encoding(pe_lengths, t, cfg.dims, device).to(dtype)  # [N, T, D]
+        pool_bias = None if official else torch.where(qmask, 0.0, float("-inf")).to(dtype)[:, None, :, None]
+        coll_v, coll_q, tem_in, tem_out = [], [], [], []
+        state: torch.Tensor | None = None
+        for i in range(cfg.k - 1, -1, -1):
+            layer = layers - cfg.k + i
+            y = adapter.query_map(query[:, :, layer])  # [N, L, D]
+            x = side.tokens[i][pair_video]  # [N, T, P, D]
+            keys = side.keys[i][pair_video]  # [N, T, P, D]
+            coll_v.append(x[:, :, 0])
+            coll_q.append(y)
+            yq = adapter.q_map(y)  # [N, L, D]
+            att = torch.einsum("nld,ntpd->ntlp", yq, keys) / cfg.dims**0.5  # [N, T, L, P]
+            att = att.softmax(-1)
+            pooled = torch.matmul(att, x) + y[:, None]  # [N, T, L, D]
+            if pool_bias is not None:
+                pooled = pooled + pool_bias  # padded query rows never win the max
+            pooled = pooled.amax(dim=2)  # [N, T, D]
+            z = x[:, :, 0] + pooled * adapter.scale[i].tanh()
+            if i < cfg.k - 1:
+                gate = adapter.gate[i].sigmoid()
+                z = gate * z + (1 - gate) * state
+            if record:
+                tem_in.append(z)
+            state = adapter.tem(z, y, pe, vmask, qmask)
+            if record:
+                tem_out.append(state)
+        adapter_video_emb = state
+        query_tokens = coll_q[-1]
+
+        # the official stride-1 branch is an in-place ReLU: every later consumer sees relu(h)
+        video_emb = torch.relu(adapter_video_emb) if 1 in cfg.strides else adapter_video_emb
+        levels, level_strides = [], []
+        for stride, block in zip(cfg.strides, self.pyramid.blocks):
+            if t < stride:
+                continue
+            level_strides.append(stride)
+            levels.append(video_emb if stride == 1 else block(video_emb))
+        conv_lengths = None if official else lengths
+        classes, raws, coords = [], [], []
+        for index, (level, stride) in enumerate(zip(levels, level_strides)):
+            level_len = None if conv_lengths is None else conv_lengths // stride
+            classes.append(self.class_head(level, level_len))
+            if self.coord_head is not None:
+                raw = self.coord_head(level, level_len)
+                raws.append(raw)
+                coords.append(raw.exp() * self.coef[cfg.strides.index(stride)])
+        points = make_points([lv.size(1) for lv in levels], level_strides, cfg.strides, device)
+        query_emb = self.pooling(query_tokens, qmask)
+        return GroundingOutput(
+            video_emb=video_emb, adapter_video_emb=adapter_video_emb, query_tokens=query_tokens, query_emb=query_emb,
+            levels=levels, level_strides=level_strides, points=points, out_class=torch.cat(classes, dim=1),
+            coord_raw=torch.cat(raws, dim=1) if raws else None, out_coord=torch.cat(coords, dim=1) if coords else None,
+            video_mask=vmask, query_mask=qmask, lengths=lengths, official_padding=official,
+            coll_v=coll_v, coll_q=coll_q, tem_inputs=tem_in, tem_outputs=tem_out,
+        )
+
+    def forward(self, video: torch.Tensor, query: torch.Tensor, video_mask: torch.Tensor | None = None,
+                query_mask: torch.Tensor | None = None, pair_video: torch.Tensor | None = None, *,
+                official_padding: bool = False, record: bool = False) -> GroundingOutput:
+        """encode_video + ground in one call (training and single-shot use). Shapes as in those methods."""
+        side = self.encode_video(video, video_mask, official_padding=official_padding)
+        return self.ground(side, query, query_mask, pair_video, official_padding=official_padding, record=record)
+
+    # ------------------------------------------------------------------ decoding
+    def saliency_levels(self, out: GroundingOutput) -> torch.Tensor:
+        """[levels, N, T] sigmoid class scores of each level stretched to each pair's own length.
+
+        Every score is repeated ``T_i // T_s`` times and the tail is padded with the last score
+        (the official rule; the factor can exceed the stride). Levels that do not fit a pair
+        (``T_i < stride``) and clips beyond ``T_i`` hold -inf.
+        """
+        n, t = out.video_mask.shape
+        device = out.out_class.device
+        scores = out.out_class[:, :, 0].sigmoid()  # [N, M]
+        clip = torch.arange(t, device=device)[None, :]  # [1, T]
+        stacked = []
+        offset = 0
+        for level, stride in zip(out.levels, out.level_strides):
+            size = level.size(1)
+            level_len = out.lengths // stride  # [N]
+            repeat = out.lengths // level_len.clamp(min=1)  # [N]
+            index = torch.minimum(clip // repeat[:, None], (level_len - 1).clamp(min=0)[:, None])  # [N, T]
+            stretched = scores[:, offset:offset + size].gather(1, index.clamp(max=size - 1))
+            valid = (level_len[:, None] > 0) & out.video_mask
+            stacked.append(torch.where(valid, stretched, torch.full_like(stretched, float("-inf"))))
+            offset += size
+        return torch.stack(stacked)
+
+    def clip_query_cosine(self, out: GroundingOutput) -> torch.Tensor:
+        """[N, T] cosine between each clip state (after the ReLU) and the pooled query."""
+        return cosine(out.video_emb, out.query_emb)
+
+    def saliency(self, out: GroundingOutput) -> torch.Tensor:
+        """[N, T] per-clip saliency of every pair over its own length (padded clips are 0).
+
+        The maximum over levels of :meth:`saliency_levels`; with ``merge_cls_sal`` it is multiplied by
+        the clip/query cosine (so it can be negative).
+        """
+        merged = self.saliency_levels(out).amax(dim=0)
+        if self.config.merge_cls_sal:
+            merged = merged * self.clip_query_cosine(out)
+        return torch.where(out.video_mask, merged, torch.zeros_like(merged))
+
+    def boundaries(self, out: GroundingOutput, fps: torch.Tensor | list[float] | float) -> list[torch.Tensor]:
+        """Decode each pair's top windows: list of [<=max_num_moment, 3] (start s, end s, score), unclamped.
+
+        A point at position p with stride s and distances (d0, d1) gives ``((p - s*d0)/fps, (p + s*d1)/fps)``
+        with score sigmoid(logit); only the pair's valid points (position index < T_i // s) take part.
+        Rows are sorted by score with a stable sort and cut to ``max_num_moment``.
+
+        Raises:
+            InputError: when the model has no coord head.
+        """
+        if out.out_coord is None:
+            raise InputError("this model has no coord head (TVSum/YouTube presets predict saliency only)")
+        n = out.out_class.size(0)
+        fps_t = _fps_tensor(fps, n, out.out_class.device)
+        points = out.points
+        position, stride = points[:, 0], points[:, 3]
+        start = (-out.out_coord[:, :, 0] * stride + position) / fps_t[:, None]  # [N, M]
+        end = (out.out_coord[:, :, 1] * stride + position) / fps_t[:, None]
+        score = out.out_class[:, :, 0].sigmoid()
+        valid = self._valid_points(out)  # [N, M]
+        key = torch.where(valid, score, torch.full_like(score, float("-inf")))  # invalid points sort last
+        keep = min(self.config.max_num_moment, key.size(1))
+        order = torch.sort(key, dim=1, descending=True, stable=True).indices[:, :keep]  # [N, K]
+        rows = torch.stack((start, end, score), dim=-1).gather(1, order[:, :, None].expand(-1, -1, 3))  # [N, K, 3]
+        counts = valid.sum(1).clamp(max=keep).tolist()
+        return [rows[i, : counts[i]] for i in range(n)]
+
+    def _valid_points(self, out: GroundingOutput) -> torch.Tensor:
+        masks = [m for m in out.level_masks()]
+        return torch.cat(masks, dim=1)
+
+    def predict(self, out: GroundingOutput, fps: torch.Tensor | list[float] | float) -> list[PairPrediction]:
+        """Per-pair saliency [T_i], boundaries (if a coord head exists), logits and points of valid points."""
+        saliency = self.saliency(out)
+        bounds = self.boundaries(out, fps) if out.out_coord is not None else [None] * saliency.size(0)
+        valid = self._valid_points(out)
+        results = []
+        for i in range(saliency.size(0)):
+            length = int(out.lengths[i])
+            results.append(PairPrediction(saliency=saliency[i, :length], boundary=bounds[i],
+                                          class_logits=out.out_class[i, valid[i], 0], points=out.points[valid[i]]))
+        return results
+
+    def num_parameters(self) -> int:
+        """Number of learnable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def _mask(mask: torch.Tensor | None, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+    if mask is None:
+        return torch.ones(shape, dtype=torch.bool, device=device)
+    if tuple(mask.shape) != shape:
+        raise InputError(f"mask shape {tuple(mask.shape)} does not fit the features (expected {shape})")
+    return mask.to(device=device) > 0
+
+
+def _fps_tensor(fps, n: int, device: torch.device) -> torch.Tensor:
+    if isinstance(fps, (int, float)):
+        values = torch.full((n,), float(fps))
+    else:
+        values = torch.as_tensor(fps, dtype=torch.float32).reshape(-1)
+    if values.numel() != n or not bool((values > 0).all()):
+        raise InputError(f"fps must be one positive value or {n} positive values, got {fps!r}")
+    return values.to(device=device, dtype=torch.float32)
+
+
+def build_model(config: ModelConfig | None = None) -> R2Tuning:
+    """Build an R2-Tuning head with the official initialisation (default: the QVHighlights architecture).
+
+    Raises:
+        UsageError: when the config breaks a rule.
+    """
+    return R2Tuning(config or ModelConfig())
+
+
+def masks_from_padding(video: torch.Tensor, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Official convention: a clip/token is real iff element 0 of its flattened feature is finite.
+
+    ``video`` [B, T, ...], ``query`` [B, L, ...] -> (video_mask [B, T] bool, query_mask [B, L] bool).
+    """
+    return (video.reshape(video.size(0), video.size(1), -1)[:, :, 0].isfinite(),
+            query.reshape(query.size(0), query.size(1), -1)[:, :, 0].isfinite())
