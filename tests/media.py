@@ -49,7 +49,7 @@ def make_video(
     chain = "".join(f"[{i}:v]" for i in range(n)) + f"concat=n={n}:v=1:a=0,"
     chain += "drawbox=x='mod(t*40\\,iw-20)':y=10:w=20:h=20:c=white:t=fill"
     if sar:
-        chain += f",setsar={sar}"
+        chain += f",setsar={sar.replace(':', '/')}"
     chain += "[v]"
     args += ["-filter_complex", chain, "-map", "[v]"]
     if audio:

@@ -1,0 +1,141 @@
+"""`r2cli catalog list|show|stats`: read the catalog."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from r2cli.cli._common import CatalogOpt, JsonOpt, WorkspaceOpt, console, print_json, workspace_from
+
+catalog_app = typer.Typer(
+    help="Read the catalog: list videos, show one, totals.\n\nExample:  r2cli catalog list --status error",
+    no_args_is_help=True,
+)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(seconds, 60.0)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{secs:04.1f}" if hours else f"{minutes}:{secs:04.1f}"
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return ""
+    amount = float(value)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if amount < 1024 or unit == "TB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return str(value)
+
+
+@catalog_app.command("list")
+def list_command(
+    status: Annotated[Optional[str], typer.Option("--status", help="ok, error or missing.")] = None,
+    path: Annotated[
+        Optional[str], typer.Option("--path", help="Glob on the absolute path ('*' crosses folders), e.g. '*/2019/*'.")
+    ] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Show at most this many.")] = None,
+    json_output: JsonOpt = False,
+    workspace: WorkspaceOpt = None,
+    catalog: CatalogOpt = None,
+) -> None:
+    """List videos in the catalog, in path order.
+
+    Example:  r2cli catalog list --status ok --path '*/holidays/*.mp4'
+    """
+    from r2cli.catalog.queries import list_videos
+
+    rows = list_videos(workspace_from(workspace, catalog), status=status, path_glob=path, limit=limit)
+    if json_output:
+        print_json([row.to_dict() for row in rows])
+        return
+    table = Table(show_header=True, header_style="bold")
+    for column, justify in (("id", "right"), ("status", "left"), ("duration", "right"), ("size", "right"),
+                            ("fps", "right"), ("codec", "left"), ("audio", "left"), ("path / error", "left")):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in rows:
+        size = f"{row.display_width}x{row.display_height}" if row.display_width else ""
+        text = escape(row.path) + (f"\n[red]{escape(row.error)}[/]" if row.error and row.status != "ok" else "")
+        table.add_row(
+            str(row.id), row.status, _duration(row.duration), size, f"{row.fps:.3g}" if row.fps else "",
+            row.codec or "", {True: "yes", False: "no"}.get(row.has_audio, ""), text,  # type: ignore[arg-type]
+        )
+    console.print(table)
+    console.print(f"{len(rows)} videos", highlight=False)
+
+
+@catalog_app.command("show")
+def show_command(
+    video: Annotated[str, typer.Argument(metavar="ID|PATH", help="Catalog id or path of the video.")],
+    json_output: JsonOpt = False,
+    workspace: WorkspaceOpt = None,
+    catalog: CatalogOpt = None,
+) -> None:
+    """Show everything the catalog knows about one video, and its feature sets.
+
+    Example:  r2cli catalog show sample_media/red_then_blue_cut.mp4
+    """
+    from r2cli.catalog.queries import get_video
+
+    details = get_video(workspace_from(workspace, catalog), video)
+    if json_output:
+        print_json(details.to_dict())
+        return
+    table = Table(show_header=False, box=None)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in details.video.to_dict().items():
+        table.add_row(key, "" if value is None else escape(str(value)))
+    console.print(table)
+    if details.feature_sets:
+        sets = Table(title="feature sets", show_header=True, header_style="bold")
+        for column in ("settings_key", "num_clips", "shape", "dtype", "bytes", "relpath"):
+            sets.add_column(column, overflow="fold")
+        for item in details.feature_sets:
+            sets.add_row(*(escape(str(item[c])) for c in ("settings_key", "num_clips", "shape", "dtype", "bytes", "relpath")))
+        console.print(sets)
+    else:
+        console.print("no feature sets yet", highlight=False)
+
+
+@catalog_app.command("stats")
+def stats_command(
+    json_output: JsonOpt = False,
+    workspace: WorkspaceOpt = None,
+    catalog: CatalogOpt = None,
+) -> None:
+    """Totals: videos by status, hours, bytes, features, runs.
+
+    Example:  r2cli catalog stats --json
+    """
+    from r2cli.catalog.queries import catalog_stats
+
+    stats = catalog_stats(workspace_from(workspace, catalog))
+    if json_output:
+        print_json(stats.to_dict())
+        return
+    table = Table(show_header=False, box=None)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_row("catalog", escape(stats.catalog))
+    table.add_row("schema version", str(stats.schema_version))
+    table.add_row("videos", str(stats.videos))
+    for status, count in stats.by_status.items():
+        table.add_row(f"  {status}", str(count))
+    table.add_row("hours (ok)", f"{stats.hours:.2f}")
+    table.add_row("size (ok)", _size(stats.bytes))
+    table.add_row("features", ", ".join(f"{k}: {v}" for k, v in sorted(stats.features.items())) or "-")
+    table.add_row("feature sets", str(stats.feature_sets))
+    table.add_row("runs", ", ".join(f"{k}: {v}" for k, v in sorted(stats.runs.items())) or "-")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(catalog_app, name="catalog")

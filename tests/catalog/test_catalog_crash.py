@@ -1,0 +1,98 @@
+"""Real `r2cli index` processes: killed with SIGKILL mid-run, and two at once on one catalog."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import cli_command, cli_env, distinct_copy, run_cli, sqlite_rows
+
+from r2cli.catalog.scan import scan_archive
+from r2cli.paths import resolve_workspace
+
+FILES = 40
+
+
+@pytest.fixture(scope="module")
+def forty_clips(base_clip, tmp_path_factory):
+    root = tmp_path_factory.mktemp("forty")
+    for i in range(FILES):
+        distinct_copy(base_clip, root / f"batch {i // 10}" / f"clip_{i:02d}.mp4", i)
+    return root
+
+
+def _count(db) -> int:
+    try:
+        return sqlite_rows(db, "SELECT count(*) FROM videos")[0][0]
+    except Exception:  # not created yet, or mid-migration
+        return 0
+
+
+def _check_catalog(db) -> None:
+    assert sqlite_rows(db, "PRAGMA integrity_check") == [("ok",)]
+    paths = [p for (p,) in sqlite_rows(db, "SELECT path FROM videos")]
+    fingerprints = [f for (f,) in sqlite_rows(db, "SELECT fingerprint FROM videos")]
+    assert len(paths) == FILES and len(set(paths)) == FILES and len(set(fingerprints)) == FILES
+    assert sqlite_rows(db, "SELECT DISTINCT status FROM videos") == [("ok",)]
+
+
+def test_kill_9_mid_run_then_resume(forty_clips, tmp_path):
+    workspace = tmp_path / "ws"
+    db = workspace / "catalog.sqlite"
+    process = subprocess.Popen(cli_command("index", str(forty_clips), "--workspace", str(workspace)),
+                               env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while _count(db) < 3 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -signal.SIGKILL, "the index run finished before it could be killed"
+    done = _count(db)
+    assert 3 <= done < FILES
+    assert sqlite_rows(db, "PRAGMA integrity_check") == [("ok",)]
+
+    report = scan_archive([forty_clips], resolve_workspace(workspace))
+    assert report.errors == 0 and report.unchanged == done and report.new == FILES - done
+    _check_catalog(db)
+
+
+def test_two_index_runs_at_once(forty_clips, tmp_path):
+    workspace = tmp_path / "ws"
+    lock = workspace / "catalog.sqlite.lock"
+    first = subprocess.Popen(cli_command("index", str(forty_clips), "--workspace", str(workspace), "--json"),
+                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiting = None
+    try:
+        deadline = time.monotonic() + 120
+        while first.poll() is None and time.monotonic() < deadline:
+            if lock.exists() and str(first.pid) in lock.read_text():
+                break
+            time.sleep(0.01)
+        assert first.poll() is None, "the first run finished before the second could start"
+        # a third run queues behind the first with --wait
+        waiting = subprocess.Popen(
+            cli_command("index", str(forty_clips), "--workspace", str(workspace), "--wait", "120", "--json"),
+            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        refused = run_cli("index", str(forty_clips), "--workspace", str(workspace))
+        first_out, first_err = first.communicate(timeout=120)
+        waiting_out, waiting_err = waiting.communicate(timeout=180)
+    finally:
+        for process in (first, waiting):
+            if process is not None and process.poll() is None:
+                process.kill()
+    assert refused.returncode == 6, refused.stderr
+    assert "is busy" in refused.stderr and "pid" in refused.stderr and "--wait" in refused.stderr
+    assert first.returncode == 0, first_err
+    assert waiting.returncode == 0, waiting_err
+    reports = [json.loads(first_out), json.loads(waiting_out)]
+    assert sum(r["new"] for r in reports) == FILES and all(r["errors"] == 0 for r in reports)
+    assert sum(r["unchanged"] for r in reports) == FILES
+    _check_catalog(workspace / "catalog.sqlite")
