@@ -1,0 +1,123 @@
+"""`r2cli models`: the pretrained registry (list, download, cache paths for offline use)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from r2cli.cli._common import JsonOpt, RichReporter, console, print_json
+
+CacheOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--cache-dir",
+        help="Weights cache folder. Default: $R2CLI_CACHE or ~/.cache/r2cli",
+        show_default=False,
+    ),
+]
+
+models_app = typer.Typer(
+    name="models",
+    help=(
+        "Pretrained weights: the official R2-Tuning checkpoints and the CLIP weights they need.\n\n"
+        "Files are kept in the weights cache ($R2CLI_CACHE or ~/.cache/r2cli): checkpoints/<file> and "
+        "clip/<file>. Offline, copy the files there by hand (`r2cli models path NAME` prints where) "
+        "or pass --checkpoint PATH / --clip-weights PATH.\n\n"
+        "Example:  r2cli models list && r2cli models download qvhighlights"
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+
+def _size(num_bytes: int | None) -> str:
+    if num_bytes is None:
+        return ""
+    return f"{num_bytes / 1e6:.1f} MB"
+
+
+@models_app.command("list")
+def list_command(
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Hash cached files against the registry (slow the first time).")
+    ] = False,
+    cache_dir: CacheOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """List every known checkpoint and CLIP weights file, whether it is cached, and its preset.
+
+    Example:  r2cli models list --verify
+    """
+    from rich.table import Table
+
+    from r2cli.model.registry import list_models
+
+    statuses = list_models(cache_dir=cache_dir, verify=verify, check_presets=True)
+    if json_output:
+        print_json([status.to_dict() for status in statuses])
+        return
+    table = Table(title="r2cli pretrained registry", show_lines=False)
+    for column in ("kind", "name", "cached", "preset", "needs CLIP"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("file", overflow="fold")
+    for status in statuses:
+        if status.cached:
+            state = {True: "yes (verified)", False: "CORRUPT", None: "yes"}[status.verified]
+            state = f"{state} {_size(status.bytes)}"
+        else:
+            state = "no"
+        preset = status.preset or ""
+        if status.preset and status.preset_available is False:
+            preset += " (missing)"
+        table.add_row(status.kind, status.name, state, preset, status.clip or "", status.filename)
+    console.print(table)
+
+
+@models_app.command("download")
+def download_command(
+    names: Annotated[list[str], typer.Argument(help="Checkpoint names or CLIP tags (see `r2cli models list`).")],
+    no_clip: Annotated[
+        bool, typer.Option("--no-clip", help="Do not also fetch the CLIP weights a checkpoint needs.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Download again even when the file is cached.")] = False,
+    cache_dir: CacheOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Download checkpoints (and the CLIP weights they need) into the weights cache, verified by SHA-256.
+
+    Example:  r2cli models download qvhighlights charades
+    """
+    from r2cli.model.registry import download_many
+
+    with RichReporter(enabled=not json_output) as reporter:
+        statuses = download_many(names, with_clip=not no_clip, cache_dir=cache_dir, force=force, reporter=reporter)
+    if json_output:
+        print_json([status.to_dict() for status in statuses])
+        return
+    for status in statuses:
+        console.print(f"{status.kind} {status.name}: {status.path} ({_size(status.bytes)}, sha256 ok)", highlight=False)
+
+
+@models_app.command("path")
+def path_command(
+    name: Annotated[str, typer.Argument(help="Checkpoint name or CLIP tag (see `r2cli models list`).")],
+    cache_dir: CacheOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Print the cache path of a checkpoint or CLIP weights file: where to copy it by hand for offline use.
+
+    Example:  cp ViT-B-32.pt "$(r2cli models path ViT-B-32/openai)"
+    """
+    from r2cli.model.registry import describe
+
+    status = describe(name, cache_dir=cache_dir)
+    if json_output:
+        print_json(status.to_dict())
+        return
+    typer.echo(str(status.path))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `models` command group to the root app."""
+    app.add_typer(models_app, name="models")

@@ -1,0 +1,46 @@
+"""Fixtures for the CLIP tower tests: parity files loaded once per session through the user's path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class ParityCase:
+    """One clip_tower_*.pt file, its data and a tower loaded from its state dict via a .pt file."""
+
+    name: str
+    data: dict
+    tower: object
+    weights_path: Path
+
+
+@pytest.fixture(scope="session")
+def clip_parity_cases(parity_dir, tmp_path_factory) -> list[ParityCase]:
+    """Every clip_tower_*.pt in the parity folder, its state dict saved alone and loaded with load_clip(path)."""
+    import torch
+
+    from r2cli.features.clip import load_clip
+
+    files = sorted(parity_dir.glob("clip_tower_*.pt"))
+    if not files:
+        pytest.skip(f"no clip_tower_*.pt files in {parity_dir}")
+    cases = []
+    folder = tmp_path_factory.mktemp("parity-weights")
+    for file in files:
+        data = torch.load(file, map_location="cpu", weights_only=True)
+        weights = folder / f"{file.stem}-state-dict.pt"
+        torch.save(dict(data["state_dict"]), weights)  # what a user passes with --clip-weights
+        cases.append(ParityCase(file.name, data, load_clip(weights, device="cpu"), weights))
+    return cases
+
+
+@pytest.fixture(scope="session")
+def tiny_tower(tiny_clip_path):
+    """The tiny random CLIP of tests/tiny_clip.py loaded through load_clip(path)."""
+    from r2cli.features.clip import load_clip
+
+    return load_clip(tiny_clip_path, device="cpu")
