@@ -310,16 +310,10 @@ def load_checkpoint(path_or_name: str | os.PathLike | None = None, *, preset: st
     if path is None or not path.is_file():
         if path is not None and (path.suffix in (".pth", ".pt", ".safetensors") or os.sep in str(path_or_name)):
             raise CheckpointError(f"checkpoint file {path} does not exist")
-        try:
-            from r2cli.model import registry
-        except ImportError:
-            if path_or_name is None:
-                raise UsageError(f"no checkpoint given: pass --checkpoint PATH or set ${CHECKPOINT_ENV}") from None
-            raise CheckpointError(f"{path_or_name!r} is not a file and the pretrained registry "
-                                  "(r2cli.model.registry) is not available to resolve it as a name") from None
-        resolved = registry.resolve_checkpoint(None if path_or_name is None else str(path_or_name))
-        path = Path(getattr(resolved, "path", resolved))
-        registry_preset = getattr(resolved, "preset", None)
+        from r2cli.model import registry
+
+        path = Path(registry.resolve_checkpoint(None if path_or_name is None else str(path_or_name)))
+        registry_preset = registry.checkpoint_preset(path)
     if preset is None:
         preset = registry_preset
     if path.suffix == ".safetensors":
