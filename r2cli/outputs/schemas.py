@@ -1,0 +1,88 @@
+"""Column definitions of the Parquet files r2cli writes (moments, saliency, summary).
+
+Plain data, no pyarrow import: the pyarrow schemas are built from these tables in
+``r2cli.outputs.io`` when a file is actually written or read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_VERSION = 1
+"""Bumped when a column is renamed, removed or changes type. Adding a column does not bump it."""
+
+VERSION_KEY = "r2cli.schema_version"
+KIND_KEY = "r2cli.kind"
+METADATA_PREFIX = "r2cli."
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # column name in the Parquet file
+    type: str  # one of: string, int64, int32, float64, float32, bool (plain Parquet types)
+    nullable: bool  # whether nulls are allowed
+    doc: str  # one line for the README table
+
+
+MOMENTS = (
+    Column("run_id", "string", False, "Run that produced the row (folder name under the workspace's runs/)."),
+    Column("query_id", "string", False, "Query id (from the query file, or q1, q2, … in order)."),
+    Column("query", "string", False, "Query text as given (before CLIP truncation)."),
+    Column("video_id", "int64", True, "Catalog id of the video (null when the video is not in a catalog)."),
+    Column("path", "string", False, "Absolute path of the source video."),
+    Column("start_s", "float64", False, "Moment start in seconds from the start of the video."),
+    Column("end_s", "float64", False, "Moment end in seconds (> start_s)."),
+    Column("score", "float64", False, "Grounding score; higher is better; comparable within one run."),
+    Column("rank_in_query", "int32", False, "1-based rank of the moment among all moments of its query."),
+    Column("rank_in_video", "int32", False, "1-based rank among the moments of the same query and video."),
+    Column("model", "string", False, "Model checkpoint id (file hash or registry tag)."),
+    Column("preset", "string", True, "Preset name the model was configured with."),
+)
+
+SALIENCY = (
+    Column("run_id", "string", False, "Run that produced the row."),
+    Column("query_id", "string", False, "Query id."),
+    Column("video_id", "int64", True, "Catalog id of the video (null outside a catalog)."),
+    Column("path", "string", False, "Absolute path of the source video."),
+    Column("clip_index", "int32", False, "0-based index of the clip in the video's feature sequence."),
+    Column("clip_start_s", "float64", False, "Clip start in seconds."),
+    Column("clip_end_s", "float64", False, "Clip end in seconds."),
+    Column("score", "float32", False, "Saliency of the clip for the query (model logit; higher is more salient)."),
+)
+
+SUMMARY = (
+    Column("run_id", "string", False, "Run that produced the row."),
+    Column("video_id", "int64", True, "Catalog id of the video (null outside a catalog)."),
+    Column("path", "string", False, "Absolute path of the source video."),
+    Column("query", "string", True, "Query the saliency was computed for (the title for query-free summaries)."),
+    Column("segment_index", "int32", False, "0-based index of the segment in time order; segments tile the video."),
+    Column("start_s", "float64", False, "Segment start in seconds."),
+    Column("end_s", "float64", False, "Segment end in seconds."),
+    Column("mean_saliency", "float64", False, "Mean clip saliency over the segment."),
+    Column("selected", "bool", False, "Whether the knapsack put the segment in the summary."),
+    Column("rank", "int32", False, "1-based rank of the segment by mean saliency within its video (ties: earlier first)."),
+)
+
+KINDS: dict[str, tuple[Column, ...]] = {"moments": MOMENTS, "saliency": SALIENCY, "summary": SUMMARY}
+
+
+def columns(kind: str) -> tuple[Column, ...]:
+    """The required columns of ``kind`` ("moments", "saliency" or "summary").
+
+    Raises:
+        UsageError: ``kind`` is not one of the known kinds.
+    """
+    from r2cli.errors import UsageError
+
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise UsageError(f"output kind must be one of {', '.join(KINDS)}, got {kind!r}") from None
+
+
+def markdown_table(kind: str) -> str:
+    """The README table of ``kind``'s columns."""
+    lines = ["| column | type | nulls | meaning |", "|---|---|---|---|"]
+    for col in columns(kind):
+        lines.append(f"| `{col.name}` | {col.type} | {'yes' if col.nullable else 'no'} | {col.doc} |")
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""EDL / OTIO exports parse back; the `r2cli cut` command end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from r2cli.errors import InputError, UsageError
+from r2cli.media.cut import cut_results
+from r2cli.media.probe import probe
+from r2cli.media.timeline import (
+    TimelineEvent,
+    frames_to_timecode,
+    otio_text,
+    read_edl,
+    timecode_to_frames,
+    write_edl,
+)
+from r2cli.outputs import read_results, write_table
+
+
+def moments(path: Path, rows) -> Path:
+    return write_table(
+        "moments",
+        [
+            {"run_id": "r", "query_id": "q1", "query": query, "video_id": 7, "path": str(src), "start_s": a,
+             "end_s": b, "score": 1.0 - i / 10, "rank_in_query": i + 1, "rank_in_video": 1, "model": "m",
+             "preset": "p"}
+            for i, (src, a, b, query) in enumerate(rows)
+        ],
+        path,
+    )
+
+
+def test_timecodes_round_trip():
+    for frames in (0, 1, 24, 25, 90_000, 3600 * 30 + 29):
+        for rate in (24, 25, 30, 60):
+            assert timecode_to_frames(frames_to_timecode(frames, rate), rate) == frames
+    assert frames_to_timecode(3600 * 25 + 25 * 61 + 3, 25) == "01:01:01:03"
+    with pytest.raises(InputError, match="out of range"):
+        timecode_to_frames("00:00:00:25", 25)
+
+
+def test_edl_ntsc_rate_uses_nominal_timebase(tmp_path):
+    event = TimelineEvent("/media/a b.mov", 10.0, 12.0, fps=30000 / 1001, name="a b.mov #1")
+    doc_path = write_edl([event], tmp_path / "x.edl", title="t")
+    doc = read_edl(doc_path, rate=30)
+    assert doc.fcm == "NON-DROP FRAME"
+    (e,) = doc.events
+    assert (e.source_in, e.source_out) == (300, 360)  # 299.7 and 359.64 frames
+    assert e.record_in == 3600 * 30 and e.record_out - e.record_in == e.source_out - e.source_in
+    assert e.source_file == "/media/a b.mov" and e.reel == "A_B"
+    with pytest.raises(UsageError, match="exists"):
+        write_edl([event], doc_path)
+
+
+def test_edl_parses_back(source_video, silent_video, tmp_path):
+    path = moments(
+        tmp_path / "moments.parquet",
+        [(source_video, 1.0, 2.5, "red"), (silent_video, 0.5, 1.7, "dark"), (source_video, 4.02, 6.0, "x\ny")],
+    )
+    report = cut_results(path, tmp_path / "out", format="edl")
+    assert report.timeline == str(tmp_path / "out" / "moments.edl")
+    assert report.counts()["written"] == 3
+    doc = read_edl(report.timeline, rate=25)  # the record rate: the first source's
+    assert doc.title.startswith("r2cli moments")
+    assert [e.number for e in doc.events] == [1, 2, 3]
+    first, second, third = doc.events
+    assert (first.source_in, first.source_out) == (25, 63)  # 2.5 s is frame 62.5: half rounds up
+    assert first.track == "AA/V" and second.track == "V"
+    assert first.reel == third.reel == "SOURCE" and second.reel == "SILENT_C"
+    assert first.clip_name == "source.mp4 red #1" and third.clip_name == "source.mp4 x y #3"
+    assert second.source_file == str(Path(silent_video).resolve())
+    # Record side: back to back from 01:00:00:00, each event as long as its source range.
+    assert first.record_in == 3600 * 25
+    for a, b in zip(doc.events, doc.events[1:]):
+        assert b.record_in == a.record_out
+    assert third.record_out - third.record_in == 150 - 101  # 4.02 s is frame 100.5: half rounds up
+    # The silent source is 30 fps: its source timecodes count 30 fps frames.
+    doc30 = read_edl(report.timeline, rate=30)
+    assert (doc30.events[1].source_in, doc30.events[1].source_out) == (15, 51)
+
+
+def test_otio_parses_back(source_video, silent_video, tmp_path):
+    otio = pytest.importorskip("opentimelineio")
+    path = moments(tmp_path / "moments.parquet", [(source_video, 1.0, 2.5, "red"), (silent_video, 0.5, 1.7, "dark")])
+    report = cut_results(path, tmp_path / "out", format="otio")
+    timeline = otio.adapters.read_from_file(report.timeline)
+    video, audio = timeline.tracks
+    assert video.kind == otio.schema.TrackKind.Video and audio.kind == otio.schema.TrackKind.Audio
+    first, second = list(video)
+    assert first.media_reference.target_url == Path(source_video).resolve().as_uri()
+    assert first.source_range.start_time.to_seconds() == pytest.approx(1.0)
+    assert first.source_range.duration.value == 63 - 25
+    assert second.source_range.start_time.rate == 30
+    assert second.source_range.duration.value == 36
+    info = probe(source_video)
+    assert first.media_reference.available_range.duration.value == info.frame_count
+    assert timeline.duration().to_seconds() == pytest.approx(38 / 25 + 36 / 30)
+
+
+def test_builtin_otio_writer_matches_the_package():
+    otio = pytest.importorskip("opentimelineio")
+    events = [
+        TimelineEvent("/m/a.mp4", 1.0, 2.0, fps=25, name="a", has_audio=True, duration_s=10.0),
+        TimelineEvent("/m/b.mp4", 0.0, 0.5, fps=30, name="b"),
+    ]
+    ours = otio.adapters.read_from_string(otio_text(events, use_package=False), "otio_json")
+    theirs = otio.adapters.read_from_string(otio_text(events, use_package=True), "otio_json")
+    assert ours.is_equivalent_to(theirs)
+    assert [c.name for c in ours.tracks[0]] == ["a", "b"]
+
+
+def test_cli_cut_json_and_errors(source_video, tmp_path):
+    from r2cli.cli.main import app
+
+    path = moments(tmp_path / "moments.parquet", [(source_video, 1.0, 2.0, "red"), (tmp_path / "gone.mp4", 1.0, 2.0, "x")])
+    path = write_table("moments", [{**row, "video_id": None} for row in read_results(path).df.to_dict("records")], path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["cut", str(path), "--out", str(tmp_path / "clips"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["counts"] == {"written": 1, "skipped": 1, "failed": 0}
+    assert Path(data["clips"][0]["output"]).name == "source-red-1.mp4"
+
+    result = runner.invoke(app, ["cut", str(path), "--out", str(tmp_path / "clips")])
+    assert result.exit_code == 0
+    assert "0 written, 2 skipped, 0 failed" in result.stdout
+
+    result = runner.invoke(app, ["cut", str(path), "--out", str(tmp_path), "--format", "gif"])
+    assert result.exit_code == 2 and "--format" in result.output
+
+    foreign = tmp_path / "foreign.parquet"
+    import pandas as pd
+
+    pd.DataFrame({"a": [1]}).to_parquet(foreign)
+    from r2cli.cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["cut", str(foreign), "--out", str(tmp_path / "x")])
+    assert info.value.code == 1
