@@ -69,8 +69,10 @@ def test_plain_parquet_types_only(tmp_path):
 def test_duckdb_reads_the_file_when_installed(tmp_path):
     duckdb = pytest.importorskip("duckdb")
     out = write_table("moments", moments_rows(), tmp_path / "m.parquet")
-    count = duckdb.sql(f"select count(*) from '{out}' where score > 0.75").fetchone()[0]
+    connection = duckdb.connect()
+    count = connection.execute(f"select count(*) from read_parquet('{out}') where score > 0.75").fetchall()[0][0]
     assert count == 2
+    assert connection.execute(f"select * from read_parquet('{out}')").df().shape[0] == len(moments_rows())
 
 
 def test_write_rejects_missing_columns_and_nulls(tmp_path):
