@@ -54,7 +54,7 @@ case "$action" in
     log "ready: .venv/bin/r2cli --help"
     ;;
   demo)
-    exec .venv/bin/r2cli index sample_media
+    exec .venv/bin/r2cli run jobs/sample.toml
     ;;
   test)
     shift || true

@@ -1,0 +1,88 @@
+"""`r2cli run JOB.toml`: run a declared batch (index, search, summarize, cut) from a job file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, workspace_from
+
+
+def _job_to_json(job) -> dict:
+    return {
+        "job_file": str(job.path),
+        "name": job.name,
+        "steps": job.steps(),
+        "workspace": str(job.workspace) if job.workspace else None,
+        "out": str(job.out) if job.out else None,
+        **{name: {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v)
+                  for k, v in (getattr(job, name) or {}).items()}
+           for name in job.steps()},
+    }
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run(
+        job_file: Annotated[Path, typer.Argument(metavar="JOB.toml", help="Job file (see jobs/sample.toml).")],
+        force: Annotated[
+            bool, typer.Option("--force", help="Redo steps whose outputs exist for the same settings.")
+        ] = False,
+        check: Annotated[
+            bool, typer.Option("--check", help="Only validate the job file and show its steps; run nothing.")
+        ] = False,
+        json_output: JsonOpt = False,
+        workspace: WorkspaceOpt = None,
+        catalog: CatalogOpt = None,
+    ) -> None:
+        """Run a batch job: index folders, search a query list, summarize and cut, as one TOML file declares.
+
+        Relative paths in the file are relative to the file's folder. Re-running a job resumes it:
+        indexing is incremental and a search whose outputs exist for the same settings is skipped.
+
+        Example:  r2cli run jobs/sample.toml
+
+        Example:  r2cli run jobs/nightly.toml --check
+        """
+        from r2cli.jobs import load_job, run_job
+
+        job = load_job(job_file)
+        if check:
+            if json_output:
+                print_json(_job_to_json(job))
+            else:
+                console.print(f"{job.path}: valid; steps: {', '.join(job.steps())}", highlight=False, soft_wrap=True)
+            return
+        ws = workspace_from(workspace, catalog)
+        with RichReporter(enabled=not json_output) as reporter:
+            result = run_job(job, ws, force=force, reporter=reporter)
+        if json_output:
+            print_json({
+                "job": job.name,
+                "run_id": result.run_id,
+                "out_dir": str(result.out_dir),
+                "ok": result.ok,
+                "seconds": round(result.seconds, 3),
+                "steps": [
+                    {"name": s.name, "status": s.status, "detail": s.detail, "seconds": round(s.seconds, 3),
+                     "outputs": s.outputs, "counts": s.counts}
+                    for s in result.steps
+                ],
+            })
+            return
+        from rich.table import Table
+
+        table = Table(title=f"job {job.name} (run {result.run_id})", show_header=True, header_style="bold")
+        table.add_column("step")
+        table.add_column("status")
+        table.add_column("seconds", justify="right")
+        table.add_column("detail", overflow="fold")
+        for step in result.steps:
+            style = {"error": "red", "skipped": "dim"}.get(step.status)
+            table.add_row(step.name, step.status, f"{step.seconds:.1f}", step.detail, style=style)
+        console.print(table)
+        console.print(f"outputs: {result.out_dir}", highlight=False, soft_wrap=True)
+        if not result.ok:
+            raise typer.Exit(1)

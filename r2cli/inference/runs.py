@@ -1,0 +1,157 @@
+"""Run folders and run records shared by search, summarize and batch jobs.
+
+A run gets an id (``20250101-120000-1a2b3c``: sortable by time, unique per process), a folder
+(``<workspace>/runs/<run id>`` or a folder the user names) holding its outputs and a ``run.json``
+manifest, and a row in the catalog's ``Run`` table. The manifest carries a key of every setting
+that decides the outputs, so a job that runs the same step again can tell that the outputs on
+disk are still valid and skip the work.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import secrets
+import uuid
+from pathlib import Path
+from typing import Any
+
+from r2cli.errors import CatalogError, InputError
+
+MANIFEST_NAME = "run.json"
+MANIFEST_VERSION = 1
+
+
+def new_run_id(now: _dt.datetime | None = None) -> str:
+    """A new run id: UTC time to the second plus 6 random hex digits."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return f"{now.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def utc_now() -> _dt.datetime:
+    """Current UTC time without tzinfo (the form the catalog stores)."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
+def settings_key(settings: Any) -> str:
+    """A short stable hash of JSON-able ``settings`` (sorted keys): equal settings, equal key."""
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
+    """Write ``run.json`` in ``folder`` atomically (temp file + rename).
+
+    Raises:
+        InputError: the folder cannot be written.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / MANIFEST_NAME
+    tmp = folder / f".{MANIFEST_NAME}.tmp-{uuid.uuid4().hex[:8]}"
+    data = {"manifest_version": MANIFEST_VERSION, **manifest}
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str, ensure_ascii=False) + "\n", "utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The ``run.json`` of ``folder``, or None when it is absent or unreadable (treated as not done)."""
+    path = folder / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def finished_run(folder: Path, key: str, files: tuple[str, ...]) -> dict[str, Any] | None:
+    """The manifest of a finished run in ``folder`` made with settings ``key`` whose ``files`` all exist."""
+    manifest = read_manifest(folder)
+    if not manifest or manifest.get("status") != "done" or manifest.get("settings_key") != key:
+        return None
+    if not all((folder / name).is_file() for name in files):
+        return None
+    return manifest
+
+
+def record_run_start(
+    workspace,
+    *,
+    run_id: str,
+    kind: str,
+    settings: dict[str, Any],
+    queries: list[dict[str, Any]] | None,
+    model: dict[str, Any] | None,
+    out_dir: Path,
+    created_at: _dt.datetime,
+) -> None:
+    """Insert the run's catalog row with status ``running``.
+
+    Raises:
+        CatalogError: the catalog cannot be opened or written.
+    """
+    from r2cli.catalog import Catalog
+    from r2cli.catalog.schema import Run
+
+    catalog = Catalog.open(workspace)
+    try:
+        with catalog.session() as session:
+            session.add(
+                Run(
+                    id=run_id,
+                    kind=kind,
+                    status="running",
+                    created_at=created_at,
+                    settings=settings,
+                    queries=queries,
+                    model=model,
+                    timings={},
+                    counts={},
+                    out_dir=str(out_dir),
+                )
+            )
+    finally:
+        catalog.close()
+
+
+def record_run_end(
+    workspace,
+    *,
+    run_id: str,
+    status: str,
+    timings: dict[str, Any] | None = None,
+    counts: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None,
+) -> None:
+    """Set the run's final status, timings and counts (and its model, when known only now).
+
+    Raises:
+        CatalogError: the run row is missing or the catalog cannot be written.
+    """
+    from r2cli.catalog import Catalog
+    from r2cli.catalog.schema import Run
+
+    catalog = Catalog.open(workspace)
+    try:
+        with catalog.session() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise CatalogError(f"run {run_id} is not in the catalog {workspace.catalog_url}")
+            run.status = status
+            run.finished_at = utc_now()
+            if timings is not None:
+                run.timings = timings
+            if counts is not None:
+                run.counts = counts
+            if model is not None:
+                run.model = model
+    finally:
+        catalog.close()

@@ -1,0 +1,301 @@
+"""Long videos in overlapping windows, and the post-processing of predicted moments.
+
+R2-Tuning was trained on videos of a few minutes (QVHighlights: 150 s = 75 clips at 0.5 fps)
+and the official point table stops at 1,024 clips. A long video is therefore grounded in
+overlapping windows of ``window_clips`` clips every ``stride_clips`` clips; the last window is
+aligned to the end of the video so that every window has the full length the model expects.
+Each window's moments are post-processed inside the window (clamp, unit rounding, as the
+official ``Grounding.evaluate`` does for one video), shifted back to the source timeline, then
+merged across windows with one NMS. A video no longer than one window gets exactly the
+official post-processing.
+
+Saliency of a clip covered by several windows comes from the window in which the clip sits
+furthest from an edge: the model saw the most context around it there.
+
+numpy only (imported inside functions).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from r2cli.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+NMS_KINDS = ("normal", "linear", "gaussian")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A contiguous run of clips of one video, grounded as if it were a video of its own."""
+
+    index: int  # 0-based position among the video's windows
+    start_clip: int  # first clip (inclusive)
+    end_clip: int  # last clip (exclusive)
+
+    @property
+    def num_clips(self) -> int:
+        return self.end_clip - self.start_clip
+
+
+@dataclass(frozen=True)
+class PostProcess:
+    """Evaluation post-processing of one preset: clamp to the duration, round to ``unit``, NMS."""
+
+    unit: float | None = 2.0  # rounding unit in seconds (None: no rounding)
+    nms_type: str | None = "normal"  # "normal" | "linear" | "gaussian" | None (no NMS)
+    nms_threshold: float = 0.7  # IoU at or above which "normal" NMS zeroes a score
+    nms_sigma: float = 0.5  # width of the gaussian decay
+    max_moments: int = 50  # moments kept per (query, video) after merging
+
+    def __post_init__(self) -> None:
+        if self.unit is not None and not self.unit > 0:
+            raise UsageError(f"post-processing unit must be > 0 or None, got {self.unit}")
+        if self.nms_type is not None and self.nms_type not in NMS_KINDS:
+            raise UsageError(f"NMS type must be one of {NMS_KINDS} or None, got {self.nms_type!r}")
+        if self.max_moments < 1:
+            raise UsageError(f"max_moments must be >= 1, got {self.max_moments}")
+
+
+def window_sizes(window_s: float, stride_s: float, fps: float) -> tuple[int, int]:
+    """Convert ``--window``/``--stride`` seconds into clip counts at ``fps``.
+
+    Raises:
+        UsageError: a value is not positive, the stride exceeds the window, or the window is
+            shorter than 8 clips (the coarsest pyramid level would vanish).
+    """
+    if not (isinstance(window_s, (int, float)) and window_s > 0):
+        raise UsageError(f"--window must be > 0 seconds, got {window_s}")
+    if not (isinstance(stride_s, (int, float)) and stride_s > 0):
+        raise UsageError(f"--stride must be > 0 seconds, got {stride_s}")
+    if stride_s > window_s:
+        raise UsageError(f"--stride ({stride_s:g} s) must not exceed --window ({window_s:g} s), or clips would be skipped")
+    window_clips = int(round(window_s * fps))
+    stride_clips = max(1, int(round(stride_s * fps)))
+    if window_clips < 8:
+        raise UsageError(
+            f"--window must cover at least 8 clips ({8 / fps:g} s at {fps:g} fps), got {window_s:g} s"
+        )
+    return window_clips, min(stride_clips, window_clips)
+
+
+def plan_windows(num_clips: int, window_clips: int, stride_clips: int) -> list[Window]:
+    """Overlapping windows covering clips ``[0, num_clips)``; the last one ends at the last clip.
+
+    A video of at most ``window_clips`` clips is one window (the whole video).
+
+    Raises:
+        UsageError: a size is not a positive integer or the stride exceeds the window.
+    """
+    if num_clips < 1:
+        raise UsageError(f"num_clips must be >= 1, got {num_clips}")
+    if window_clips < 1 or stride_clips < 1 or stride_clips > window_clips:
+        raise UsageError(f"need 1 <= stride_clips <= window_clips, got {stride_clips} and {window_clips}")
+    if num_clips <= window_clips:
+        return [Window(0, 0, num_clips)]
+    starts = list(range(0, num_clips - window_clips + 1, stride_clips))
+    if starts[-1] + window_clips < num_clips:
+        starts.append(num_clips - window_clips)  # end-aligned: every window has the trained length
+    return [Window(i, s, s + window_clips) for i, s in enumerate(starts)]
+
+
+def _round_half_even(values: "np.ndarray") -> "np.ndarray":
+    import numpy as np
+
+    return np.round(values)  # numpy rounds half to even, like torch.round
+
+
+def clamp_and_round(rows: "np.ndarray", upper: float, unit: float | None, lower: float = 0.0) -> "np.ndarray":
+    """Clamp ``[start, end, score]`` rows to ``[lower, upper]`` and round them to ``unit`` seconds.
+
+    As the official evaluation does: rows whose raw end reached ``upper`` are clamped but not
+    rounded (the mask is taken before clamping); rounding is half-to-even. Rounding is relative
+    to ``lower`` so that a window's rows round exactly as they would in a video of their own.
+    Returns a new float64 array.
+    """
+    import numpy as np
+
+    out = np.array(rows, dtype=np.float64, copy=True).reshape(-1, 3)
+    keep_round = out[:, 1] < upper
+    out[:, 0:2] = np.clip(out[:, 0:2], lower, upper)
+    if unit is not None and unit > 0 and out.size:
+        local = out[keep_round, 0:2] - lower
+        out[keep_round, 0:2] = _round_half_even(local / unit) * unit + lower
+    return out
+
+
+def temporal_nms(
+    rows: "np.ndarray", kind: str | None, threshold: float = 0.7, sigma: float = 0.5, keep: int | None = None
+) -> "np.ndarray":
+    """Greedy temporal NMS over one pair's ``[start, end, score]`` rows, sorted by score afterwards.
+
+    See ``temporal_nms_batched``; returns a new ``[n, 3]`` array (the first ``keep`` rows when given).
+    """
+    import numpy as np
+
+    rows = np.asarray(rows, dtype=np.float64).reshape(1, -1, 3)
+    out, counts = temporal_nms_batched(rows, np.array([rows.shape[1]]), kind, threshold, sigma, keep)
+    return out[0, : counts[0]]
+
+
+def temporal_nms_batched(
+    rows: "np.ndarray",
+    counts: "np.ndarray",
+    kind: str | None,
+    threshold: float = 0.7,
+    sigma: float = 0.5,
+    keep: int | None = None,
+) -> tuple["np.ndarray", "np.ndarray"]:
+    """Greedy temporal NMS of many pairs at once; rows ``[N, R, 3]``, the first ``counts[i]`` rows of pair i real.
+
+    As the official evaluation: repeatedly move the best remaining row forward and decay the rows
+    after it by their IoU with it. ``normal`` sets a score to 0 at IoU >= ``threshold`` (rows are
+    kept); ``linear`` multiplies it by (1 - IoU); ``gaussian`` by exp(-IoU^2 / sigma). A zero-length
+    pair counts as IoU 0 (the official code produces NaN there). Then rows are sorted by score,
+    descending, stable. Scores only decrease after a row is picked, so the first ``keep`` picks are
+    the final top ``keep``: with ``keep`` the loop stops there and the rest is cut.
+    Returns (rows ``[N, R', 3]``, counts ``[N]``) with ``R' = min(R, keep)``.
+
+    Raises:
+        UsageError: unknown ``kind``.
+    """
+    import numpy as np
+
+    if kind is not None and kind not in NMS_KINDS:
+        raise UsageError(f"NMS type must be one of {NMS_KINDS}, got {kind!r}")
+    out = np.array(rows, dtype=np.float64, copy=True).reshape(len(counts), -1, 3)
+    n, width = out.shape[0], out.shape[1]
+    counts = np.asarray(counts, dtype=np.int64).reshape(n)
+    valid = np.arange(width)[None, :] < counts[:, None]  # [N, R]
+    limit = width if keep is None else min(width, keep)
+    if kind is None or width == 0:
+        scores = np.where(valid, out[:, :, 2], -np.inf)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :limit]
+        return np.take_along_axis(out, order[:, :, None], axis=1), np.minimum(counts, limit)
+    batch = np.arange(n)
+    for i in range(min(limit, width)):
+        scores = np.where(valid[:, i:], out[:, i:, 2], -np.inf)  # [N, R-i]
+        best = i + np.argmax(scores, axis=1)  # [N]
+        picked = out[batch, best].copy()  # [N, 3]
+        out[batch, best] = out[:, i]
+        out[:, i] = picked
+        rest = out[:, i + 1 :]  # [N, R-i-1] view
+        inter = np.clip(
+            np.minimum(picked[:, None, 1], rest[:, :, 1]) - np.maximum(picked[:, None, 0], rest[:, :, 0]), 0.0, None
+        )
+        union = (picked[:, None, 1] - picked[:, None, 0]) + (rest[:, :, 1] - rest[:, :, 0]) - inter
+        iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+        if kind == "normal":
+            decayed = np.where(iou >= threshold, 0.0, rest[:, :, 2])
+        elif kind == "linear":
+            decayed = rest[:, :, 2] * (1.0 - iou)
+        else:
+            decayed = rest[:, :, 2] * np.exp(-(iou**2) / sigma)
+        active = valid[:, i + 1 :] & (i < counts)[:, None]
+        rest[:, :, 2] = np.where(active, decayed, rest[:, :, 2])
+    scores = np.where(valid, out[:, :, 2], -np.inf)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :limit]
+    return np.take_along_axis(out, order[:, :, None], axis=1), np.minimum(counts, limit)
+
+
+def shift_and_clip(rows: "np.ndarray", window: Window, *, fps: float, duration: float, unit: float | None) -> "np.ndarray":
+    """Window-local ``[start, end, score]`` rows on the video's timeline, clamped and rounded inside the window.
+
+    The window's upper bound is its end (the video's duration for a window that reaches the end);
+    rounding is relative to the window start, so a whole video gets the official post-processing.
+    """
+    import numpy as np
+
+    offset = window.start_clip / fps
+    upper = min(window.end_clip / fps, duration) if duration > offset else window.end_clip / fps
+    shifted = np.array(rows, dtype=np.float64).reshape(-1, 3).copy()
+    shifted[:, 0:2] += offset
+    return clamp_and_round(shifted, upper=upper, unit=unit, lower=offset)
+
+
+def merge_window_moments(
+    per_window: list[tuple[Window, "np.ndarray"]],
+    *,
+    fps: float,
+    duration: float,
+    post: PostProcess,
+) -> "np.ndarray":
+    """Moments of one (query, video) pair from its windows, on the video's timeline.
+
+    ``per_window`` holds each window with its ``[start, end, score]`` rows in seconds relative to
+    the window start (the model's output for the window as a video of its own). See
+    ``merge_many``; returns float64 ``[n, 3]``.
+    """
+    return merge_many([per_window], fps=fps, durations=[duration], post=post)[0]
+
+
+def merge_many(
+    groups: list[list[tuple[Window, "np.ndarray"]]],
+    *,
+    fps: float,
+    durations: list[float],
+    post: PostProcess,
+) -> list["np.ndarray"]:
+    """``merge_window_moments`` for many (query, video) groups, with one batched NMS per group size.
+
+    Each window's rows are clamped to the window and rounded (``shift_and_clip``), all rows of a
+    group are merged with NMS, sorted by score and cut to ``post.max_moments``; with NMS, rows it
+    drove to a score of 0 are dropped.
+    """
+    import numpy as np
+
+    merged = []
+    for per_window, duration in zip(groups, durations):
+        parts = [shift_and_clip(rows, w, fps=fps, duration=duration, unit=post.unit) for w, rows in per_window]
+        merged.append(np.concatenate(parts, axis=0) if parts else np.zeros((0, 3)))
+    results: list = [None] * len(groups)
+    buckets: dict[int, list[int]] = {}
+    for index, rows in enumerate(merged):
+        buckets.setdefault(len(rows), []).append(index)
+    for width, members in buckets.items():
+        stacked = np.stack([merged[i] for i in members]) if width else np.zeros((len(members), 0, 3))
+        counts = np.full(len(members), width)
+        rows, kept = temporal_nms_batched(
+            stacked, counts, post.nms_type, post.nms_threshold, post.nms_sigma, keep=post.max_moments
+        )
+        for j, index in enumerate(members):
+            pair_rows = rows[j, : kept[j]]
+            if post.nms_type is not None:
+                pair_rows = pair_rows[pair_rows[:, 2] > 0]
+            results[index] = pair_rows
+    return results
+
+
+def merge_window_saliency(per_window: list[tuple[Window, "np.ndarray"]], num_clips: int) -> "np.ndarray":
+    """Per-clip saliency of a whole video from its windows' saliency (float32 ``[num_clips]``).
+
+    Each clip takes its score from the window in which it is furthest from both edges (ties: the
+    earlier window). Clips that no given window covers are NaN (the coarse stage may keep only some
+    windows of a long video).
+
+    Raises:
+        UsageError: a window's saliency length differs from its clip count.
+    """
+    import numpy as np
+
+    best = np.full(num_clips, np.nan, dtype=np.float32)
+    margin = np.full(num_clips, -1, dtype=np.int64)
+    for window, scores in sorted(per_window, key=lambda item: item[0].start_clip):
+        scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+        if len(scores) != window.num_clips:
+            raise UsageError(f"window {window.index} has {len(scores)} saliency scores for {window.num_clips} clips")
+        clips = np.arange(window.start_clip, window.end_clip)
+        edge = np.minimum(clips - window.start_clip, window.end_clip - 1 - clips)
+        better = edge > margin[clips]
+        best[clips[better]] = scores[better]
+        margin[clips[better]] = edge[better]
+    return best
+
+
+def windows_per_hour(window_s: float, stride_s: float) -> float:
+    """Number of windows per video-hour (the fine stage's cost grows with window/stride)."""
+    return math.ceil(max(0.0, 3600.0 - window_s) / stride_s) + 1

@@ -1,0 +1,133 @@
+"""`r2cli run`: index + search (+ cut) on generated media, resumed; the sample job without weights."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "search"))  # searchkit: tiny heads, CLI helper
+
+from searchkit import random_head, run_cli, save_official  # noqa: E402
+
+
+@pytest.fixture
+def media(tmp_path, ffmpeg):
+    from media import make_video
+
+    folder = tmp_path / "archive"
+    make_video(folder / "red_blue.mp4", seconds=8, width=96, height=64, fps=10, colors=("red", "blue"))
+    make_video(folder / "green.mp4", seconds=6, width=96, height=64, fps=10, colors=("green",))
+    return folder
+
+
+@pytest.fixture
+def job_file(tmp_path, media, tiny_clip_path):
+    head = save_official(random_head(), tmp_path / "head.pth")
+    path = tmp_path / "jobs" / "demo.toml"
+    path.parent.mkdir()
+    path.write_text(
+        f"""
+[job]
+name = "demo"
+workspace = "../ws"
+out = "../out"
+
+[index]
+paths = ["../archive"]
+clip_weights = "{tiny_clip_path}"
+device = "cpu"
+
+[search]
+queries = ["a red scene", "a green scene"]
+checkpoint = "{head}"
+clip_weights = "{tiny_clip_path}"
+device = "cpu"
+top_k = 4
+
+[cut]
+source = "search"
+top = 2
+format = "edl"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_job_indexes_searches_cuts_and_resumes(job_file, tmp_path):
+    import pandas as pd
+
+    from r2cli.catalog import Catalog
+    from r2cli.catalog.schema import Run
+    from r2cli.jobs import run_job
+    from r2cli.paths import resolve_workspace
+
+    first = run_job(job_file)
+    assert [(s.name, s.status) for s in first.steps] == [("index", "done"), ("search", "done"), ("cut", "done")], \
+        [s.detail for s in first.steps]
+    assert first.steps[0].counts["new"] == 2 and first.steps[0].counts["features_extracted"] == 2
+    moments = pd.read_parquet(tmp_path / "out" / "search" / "moments.parquet")
+    assert set(moments["query"]) == {"a red scene", "a green scene"}
+    assert {Path(p).name for p in moments["path"]} <= {"red_blue.mp4", "green.mp4"}
+    assert list((tmp_path / "out" / "clips").glob("*.edl"))
+
+    second = run_job(job_file)
+    status = {s.name: s.status for s in second.steps}
+    assert status["search"] == "skipped" and "--force" in second.steps[1].detail
+    assert status["cut"] == "skipped"
+    assert second.steps[0].counts["new"] == 0 and second.steps[0].counts["features_extracted"] == 0
+    assert pd.read_parquet(tmp_path / "out" / "search" / "moments.parquet")["run_id"].iloc[0] == moments["run_id"].iloc[0]
+
+    forced = run_job(job_file, force=True)
+    assert {s.name: s.status for s in forced.steps}["search"] == "done"
+    redone = pd.read_parquet(tmp_path / "out" / "search" / "moments.parquet")
+    assert redone["run_id"].iloc[0] != moments["run_id"].iloc[0]
+
+    workspace = resolve_workspace(tmp_path / "ws")
+    with Catalog.open(workspace) as catalog, catalog.session() as session:
+        jobs = session.query(Run).filter(Run.kind == "job").all()
+        searches = session.query(Run).filter(Run.kind == "search").all()
+    assert len(jobs) == 3 and {r.status for r in jobs} == {"done"}
+    assert len(searches) == 2  # the resumed run did not search again
+    assert jobs[0].counts["search"]["status"] in ("done", "skipped")
+
+
+def test_unavailable_step_is_an_error_and_the_job_goes_on(tmp_path, media, monkeypatch, capsys):
+    import r2cli.jobs as jobs
+
+    path = tmp_path / "job.toml"
+    path.write_text(f"""
+[job]
+workspace = "ws"
+[index]
+paths = ["{media}"]
+features = false
+[summarize]
+ratio = 0.2
+""", encoding="utf-8")
+    monkeypatch.setattr(jobs, "_optional", lambda module, attribute: None)
+    result = jobs.run_job(path)
+    assert [(s.name, s.status) for s in result.steps] == [("index", "done"), ("summarize", "error")]
+    assert "no summarize library function" in result.steps[1].detail and not result.ok
+    code, out, err = run_cli(capsys, "run", str(path))
+    assert code == 1
+    assert "summarize" in out and "error" in out
+
+
+def test_sample_job_without_weights_stops_after_the_catalog_pass(tmp_path, ffmpeg, capsys):
+    from r2cli.catalog import Catalog
+    from r2cli.catalog.schema import Video
+    from r2cli.paths import jobs_dir
+
+    workspace = tmp_path / "ws"
+    code, out, err = run_cli(capsys, "run", str(jobs_dir() / "sample.toml"), "--workspace", str(workspace))
+    assert code == 4, out + err  # MissingWeightsError
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "CLIP weights" in lines[0] and "--clip-weights" in lines[0]
+    assert "Traceback" not in out + err
+    from r2cli.paths import resolve_workspace
+
+    with Catalog.open(resolve_workspace(workspace)) as catalog, catalog.session() as session:
+        assert session.query(Video).filter(Video.status == "ok").count() == 5

@@ -1,0 +1,95 @@
+"""Job files: validation with errors that name the file and the key; the shipped sample job."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "job.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[index]\npaths = ['a']\n[serch]\nqueries = ['x']\n", "unknown table [serch]"),
+        ("[search]\nquerys = ['x']\n", "[search] has unknown key 'querys'"),
+        ("[search]\nqueries = ['x']\ntop_k = 'ten'\n", "[search].top_k must be an integer >= 1, got 'ten'"),
+        ("[search]\nqueries = ['x']\ntop_k = 0\n", "[search].top_k must be an integer >= 1, got 0"),
+        ("[search]\nqueries = ['x']\nformat = 'xml'\n", "[search].format must be one of parquet, official"),
+        ("[search]\nqueries = ['x']\nwindow = 60\nstride = 90\n", "[search].stride (90) must not exceed [search].window (60)"),
+        ("[search]\nvideos = ['*.mp4']\n", "[search] needs 'queries'"),
+        ("[search]\nqueries = ['x', '']\n", "[search].queries must be a list of non-empty strings"),
+        ("[index]\nfeatures = true\n", "[index].paths is required"),
+        ("[index]\npaths = []\n", "[index].paths must list at least one folder"),
+        ("[index]\npaths = ['a']\ndevice = 'gpu'\n", "[index].device must be auto, cpu, cuda or cuda:N"),
+        ("[index]\npaths = ['a']\n[cut]\nsource = 'search'\n", "[cut].source is 'search' but the job has no [search] table"),
+        ("[summarize]\nratio = 1.5\n", "[summarize].ratio must be in (0, 1], got 1.5"),
+        ("[job]\nname = 'x'\n", "the job has no step"),
+        ("[search\nqueries = ['x']\n", "not valid TOML"),
+        ("search = 3\n", "'search' must be a table"),
+    ],
+)
+def test_invalid_job_files_name_the_key(tmp_path, text, message):
+    from r2cli.errors import InputError
+    from r2cli.jobs import load_job
+
+    path = _write(tmp_path, text)
+    with pytest.raises(InputError) as caught:
+        load_job(path)
+    assert message in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_non_utf8_and_missing_job_files(tmp_path):
+    from r2cli.errors import InputError
+    from r2cli.jobs import load_job
+
+    path = tmp_path / "latin.toml"
+    path.write_bytes(b"[search]\nqueries = ['caf\xe9']\n")
+    with pytest.raises(InputError, match=r"latin.toml:2: not valid UTF-8"):
+        load_job(path)
+    with pytest.raises(InputError, match="does not exist"):
+        load_job(tmp_path / "nope.toml")
+
+
+def test_relative_paths_and_defaults(tmp_path):
+    from r2cli.jobs import load_job
+
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    path = folder / "nightly.toml"
+    path.write_text("[index]\npaths = ['../archive']\n[search]\nqueries_file = 'q.txt'\n", encoding="utf-8")
+    job = load_job(path)
+    assert job.name == "nightly" and job.steps() == ["index", "search"]
+    assert job.index["paths"] == [(tmp_path / "archive").resolve()]
+    assert job.search["queries_file"] == (folder / "q.txt").resolve()
+    assert job.search["top_k"] == 10 and job.search["format"] == "parquet" and job.index["features"] is True
+
+
+def test_sample_job_is_valid_and_every_key_is_commented():
+    from r2cli.jobs import SCHEMA, load_job
+    from r2cli.paths import jobs_dir
+
+    sample = jobs_dir() / "sample.toml"
+    job = load_job(sample)
+    assert job.steps() == ["index", "search", "cut"]
+    assert job.index["paths"][0].name == "sample_media"
+    lines = sample.read_text(encoding="utf-8").splitlines()
+    for section, keys in SCHEMA.items():
+        for key in keys:
+            found = [i for i, line in enumerate(lines) if line.lstrip("# ").startswith(f"{key} =")]
+            assert found, f"jobs/sample.toml does not show [{section}].{key}"
+            assert all(lines[i - 1].startswith("#") for i in found), f"[{section}].{key} has no comment above it"
+
+
+def test_run_check_on_the_cli(capsys):
+    from r2cli.cli.main import main
+    from r2cli.paths import jobs_dir
+
+    with pytest.raises(SystemExit) as caught:
+        main(["run", str(jobs_dir() / "sample.toml"), "--check"])
+    assert caught.value.code in (0, None)
+    assert "valid; steps: index, search, cut" in capsys.readouterr().out
