@@ -140,7 +140,7 @@ class _Video:
 # Selection
 
 
-def _matches(record: Any, patterns: tuple[str, ...]) -> bool:
+def matches_video(record: Any, patterns: tuple[str, ...]) -> bool:
     if not patterns:
         return True
     name = Path(record.path).name
@@ -185,7 +185,7 @@ def select_videos(workspace: "Workspace", options: SearchOptions) -> list[Any]:
             f"the archive is empty: the catalog {workspace.catalog_url} has no videos; index a folder first "
             "(r2cli index ./archive)"
         )
-    selected = [r for r in records if _matches(r, options.videos)]
+    selected = [r for r in records if matches_video(r, options.videos)]
     if not selected:
         what = []
         if options.videos:

@@ -1,0 +1,124 @@
+"""Fixtures of the summarize tests: an archive of generated videos indexed with the real scan and
+feature extraction (tiny CLIP), and two tiny random heads.
+
+Media (real ffmpeg, see tests/media.py ``make_video``):
+
+- ``scenes.mp4``: 30 s, red → blue → green (cuts at 10 s and 20 s = clips 5 and 10 at 0.5 fps),
+  440 Hz audio, container title "Three coloured scenes"
+  (``make_video(PATH, seconds=30, colors=("red", "blue", "green"), audio=True)``, then
+  ``ffmpeg -i PATH -c copy -metadata title="Three coloured scenes" OUT``);
+- ``holiday_trip-2019.mp4``: 20 s, yellow → magenta, no title
+  (``make_video(PATH, seconds=20, colors=("yellow", "magenta"))``);
+- ``long_walk.mp4``: 64 s, four scenes (``make_video(PATH, seconds=64, colors=("red", "white", "blue", "black"))``);
+- ``late/unextracted.mp4``: 8 s, scanned into the catalog without features.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+TITLE = "Three coloured scenes"
+TOKENS = 5  # tiny CLIP: (64 / 32)^2 + 1
+VIDEO_WIDTH = 64
+TEXT_WIDTH = 64
+
+
+@dataclass
+class Archive:
+    workspace: object  # r2cli.paths.Workspace
+    media: Path  # folder of the indexed videos
+    scenes: Path
+    holiday: Path
+    long: Path
+    unextracted: Path
+
+
+@pytest.fixture(scope="session")
+def tiny_tower(tiny_clip_path):
+    from r2cli.features.clip import load_clip
+
+    return load_clip(str(tiny_clip_path), device="cpu")
+
+
+def _tiny_head(seed: int, *, preset: str):
+    """A head of ``preset``'s architecture at the tiny CLIP's widths (dims 32), random weights."""
+    import dataclasses
+
+    import torch
+
+    from r2cli.model import build_model, load_preset
+
+    torch.manual_seed(seed)
+    config = load_preset(preset).model.with_clip(VIDEO_WIDTH, TEXT_WIDTH, TOKENS)
+    model = build_model(dataclasses.replace(config, dims=32))
+    with torch.no_grad():  # the official init leaves gate/scale at 0; random values make saliency vary
+        model.adapter.gate.normal_()
+        model.adapter.scale.normal_()
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def head_path(tmp_path_factory, tiny_clip_path) -> Path:
+    """A random grounding head (boundary head included) in the r2cli safetensors layout."""
+    from r2cli.model.checkpoint import save_checkpoint
+
+    return save_checkpoint(_tiny_head(7, preset="qvhighlights"), tmp_path_factory.mktemp("heads") / "grounding.safetensors")
+
+
+@pytest.fixture(scope="session")
+def saliency_head_path(tmp_path_factory) -> Path:
+    """A random saliency-only head (no boundary head, like the TVSum/YouTube heads) in the official .pth layout."""
+    import torch
+
+    model = _tiny_head(11, preset="tvsum_bk")
+    path = tmp_path_factory.mktemp("heads") / "saliency_only.pth"
+    torch.save({"meta": {"note": "r2cli summarize test head"}, "state_dict": model.state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def archive(ffmpeg, tmp_path_factory, tiny_tower) -> Archive:
+    from media import make_video
+
+    from r2cli.catalog.scan import scan_archive
+    from r2cli.features.extract import extract_features
+    from r2cli.paths import resolve_workspace
+
+    root = tmp_path_factory.mktemp("summarize")
+    media = root / "media"
+    plain = make_video(root / "raw" / "scenes.mp4", seconds=30, colors=("red", "blue", "green"), audio=True)
+    scenes = media / "scenes.mp4"
+    media.mkdir(parents=True)
+    subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(plain), "-c", "copy",
+                    "-metadata", f"title={TITLE}", str(scenes)], check=True)
+    holiday = make_video(media / "holiday_trip-2019.mp4", seconds=20, colors=("yellow", "magenta"))
+    long = make_video(media / "long_walk.mp4", seconds=64, colors=("red", "white", "blue", "black"))
+    unextracted = make_video(root / "late" / "unextracted.mp4", seconds=8, colors=("green",))
+    workspace = resolve_workspace(root / "ws")
+    scan_archive([media], workspace)
+    extract_features(workspace, tower=tiny_tower)
+    scan_archive([unextracted.parent], workspace)
+    return Archive(workspace, media, scenes, holiday, long, unextracted)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``r2cli ARGS`` in-process (errors become one line and an exit code, as for a user).
+
+    Returns (exit code, stdout, stderr); the CLI always ends with SystemExit in standalone mode.
+    """
+    from r2cli.cli.main import main
+
+    def invoke(*args: object) -> tuple[int, str, str]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as stopped:
+            main([str(a) for a in args])
+        captured = capsys.readouterr()
+        code = stopped.value.code
+        return (code if isinstance(code, int) else int(code is not None)), captured.out, captured.err
+
+    return invoke
