@@ -16,8 +16,6 @@ and a search (summary, cut) whose outputs exist for the same settings is not red
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,16 +303,6 @@ def load_job(path: str | Path) -> Job:
 # Steps
 
 
-def _optional(module: str, attribute: str) -> Callable[..., Any] | None:
-    """``module.attribute`` when this installation has it, else None."""
-    try:
-        found = importlib.import_module(module)
-    except ImportError:
-        return None
-    value = getattr(found, attribute, None)
-    return value if callable(value) and not inspect.ismodule(value) else None
-
-
 def _run_index(job: Job, workspace, reporter: Reporter) -> StepResult:
     """The two library calls of ``r2cli index``: the catalog pass, then feature extraction.
 
@@ -397,44 +385,38 @@ def _run_search(job: Job, workspace, out_dir: Path, force: bool, reporter: Repor
     )
 
 
-def _unavailable(name: str, what: str) -> StepResult:
-    return StepResult(name=name, status="error", detail=f"[{name}] is configured but {what}; the step was skipped")
-
-
 def _run_summarize(job: Job, workspace, out_dir: Path, force: bool, reporter: Reporter) -> StepResult:
-    summarize = _optional("r2cli.inference.summarize", "summarize") or _optional("r2cli.summary", "summarize")
-    if summarize is None:
-        return _unavailable("summarize", "this r2cli has no summarize library function (r2cli.inference.summarize)")
+    from r2cli.inference.summarize import summarize
+
     options = dict(job.summarize or {})
-    wanted = {
-        "videos": tuple(options["videos"]), "ratio": options["ratio"], "query": options["query"],
-        "preset": options["preset"], "checkpoint": options["checkpoint"], "clip_weights": options["clip_weights"],
-        "device": options["device"], "out": out_dir / "summarize", "resume": not force, "reporter": reporter,
-    }
-    accepted = inspect.signature(summarize).parameters
-    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    kwargs = {name: value for name, value in wanted.items() if takes_all or name in accepted}
     started = time.perf_counter()
-    result = summarize(workspace, **kwargs)
-    out = Path(getattr(result, "out_dir", out_dir / "summarize"))
-    files = getattr(result, "files", {}) or {}
-    outputs = {str(name): str(path) for name, path in files.items()} if isinstance(files, dict) else {}
-    outputs.setdefault("out_dir", str(out))
-    if "summary" not in outputs and (out / "summary.parquet").is_file():
-        outputs["summary"] = str(out / "summary.parquet")
+    result = summarize(
+        workspace,
+        tuple(options["videos"]),
+        ratio=options["ratio"],
+        query=options["query"],
+        preset=options["preset"],
+        checkpoint=options["checkpoint"],
+        clip_weights=options["clip_weights"],
+        device=options["device"],
+        out=out_dir / "summarize",
+        resume=not force,
+        reporter=reporter,
+    )
+    outputs = {str(name): str(path) for name, path in result.files.items()}
+    outputs.setdefault("out_dir", str(result.out_dir))
     return StepResult(
         name="summarize",
-        status="skipped" if getattr(result, "resumed", False) else "done",
-        detail=f"summaries in {out}",
+        status="skipped" if result.resumed else "done",
+        detail=f"summaries in {result.out_dir}",
         seconds=time.perf_counter() - started,
         outputs=outputs,
     )
 
 
 def _run_cut(job: Job, workspace, out_dir: Path, steps: list[StepResult], force: bool, reporter: Reporter) -> StepResult:
-    cut_results = _optional("r2cli.media.cut", "cut_results")
-    if cut_results is None:
-        return _unavailable("cut", "this r2cli has no cutting function (r2cli.media.cut.cut_results)")
+    from r2cli.media.cut import cut_results
+
     options = job.cut or {}
     source = next((s for s in steps if s.name == options["source"]), None)
     if source is None or source.status == "error":
@@ -450,8 +432,8 @@ def _run_cut(job: Job, workspace, out_dir: Path, steps: list[StepResult], force:
     # results that were just recomputed replace what an earlier run cut from the old ones
     report = cut_results(results_file, target, top=options["top"], pad=options["padding"], format=options["format"],
                          force=force or source.status == "done", reporter=reporter)
-    counts = report.counts() if callable(getattr(report, "counts", None)) else {}
-    status = "done" if getattr(report, "ok", True) else "error"
+    counts = report.counts()
+    status = "done" if report.ok else "error"
     return StepResult(
         name="cut",
         status=status,

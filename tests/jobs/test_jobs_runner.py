@@ -94,28 +94,6 @@ def test_job_indexes_searches_cuts_and_resumes(job_file, tmp_path):
     assert jobs[0].counts["search"]["status"] in ("done", "skipped")
 
 
-def test_unavailable_step_is_an_error_and_the_job_goes_on(tmp_path, media, monkeypatch, capsys):
-    import r2cli.jobs as jobs
-
-    path = tmp_path / "job.toml"
-    path.write_text(f"""
-[job]
-workspace = "ws"
-[index]
-paths = ["{media}"]
-features = false
-[summarize]
-ratio = 0.2
-""", encoding="utf-8")
-    monkeypatch.setattr(jobs, "_optional", lambda module, attribute: None)
-    result = jobs.run_job(path)
-    assert [(s.name, s.status) for s in result.steps] == [("index", "done"), ("summarize", "error")]
-    assert "no summarize library function" in result.steps[1].detail and not result.ok
-    code, out, err = run_cli(capsys, "run", str(path))
-    assert code == 1
-    assert "summarize" in out and "error" in out
-
-
 def test_sample_job_without_weights_stops_after_the_catalog_pass(tmp_path, ffmpeg, capsys):
     from r2cli.catalog import Catalog
     from r2cli.catalog.schema import Video
