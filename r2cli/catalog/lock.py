@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from r2cli._atomic import pid_alive
 from r2cli.errors import CatalogBusyError, CatalogError
 
 try:
@@ -43,16 +44,6 @@ def read_holder(path: str | os.PathLike) -> dict | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _busy_message(path: str, catalog: str, waited: float) -> str:
@@ -153,7 +144,7 @@ def _acquire(fd: int, path: str, catalog: str, timeout: float) -> None:
         else:  # pragma: no cover - no flock: trust the pid in the file, take it over when that pid is gone
             holder = read_holder(path)
             pid = holder.get("pid") if holder else None
-            if not isinstance(pid, int) or pid == os.getpid() or not _pid_alive(pid):
+            if not isinstance(pid, int) or pid == os.getpid() or not pid_alive(pid):
                 return
         waited = time.monotonic() - start
         if waited >= timeout:

@@ -17,13 +17,12 @@ No numpy here: the writers take plain Python numbers (``float()`` your arrays fi
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from r2cli._atomic import atomic_output
 from r2cli.data._io import Location, as_number, iter_json_records
 from r2cli.errors import InputError
 
@@ -81,16 +80,10 @@ class SaliencyPrediction:
 
 def _write_jsonl(lines: Iterable[dict[str, Any]], path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+    with atomic_output(path) as temporary:
+        with open(temporary, "w", encoding="utf-8") as stream:
             for line in lines:
                 stream.write(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 

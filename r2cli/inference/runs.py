@@ -12,12 +12,11 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 import secrets
-import uuid
 from pathlib import Path
 from typing import Any
 
+from r2cli._atomic import write_json_atomic
 from r2cli.errors import CatalogError, InputError
 
 MANIFEST_NAME = "run.json"
@@ -47,18 +46,12 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     Raises:
         InputError: the folder cannot be written.
     """
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / MANIFEST_NAME
-    tmp = folder / f".{MANIFEST_NAME}.tmp-{uuid.uuid4().hex[:8]}"
     data = {"manifest_version": MANIFEST_VERSION, **manifest}
     try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str, ensure_ascii=False) + "\n", "utf-8")
-        os.replace(tmp, target)
+        write_json_atomic(target, data, sort_keys=True, default=str)
     except OSError as exc:
         raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return target
 
 

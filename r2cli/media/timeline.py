@@ -23,11 +23,11 @@ import json
 import math
 import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from r2cli._atomic import write_text_atomic
 from r2cli.errors import InputError, UsageError
 
 RECORD_START_FRAMES_HOURS = 1  # record timecode starts at 01:00:00:00
@@ -108,17 +108,7 @@ def _atomic_write_text(path: Path, text: str, force: bool) -> Path:
     if path.exists() and not force:
         raise UsageError(f"{path} exists (use --force to overwrite)")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-        try:
-            with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        write_text_atomic(path, text)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from r2cli._atomic import atomic_output, write_json_atomic
 from r2cli.errors import CheckpointError, InputError, UsageError
 from r2cli.model.config import CLIP_ARCH_WIDTHS, LossConfig, ModelConfig, Preset, list_presets, load_preset
 from r2cli.model.r2tuning import R2Tuning
@@ -232,22 +233,20 @@ def save_checkpoint(model: R2Tuning, path: str | os.PathLike, *, clip: str | Non
         raise UsageError(f"checkpoint path must end in .safetensors, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": R2CLI_FORMAT})
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    sidecar = {
-        "format": R2CLI_FORMAT,
-        "config": model.config.to_dict(),
-        "clip": clip,
-        "preset": preset,
-        "sha256": digest,
-        "provenance": {"created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                       **(provenance or {})},
-    }
-    side_tmp = sidecar_path(path).with_name(sidecar_path(path).name + ".tmp")
-    side_tmp.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    os.replace(side_tmp, sidecar_path(path))
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": R2CLI_FORMAT})
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        sidecar = {
+            "format": R2CLI_FORMAT,
+            "config": model.config.to_dict(),
+            "clip": clip,
+            "preset": preset,
+            "sha256": digest,
+            "provenance": {"created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           **(provenance or {})},
+        }
+        # the sidecar goes first: a weights file never exists without its description
+        write_json_atomic(sidecar_path(path), sidecar, sort_keys=True)
     return path
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from r2cli._atomic import atomic_output
 from r2cli.errors import InputError, UsageError
 from r2cli.outputs.schemas import (
     KIND_KEY,
@@ -133,33 +133,12 @@ def write_table(kind: str, data: Any, path: str | os.PathLike, *, metadata: dict
     target = Path(path)
     table = _to_table(kind, data, metadata)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        with open(tmp, "wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        with atomic_output(target) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
     except OSError as exc:
         raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(target.parent)
     return target
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems cannot fsync a directory; the rename itself already happened
-    finally:
-        os.close(fd)
 
 
 def _type_matches(found, col: Column) -> bool:

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from r2cli._atomic import atomic_output, write_json_atomic
 from r2cli.errors import InputError, UsageError
 from r2cli.progress import NULL_REPORTER, Reporter
 
@@ -260,18 +261,15 @@ def _preset_reference(preset: "Preset", out_dir: Path) -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(path, data, default=_json_default)
 
 
 def _copy_checkpoint(source: Path, target: Path) -> None:
     from r2cli.model.checkpoint import sidecar_path
 
     for src, dst in ((source, target), (sidecar_path(source), sidecar_path(target))):
-        tmp = dst.with_name(dst.name + ".tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        with atomic_output(dst) as tmp:
+            shutil.copyfile(src, tmp)
 
 
 # ----------------------------------------------------------------------------------------------

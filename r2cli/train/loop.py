@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from r2cli._atomic import atomic_output
 from r2cli.errors import CheckpointError, InputError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -259,8 +260,6 @@ def validate(model: Any, validation: ValidationSet, *, device: str, batch_size: 
 def save_state(path: Any, *, model: Any, optimizer: Any, scaler: Any, epoch: int, iteration: int,
                best: dict[str, Any], history: list[dict[str, Any]], identity: dict[str, Any]) -> None:
     """Write everything ``--resume`` needs, atomically: weights, optimizer, scaler, counters, RNG states."""
-    import os
-
     import torch
 
     state = {
@@ -275,9 +274,8 @@ def save_state(path: Any, *, model: Any, optimizer: Any, scaler: Any, epoch: int
         "history": history,
         "identity": identity,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_state(path: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from r2cli._atomic import atomic_output
 from r2cli.errors import CatalogError, InputError
 from r2cli.progress import NULL_REPORTER, Reporter
 from r2cli.train.data import MappedFeatures, TrainItem
@@ -67,10 +68,9 @@ class QueryFeatureCache:
             for text, value in zip(missing, layers):
                 array = value.numpy().astype(np.float16)  # [L, k, Cq]
                 path = self.path(text)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                with open(tmp, "wb") as handle:
-                    np.save(handle, array)
-                os.replace(tmp, path)
+                with atomic_output(path, durable=False) as tmp:  # a cache: losing it costs a recompute
+                    with open(tmp, "wb") as handle:
+                        np.save(handle, array)
                 out[text] = array
         return [out[t] for t in texts]
 
