@@ -75,7 +75,7 @@ def test_sample_job_is_valid_and_every_key_is_commented():
 
     sample = jobs_dir() / "sample.toml"
     job = load_job(sample)
-    assert job.steps() == ["index", "search", "cut"]
+    assert job.steps() == ["index", "search", "summarize", "cut"]
     assert job.index["paths"][0].name == "sample_media"
     lines = sample.read_text(encoding="utf-8").splitlines()
     for section, keys in SCHEMA.items():
@@ -92,4 +92,4 @@ def test_run_check_on_the_cli(capsys):
     with pytest.raises(SystemExit) as caught:
         main(["run", str(jobs_dir() / "sample.toml"), "--check"])
     assert caught.value.code in (0, None)
-    assert "valid; steps: index, search, cut" in capsys.readouterr().out
+    assert "valid; steps: index, search, summarize, cut" in capsys.readouterr().out
