@@ -86,3 +86,15 @@ def _fail_on_error_logs():
     logger.removeHandler(trap)
     if trap.records:
         pytest.fail("r2cli logged at ERROR: " + "; ".join(r.getMessage() for r in trap.records))
+
+
+@pytest.fixture(autouse=True)
+def _console_width_follows_columns():
+    """The CLI's rich consoles live as long as the process and fix their width from $COLUMNS when
+    created; a real `r2cli` call is a fresh process, but in-process CLI tests share one, so each test
+    lets the width follow its own $COLUMNS again."""
+    common = sys.modules.get("r2cli.cli._common")
+    if common is not None:
+        for console in (common.console, common.err_console):
+            console._width = None  # rich then reads $COLUMNS (or the terminal) at each call
+    yield

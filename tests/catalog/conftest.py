@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import sqlite3
-import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from catalogkit import distinct_copy
 
 
 @pytest.fixture
@@ -34,20 +28,6 @@ def base_clip(ffmpeg, tmp_path_factory) -> Path:
     return make_video(tmp_path_factory.mktemp("base") / "base.mp4", seconds=1, width=64, height=48, fps=10)
 
 
-def distinct_copy(source: Path, target: Path, tag: int | str) -> Path:
-    """Copy an MP4 and append a top-level ``free`` box holding ``tag``: same video, different bytes.
-
-    A ``free`` box is valid MP4 padding, so ffprobe reads the copy exactly like the original while
-    its content fingerprint differs.
-    """
-    payload = f"r2cli-test-{tag}".encode()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
-    with open(target, "ab") as handle:
-        handle.write(struct.pack(">I", 8 + len(payload)) + b"free" + payload)
-    return target
-
-
 @pytest.fixture
 def make_copy(base_clip):
     """``make_copy(path, tag)``: a distinct valid clip at ``path``."""
@@ -56,28 +36,3 @@ def make_copy(base_clip):
         return distinct_copy(base_clip, Path(path), tag)
 
     return make
-
-
-def cli_env() -> dict[str, str]:
-    """Environment for `python -m r2cli.cli.main` subprocesses (the autouse isolation already applies)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env["R2CLI_NO_PROGRESS"] = "1"
-    return env
-
-
-def cli_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "r2cli.cli.main", *args]
-
-
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(cli_command(*args), capture_output=True, text=True, env=cli_env(), timeout=timeout)
-
-
-def sqlite_rows(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    """Read the catalog with plain sqlite3 (a second, independent reader)."""
-    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    try:
-        return connection.execute(sql, params).fetchall()
-    finally:
-        connection.close()

@@ -36,7 +36,7 @@ def indexed(tmp_path, make_copy, capsys):
     make_copy(archive / "b b.mp4", "b")
     (archive / "broken.mp4").write_text("not a video")
     ws = str(tmp_path / "ws")
-    code, out, err = run(capsys, "index", str(archive), "--workspace", ws, "--json")
+    code, out, err = run(capsys, "index", str(archive), "--workspace", ws, "--no-features", "--json")
     assert code == 0, err
     return archive, ws, json.loads(out)
 
@@ -45,9 +45,10 @@ def test_index_json_shape(indexed):
     archive, ws, report = indexed
     assert set(report) == {
         "roots", "catalog", "dry_run", "new", "updated", "unchanged", "moved", "missing", "errors", "probed",
-        "ignored", "file_errors", "elapsed", "seen",
+        "ignored", "file_errors", "elapsed", "seen", "features",
     }
     assert (report["new"], report["errors"], report["seen"], report["dry_run"]) == (2, 1, 3, False)
+    assert report["features"] is None  # --no-features
     assert report["roots"] == [str(archive)] and report["catalog"].endswith("ws/catalog.sqlite")
     assert report["file_errors"] == [
         {"path": str(archive / "broken.mp4"), "error": "ffprobe cannot read it: moov atom not found; "
@@ -57,11 +58,11 @@ def test_index_json_shape(indexed):
 
 def test_index_table_and_exit_codes(indexed, capsys):
     archive, ws, _ = indexed
-    code, out, _ = run(capsys, "index", str(archive), "--workspace", ws)
+    code, out, _ = run(capsys, "index", str(archive), "--workspace", ws, "--no-features")
     assert code == 0
     assert "unchanged │     2" in out and "errors    │     1" in out and "broken.mp4" in out
     assert "(unchanged since it failed)" in out
-    code, out, err = run(capsys, "index", str(archive), "--workspace", ws, "--strict")
+    code, out, err = run(capsys, "index", str(archive), "--workspace", ws, "--no-features", "--strict")
     assert code == 1 and "error: 1 of 3 paths failed (--strict); first:" in err and "broken.mp4" in err
     code, _, err = run(capsys, "index", str(archive / "nope"), "--workspace", ws)
     assert code == 2 and "nope: no such file or folder" in err
@@ -134,7 +135,7 @@ def test_doctor(tmp_path, monkeypatch, capsys, ffmpeg, make_copy):
                                        "files": [{"path": "clip/ViT-B-32.pt", "bytes": 2048}]}
     assert not (tmp_path / "ws").exists()  # doctor creates nothing
     make_copy(tmp_path / "archive" / "a.mp4", "a")
-    run(capsys, "index", str(tmp_path / "archive"), "--workspace", ws)
+    run(capsys, "index", str(tmp_path / "archive"), "--workspace", ws, "--no-features")
     code, out, _ = run(capsys, "doctor", "--workspace", ws)
     assert code == 0 and "schema version 1" in out and "1 videos" in out and "clip/ViT-B-32.pt" in out
     monkeypatch.setenv("R2CLI_FFMPEG", str(tmp_path / "no-ffmpeg"))

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import cli_command, cli_env, distinct_copy, run_cli, sqlite_rows
+from catalogkit import cli_command, cli_env, distinct_copy, run_cli, sqlite_rows
 
 from r2cli.catalog.scan import scan_archive
 from r2cli.paths import resolve_workspace
@@ -42,7 +42,7 @@ def _check_catalog(db) -> None:
 def test_kill_9_mid_run_then_resume(forty_clips, tmp_path):
     workspace = tmp_path / "ws"
     db = workspace / "catalog.sqlite"
-    process = subprocess.Popen(cli_command("index", str(forty_clips), "--workspace", str(workspace)),
+    process = subprocess.Popen(cli_command("index", str(forty_clips), "--workspace", str(workspace), "--no-features"),
                                env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
@@ -66,7 +66,7 @@ def test_kill_9_mid_run_then_resume(forty_clips, tmp_path):
 def test_two_index_runs_at_once(forty_clips, tmp_path):
     workspace = tmp_path / "ws"
     lock = workspace / "catalog.sqlite.lock"
-    first = subprocess.Popen(cli_command("index", str(forty_clips), "--workspace", str(workspace), "--json"),
+    first = subprocess.Popen(cli_command("index", str(forty_clips), "--workspace", str(workspace), "--no-features", "--json"),
                              env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     waiting = None
     try:
@@ -78,10 +78,11 @@ def test_two_index_runs_at_once(forty_clips, tmp_path):
         assert first.poll() is None, "the first run finished before the second could start"
         # a third run queues behind the first with --wait
         waiting = subprocess.Popen(
-            cli_command("index", str(forty_clips), "--workspace", str(workspace), "--wait", "120", "--json"),
+            cli_command("index", str(forty_clips), "--workspace", str(workspace), "--no-features", "--wait", "120",
+                        "--json"),
             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        refused = run_cli("index", str(forty_clips), "--workspace", str(workspace))
+        refused = run_cli("index", str(forty_clips), "--workspace", str(workspace), "--no-features")
         first_out, first_err = first.communicate(timeout=120)
         waiting_out, waiting_err = waiting.communicate(timeout=180)
     finally:

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import cli_command, cli_env, distinct_copy, sqlite_rows
+from catalogkit import cli_command, cli_env, distinct_copy, sqlite_rows
 
 from r2cli.catalog import Catalog
 from r2cli.catalog.scan import ScanFailedError, scan_archive
@@ -109,7 +109,7 @@ def test_unreadable_file_is_recorded(ffmpeg, base_clip, tmp_path):
         if probe.returncode == 0 or b"Permission denied" not in probe.stderr:
             pytest.skip(f"running as root and cannot drop CAP_DAC_OVERRIDE here: {probe.stderr[-200:]!r}")
         result = subprocess.run(
-            [*drop, *cli_command("index", str(archive), "--workspace", str(workspace), "--json")],
+            [*drop, *cli_command("index", str(archive), "--workspace", str(workspace), "--no-features", "--json")],
             capture_output=True, text=True, env=cli_env(), timeout=120,
         )
         assert result.returncode == 0, result.stderr

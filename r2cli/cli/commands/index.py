@@ -50,6 +50,27 @@ def render_scan_report(report) -> None:
             )
 
 
+def render_feature_report(report) -> None:
+    """Summary lines of an ``ExtractReport`` and the videos whose features failed."""
+    console.print(
+        f"features: {report.videos_extracted} extracted, {report.videos_skipped} already done, "
+        f"{report.videos_failed} failed; {report.clips} clips, {report.video_hours:.3f} video-hours in "
+        f"{report.wall_seconds:.1f} s ({report.speed:.1f} video-hours per hour, {report.frames_per_second:.1f} "
+        f"frames/s on {report.device}); {report.bytes_written / 1e6:.1f} MB written to {report.store}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if report.failures:
+        errors = Table(title="feature errors (recorded in the catalog)", show_header=True, header_style="bold")
+        errors.add_column("path", overflow="fold")
+        errors.add_column("error", overflow="fold")
+        for item in report.failures[:_MAX_ERRORS_SHOWN]:
+            errors.add_row(escape(item.path), escape(item.error))
+        console.print(errors)
+        if len(report.failures) > _MAX_ERRORS_SHOWN:
+            console.print(f"... and {len(report.failures) - _MAX_ERRORS_SHOWN} more", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("index")
     def index(
@@ -69,28 +90,63 @@ def register(app: typer.Typer) -> None:
         wait: Annotated[
             float, typer.Option("--wait", help="Seconds to wait for another process writing the catalog.", min=0)
         ] = 0.0,
+        features: Annotated[
+            bool,
+            typer.Option(
+                "--features/--no-features",
+                help="After the scan, extract CLIP features of every readable video (needs CLIP weights).",
+            ),
+        ] = True,
+        clip_weights: Annotated[
+            Optional[str],
+            typer.Option(
+                "--clip-weights",
+                metavar="PATH|TAG",
+                help="CLIP weights: a local OpenAI-format file or a registry tag. "
+                "Default: $R2CLI_CLIP_WEIGHTS, else OpenAI ViT-B/32 (downloaded once into the cache).",
+                show_default=False,
+            ),
+        ] = None,
+        fps: Annotated[
+            float, typer.Option("--fps", help="Clips (sampled frames) per second; 0.5 like the official features.")
+        ] = 0.5,
+        device: Annotated[
+            str, typer.Option("--device", help="Where CLIP runs: auto (a GPU when present), cpu, cuda or cuda:N.")
+        ] = "auto",
+        batch_size: Annotated[
+            Optional[int],
+            typer.Option("--batch-size", help="Frames per CLIP forward pass. Default: 32 on CPU, 256 on GPU.",
+                         show_default=False),
+        ] = None,
         json_output: JsonOpt = False,
         workspace: WorkspaceOpt = None,
         catalog: CatalogOpt = None,
     ) -> None:
-        """Index folders of video into the catalog: fingerprint, probe, track moves and deletions.
+        """Index folders of video into the catalog, then extract their CLIP features.
 
         Unchanged files are not probed again; a moved file keeps its row; a deleted one is marked
         missing. Bad files get a recorded error and the run goes on (exit code 0; with --strict, 1).
+        Features (the last 4 CLIP layers of one frame per clip) are stored once per video content
+        and settings; a re-run only extracts what is missing.
 
-        Example:  r2cli index ./archive --ext mp4 --ext mkv --ignore 'proxies'
+        Example:  r2cli index ./archive --ext mp4 --ext mkv --ignore 'proxies' --device auto
         """
-        from r2cli.catalog.scan import ScanFailedError, scan_archive
+        from r2cli.catalog.scan import ScanFailedError
+        from r2cli.features.extract import index_archive
 
         ws = workspace_from(workspace, catalog)
         with RichReporter() as reporter:
-            report = scan_archive(
-                paths, ws, extensions=ext or None, ignore=ignore or (), dry_run=dry_run, reporter=reporter,
-                lock_timeout=wait,
+            result = index_archive(
+                paths, ws, extensions=ext or None, ignore=ignore or (), dry_run=dry_run, lock_timeout=wait,
+                features=features, clip_weights=clip_weights, fps=fps, device=device, batch_size=batch_size,
+                reporter=reporter,
             )
+        report = result.scan
         if json_output:
-            print_json(report.to_dict())
+            print_json(result.to_dict())
         else:
             render_scan_report(report)
+            if result.features is not None:
+                render_feature_report(result.features)
         if strict and report.errors:
             raise ScanFailedError(report)

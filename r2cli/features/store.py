@@ -1,0 +1,657 @@
+"""Content-addressed feature store: one safetensors file per (video content, extraction settings).
+
+Layout under the store root (``workspace.features_dir``, or any folder, a shared filesystem included)::
+
+    <root>/<aa>/<digest>-<settings key>.safetensors
+
+``digest`` is the hex part of the video's content fingerprint (``"blake2b:<hex>"``), ``aa`` its
+first two characters, and ``settings key`` the 16-hex ``FeatureSettings.key()``. Because the name
+depends only on the bytes of the video and on the settings, a moved or renamed file finds its
+features again, while an edited file (new fingerprint) or a changed setting (new key) can never
+be served features computed for something else. ``get`` also re-checks the fingerprint, settings
+key and shapes recorded inside the file.
+
+File format: standard safetensors (readable with ``safetensors.numpy.load_file`` or any
+safetensors reader, no r2cli needed) holding
+
+- ``layers``      float16 ``[T, k, P, Cv]``: the last k CLIP residual-stream layers, all tokens;
+- ``embed``       float16 ``[T, D]``: the L2-normalised CLIP image embedding of each clip;
+- ``timestamps``  float64 ``[T]``: presentation time (s) of the frame each clip was computed from;
+
+and string metadata: ``format`` (``"r2cli.features"``), ``format_version``, ``fingerprint``,
+``settings_key``, ``settings`` (JSON), ``num_clips``, ``fps``, ``duration``, ``created_at``,
+``r2cli_version`` and extraction details (``extra``, JSON).
+
+Writes are atomic: data goes to a temporary file in the destination folder, which is flushed,
+fsync'ed and renamed over the final name (``os.replace``), then the folder is fsync'ed. A killed
+writer leaves only a ``.tmp`` file that ``get`` never reads (``remove_stale_temporaries`` cleans
+them). ``FeatureWriter`` streams ``layers`` to disk chunk by chunk (the header space is reserved
+up front and filled in at commit), so a two-hour video never has all its features in memory.
+Reads are memory-mapped (``numpy.memmap`` at the offsets in the header).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import struct
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from r2cli.errors import FeatureError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+FORMAT_NAME = "r2cli.features"
+FORMAT_VERSION = 1
+SUFFIX = ".safetensors"
+TEMP_SUFFIX = ".tmp"
+STORED_DTYPES = ("float16",)  # what `layers`/`embed` are stored as (the official features are fp16)
+CROPS = ("center",)
+
+_SAFETENSORS_DTYPE = {"float16": "F16", "float32": "F32", "float64": "F64"}
+_NUMPY_DTYPE = {value: key for key, value in _SAFETENSORS_DTYPE.items()}
+_FINGERPRINT_RE = re.compile(r"^[a-z0-9]+:([0-9a-f]{16,})$")
+_HEADER_ALIGN = 64
+
+
+# ----------------------------------------------------------------------------------------------
+# Settings
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """Everything that decides the numbers in a feature file; ``key()`` names them.
+
+    Two extractions with equal settings on the same content produce the same features, so they
+    share one file; change any field and the key (and file) changes.
+    """
+
+    clip_model: str  # open_clip architecture of the tower, e.g. "ViT-B-32"
+    weights_id: str  # registry tag ("ViT-B-32/openai") or "sha256:<16 hex>" of a local weights file
+    fps: float = 0.5  # sampled frames (= clips) per second
+    image_size: int = 224  # side of the square crop fed to CLIP
+    crop: str = "center"  # crop rule: centre crop after scaling the short side to image_size
+    k: int = 4  # CLIP layers kept (the last k, oldest first)
+    dtype: str = "float16"  # storage dtype of layers and embed
+    frame_rule: str = "ffmpeg-fps-near"  # which frame each clip takes (r2cli.media.frames.FRAME_RULES)
+    precision: str = "fp32"  # precision CLIP ran in ("fp32" like the official extractor, opt-in "bf16")
+
+    def __post_init__(self) -> None:
+        from r2cli.media.frames import check_sampling_args
+
+        if not isinstance(self.clip_model, str) or not self.clip_model:
+            raise UsageError(f"clip_model must be a non-empty string, got {self.clip_model!r}")
+        if not isinstance(self.weights_id, str) or not self.weights_id:
+            raise UsageError(f"weights_id must be a non-empty string, got {self.weights_id!r}")
+        check_sampling_args(self.fps, self.image_size, self.frame_rule)
+        object.__setattr__(self, "fps", float(self.fps))
+        if self.crop not in CROPS:
+            raise UsageError(f"crop must be one of {', '.join(CROPS)}, got {self.crop!r}")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise UsageError(f"k must be a positive integer, got {self.k!r}")
+        if self.dtype not in STORED_DTYPES:
+            raise UsageError(f"feature dtype must be one of {', '.join(STORED_DTYPES)}, got {self.dtype!r}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise UsageError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FeatureSettings":
+        """Rebuild settings from ``to_dict`` output (unknown keys are an error: they would change the key).
+
+        Raises:
+            FeatureError: the dict has unknown or missing fields.
+        """
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise FeatureError(f"feature settings have unknown fields {unknown} (written by a newer r2cli?)")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise FeatureError(f"feature settings are incomplete: {exc}") from None
+
+    def canonical_json(self) -> str:
+        """Sorted-key JSON with no spaces: the exact text the key is computed from."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def key(self) -> str:
+        """16 hex characters: BLAKE2b-64 of ``canonical_json()`` and the store format version."""
+        text = f"{FORMAT_NAME}/{FORMAT_VERSION}:{self.canonical_json()}"
+        return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+
+    @classmethod
+    def for_tower(cls, tower: Any, *, fps: float = 0.5, k: int = 4, frame_rule: str = "ffmpeg-fps-near") -> "FeatureSettings":
+        """Settings for features computed with ``tower`` (a ``r2cli.features.clip.ClipTower``)."""
+        return cls(
+            clip_model=str(tower.model_name),
+            weights_id=str(tower.weights_id),
+            fps=fps,
+            image_size=int(tower.image_size),
+            k=k,
+            frame_rule=frame_rule,
+            precision=str(getattr(tower, "precision", "fp32")),
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass
+class VideoFeatures:
+    """One stored feature set, memory-mapped (arrays are read-only views of the file)."""
+
+    path: Path  # the safetensors file
+    fingerprint: str  # content fingerprint of the video
+    settings: FeatureSettings  # what produced them
+    layers: "np.ndarray"  # [T, k, P, Cv] float16, memory-mapped
+    embed: "np.ndarray"  # [T, D] float16, memory-mapped
+    timestamps: "np.ndarray"  # [T] float64: pts (s) of the frame behind each clip
+    duration: float | None  # seconds, as probed when the features were written
+    metadata: dict[str, str] = field(repr=False)  # the raw header metadata
+
+    @property
+    def num_clips(self) -> int:
+        return int(self.layers.shape[0])
+
+    @property
+    def fps(self) -> float:
+        return self.settings.fps
+
+    @property
+    def nbytes(self) -> int:
+        return self.path.stat().st_size
+
+    def clip_bounds(self, index: int) -> tuple[float, float]:
+        """Seconds covered by clip ``index``: ``[i/fps, (i+1)/fps)``."""
+        return index / self.fps, (index + 1) / self.fps
+
+
+@dataclass(frozen=True)
+class StoredFeatureSet:
+    """What a commit wrote: enough to fill a catalog ``FeatureSet`` row."""
+
+    fingerprint: str
+    settings_key: str
+    settings: dict[str, Any]
+    relpath: str  # relative to the store root, "/"-separated
+    num_clips: int
+    shape: dict[str, list[int]]  # {"layers": [T, k, P, Cv], "embed": [T, D], "timestamps": [T]}
+    dtype: str  # storage dtype of layers/embed
+    bytes: int  # file size
+
+
+def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], int]:
+    """The safetensors header of ``path`` and the byte offset where tensor data starts.
+
+    Raises:
+        FeatureError: the file is not a readable safetensors file.
+    """
+    try:
+        with open(path, "rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) != 8:
+                raise FeatureError(f"{path}: not a safetensors file (shorter than 8 bytes)")
+            (length,) = struct.unpack("<Q", prefix)
+            if length > 100 * 1024 * 1024:
+                raise FeatureError(f"{path}: not a safetensors file (header length {length})")
+            raw = handle.read(length)
+    except OSError as exc:
+        raise FeatureError(f"{path}: cannot read feature file: {exc.strerror or exc}") from None
+    if len(raw) != length:
+        raise FeatureError(f"{path}: truncated safetensors header")
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FeatureError(f"{path}: unreadable safetensors header ({exc})") from None
+    if not isinstance(header, dict):
+        raise FeatureError(f"{path}: safetensors header is not a JSON object")
+    return header, 8 + length
+
+
+def open_features(path: str | os.PathLike) -> VideoFeatures:
+    """Memory-map a feature file written by ``FeatureStore``.
+
+    Raises:
+        FeatureError: not an r2cli feature file, or its tensors do not fit its header or size.
+    """
+    import numpy as np
+
+    path = Path(path)
+    header, data_start = read_header(path)
+    metadata = header.get("__metadata__") or {}
+    if metadata.get("format") != FORMAT_NAME:
+        raise FeatureError(f"{path}: not an r2cli feature file (metadata format={metadata.get('format')!r})")
+    if str(metadata.get("format_version")) != str(FORMAT_VERSION):
+        raise FeatureError(
+            f"{path}: feature format version {metadata.get('format_version')} is not supported "
+            f"(this r2cli reads version {FORMAT_VERSION}); re-run `r2cli index`"
+        )
+    try:
+        settings = FeatureSettings.from_dict(json.loads(metadata["settings"]))
+    except (KeyError, ValueError, UsageError) as exc:
+        raise FeatureError(f"{path}: bad settings in the header ({exc})") from None
+    size = path.stat().st_size
+    arrays: dict[str, np.ndarray] = {}
+    for name in ("layers", "embed", "timestamps"):
+        entry = header.get(name)
+        if not isinstance(entry, dict):
+            raise FeatureError(f"{path}: tensor {name!r} is missing")
+        dtype = _NUMPY_DTYPE.get(entry.get("dtype"))
+        shape = [int(v) for v in entry.get("shape", [])]
+        begin, end = (int(v) for v in entry.get("data_offsets", (0, -1)))
+        if dtype is None:
+            raise FeatureError(f"{path}: tensor {name!r} has unsupported dtype {entry.get('dtype')!r}")
+        expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        if end - begin != expected or data_start + end > size:
+            raise FeatureError(f"{path}: tensor {name!r} does not fit the file (truncated or corrupt)")
+        if expected == 0:
+            arrays[name] = np.zeros(shape, dtype=dtype)
+        else:
+            arrays[name] = np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=tuple(shape))
+    layers, embed, timestamps = arrays["layers"], arrays["embed"], arrays["timestamps"]
+    if layers.ndim != 4 or embed.ndim != 2 or timestamps.ndim != 1:
+        raise FeatureError(f"{path}: tensors have the wrong rank")
+    if not layers.shape[0] == embed.shape[0] == timestamps.shape[0] or layers.shape[1] != settings.k:
+        raise FeatureError(f"{path}: tensor shapes disagree ({layers.shape}, {embed.shape}, {timestamps.shape})")
+    duration = metadata.get("duration")
+    return VideoFeatures(
+        path=path,
+        fingerprint=str(metadata.get("fingerprint", "")),
+        settings=settings,
+        layers=layers,
+        embed=embed,
+        timestamps=timestamps,
+        duration=float(duration) if duration not in (None, "", "None") else None,
+        metadata=dict(metadata),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The store
+
+
+class FeatureStore:
+    """Feature files under ``root`` (any folder; a shared filesystem works: no global state here)."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"FeatureStore({str(self.root)!r})"
+
+    def relpath(self, fingerprint: str, settings: FeatureSettings) -> str:
+        """``<aa>/<digest>-<key>.safetensors`` (relative to ``root``)."""
+        digest = _fingerprint_token(fingerprint)
+        return f"{digest[:2]}/{digest}-{settings.key()}{SUFFIX}"
+
+    def path(self, fingerprint: str, settings: FeatureSettings) -> Path:
+        return self.root / self.relpath(fingerprint, settings)
+
+    def exists(self, fingerprint: str, settings: FeatureSettings) -> bool:
+        return self.path(fingerprint, settings).is_file()
+
+    def get(self, fingerprint: str, settings: FeatureSettings) -> VideoFeatures | None:
+        """The stored features of this content under these settings, memory-mapped; None if absent.
+
+        Raises:
+            FeatureError: a file is there but it is corrupt or belongs to another fingerprint/settings.
+        """
+        path = self.path(fingerprint, settings)
+        if not path.is_file():
+            return None
+        features = open_features(path)
+        if features.fingerprint != fingerprint:
+            raise FeatureError(f"{path}: holds features of {features.fingerprint}, not {fingerprint}")
+        if features.settings != settings:
+            raise FeatureError(f"{path}: holds features for other settings ({features.settings.canonical_json()})")
+        return features
+
+    def open_relpath(self, relpath: str) -> VideoFeatures:
+        """Open a file by the relative path a catalog ``FeatureSet`` row records.
+
+        Raises:
+            FeatureError: the file is missing or unreadable.
+        """
+        path = self.root / relpath
+        if not path.is_file():
+            raise FeatureError(f"feature file {path} is missing; run `r2cli index` to extract it again")
+        return open_features(path)
+
+    def writer(
+        self,
+        fingerprint: str,
+        settings: FeatureSettings,
+        *,
+        duration: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> "FeatureWriter":
+        """A streaming, atomic writer for one feature set (use as a context manager, then ``commit``)."""
+        return FeatureWriter(self, fingerprint, settings, duration=duration, extra=extra or {})
+
+    def put(
+        self,
+        fingerprint: str,
+        settings: FeatureSettings,
+        layers: Any,
+        embed: Any,
+        timestamps: Any,
+        *,
+        duration: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> StoredFeatureSet:
+        """Write a whole feature set atomically (arrays or tensors; converted to the stored dtypes).
+
+        Raises:
+            FeatureError: shapes disagree with each other or with the settings, or the write fails.
+        """
+        with self.writer(fingerprint, settings, duration=duration, extra=extra) as writer:
+            writer.append(layers, embed, timestamps)
+            return writer.commit()
+
+    def remove_stale_temporaries(self, *, older_than: float = 24 * 3600.0) -> int:
+        """Delete temporary files left by killed writers; returns how many were removed.
+
+        A temporary file of this host whose writer process is gone is removed at once; other
+        temporaries only when older than ``older_than`` seconds (their writer may run elsewhere).
+        """
+        if not self.root.is_dir():
+            return 0
+        host = socket.gethostname()
+        now = time.time()
+        removed = 0
+        for temp in self.root.glob(f"*/.*{TEMP_SUFFIX}"):
+            owner = _temp_owner(temp.name)
+            try:
+                stale = now - temp.stat().st_mtime > older_than
+                if owner is not None and owner[0] == host and not _pid_alive(owner[1]):
+                    stale = True
+                if stale:
+                    temp.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+
+def _fingerprint_token(fingerprint: str) -> str:
+    """The hex digest of ``"algo:<hex>"`` fingerprints; other strings are hashed to a safe name."""
+    if not isinstance(fingerprint, str) or not fingerprint:
+        raise UsageError(f"fingerprint must be a non-empty string, got {fingerprint!r}")
+    match = _FINGERPRINT_RE.match(fingerprint)
+    if match:
+        return match.group(1)
+    return hashlib.blake2b(fingerprint.encode("utf-8"), digest_size=32).hexdigest()
+
+
+def _temp_name(final: Path) -> str:
+    return f".{final.name}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}"
+
+
+def _temp_owner(name: str) -> tuple[str, int] | None:
+    parts = name[: -len(TEMP_SUFFIX)].split(".")
+    try:
+        return parts[-3], int(parts[-2])
+    except (IndexError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+class FeatureWriter:
+    """Streams one feature set into a temporary file and publishes it atomically on ``commit``.
+
+    ``layers`` chunks go straight to disk after a reserved header area; ``embed`` and
+    ``timestamps`` (small: about 1/300 of ``layers``) are kept in memory and appended at commit.
+    Leaving the ``with`` block without ``commit`` (an error, an interrupt) deletes the temporary file.
+    """
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        fingerprint: str,
+        settings: FeatureSettings,
+        *,
+        duration: float | None,
+        extra: dict[str, Any],
+    ) -> None:
+        self.store = store
+        self.fingerprint = fingerprint
+        self.settings = settings
+        self.duration = duration
+        self.extra = extra
+        self.final_path = store.path(fingerprint, settings)
+        self._relpath = store.relpath(fingerprint, settings)
+        self._temp: Path | None = None
+        self._handle = None
+        self._reserved = 0
+        self._layer_shape: tuple[int, int, int] | None = None  # (k, P, Cv)
+        self._embed_dim: int | None = None
+        self._embeds: list[Any] = []
+        self._stamps: list[Any] = []
+        self._count = 0
+        self._layer_bytes = 0
+        self.committed: StoredFeatureSet | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> "FeatureWriter":
+        self._open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.abort()
+
+    def _open(self) -> None:
+        if self._handle is not None:
+            return
+        folder = self.final_path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._temp = folder / _temp_name(self.final_path)
+            self._handle = open(self._temp, "w+b")
+        except OSError as exc:
+            raise FeatureError(f"cannot write features under {folder}: {exc.strerror or exc}") from None
+        # Reserve room for the header; it is written last, when the clip count is known.
+        probe = self._header(count=10**12, embed_dim=10**6, layer_shape=(10**3, 10**6, 10**6))
+        self._reserved = _round_up(len(probe) + 512, _HEADER_ALIGN) - 8
+        self._handle.write(b"\0" * (8 + self._reserved))
+
+    def abort(self) -> None:
+        """Drop the temporary file unless the set was committed (safe to call twice)."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
+        if self._temp is not None and self.committed is None:
+            try:
+                self._temp.unlink()
+            except FileNotFoundError:
+                pass
+        self._temp = None
+
+    # -- data --------------------------------------------------------------------------------------
+
+    def append(self, layers: Any, embed: Any, timestamps: Any) -> None:
+        """Add consecutive clips: ``layers [n, k, P, Cv]``, ``embed [n, D]``, ``timestamps [n]``.
+
+        Raises:
+            FeatureError: shapes disagree with each other, with earlier chunks or with ``settings.k``.
+        """
+        import numpy as np
+
+        self._open()
+        layers = np.ascontiguousarray(_as_numpy(layers), dtype=np.float16)  # [n, k, P, Cv]
+        embed = np.ascontiguousarray(_as_numpy(embed), dtype=np.float16)  # [n, D]
+        timestamps = np.ascontiguousarray(_as_numpy(timestamps), dtype=np.float64)  # [n]
+        if layers.ndim != 4 or embed.ndim != 2 or timestamps.ndim != 1:
+            raise FeatureError(
+                f"features must be layers [n, k, P, Cv], embed [n, D], timestamps [n]; got shapes "
+                f"{list(layers.shape)}, {list(embed.shape)}, {list(timestamps.shape)}"
+            )
+        count = layers.shape[0]
+        if embed.shape[0] != count or timestamps.shape[0] != count:
+            raise FeatureError(
+                f"features disagree on the clip count: layers {layers.shape[0]}, embed {embed.shape[0]}, "
+                f"timestamps {timestamps.shape[0]}"
+            )
+        if layers.shape[1] != self.settings.k:
+            raise FeatureError(f"layers carry {layers.shape[1]} CLIP layers, the settings say k={self.settings.k}")
+        if self._layer_shape is None:
+            self._layer_shape = tuple(int(v) for v in layers.shape[1:])  # type: ignore[assignment]
+            self._embed_dim = int(embed.shape[1])
+        elif tuple(layers.shape[1:]) != self._layer_shape or embed.shape[1] != self._embed_dim:
+            raise FeatureError(
+                f"feature chunk shapes changed mid-video: {list(layers.shape[1:])} vs {list(self._layer_shape)}"
+            )
+        try:
+            self._handle.write(memoryview(layers).cast("B"))
+        except OSError as exc:
+            raise FeatureError(f"cannot write {self._temp}: {exc.strerror or exc}") from None
+        self._layer_bytes += layers.nbytes
+        self._embeds.append(embed)
+        self._stamps.append(timestamps)
+        self._count += count
+
+    @property
+    def num_clips(self) -> int:
+        return self._count
+
+    def _header(self, *, count: int, embed_dim: int, layer_shape: tuple[int, int, int]) -> bytes:
+        layer_bytes = count * layer_shape[0] * layer_shape[1] * layer_shape[2] * 2
+        embed_bytes = count * embed_dim * 2
+        stamp_bytes = count * 8
+        metadata = {
+            "format": FORMAT_NAME,
+            "format_version": str(FORMAT_VERSION),
+            "fingerprint": self.fingerprint,
+            "settings_key": self.settings.key(),
+            "settings": self.settings.canonical_json(),
+            "num_clips": str(count),
+            "fps": repr(self.settings.fps),
+            "duration": "" if self.duration is None else repr(float(self.duration)),
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "r2cli_version": _r2cli_version(),
+            "extra": json.dumps(self.extra, sort_keys=True, default=str),
+        }
+        header = {
+            "__metadata__": metadata,
+            "layers": {"dtype": "F16", "shape": [count, *layer_shape], "data_offsets": [0, layer_bytes]},
+            "embed": {
+                "dtype": "F16",
+                "shape": [count, embed_dim],
+                "data_offsets": [layer_bytes, layer_bytes + embed_bytes],
+            },
+            "timestamps": {
+                "dtype": "F64",
+                "shape": [count],
+                "data_offsets": [layer_bytes + embed_bytes, layer_bytes + embed_bytes + stamp_bytes],
+            },
+        }
+        return json.dumps(header, separators=(",", ":")).encode("utf-8")
+
+    def commit(self) -> StoredFeatureSet:
+        """Finish the file and publish it under its final name (atomic). Returns what was stored.
+
+        Raises:
+            FeatureError: nothing was appended, or the file cannot be written.
+        """
+        import numpy as np
+
+        if self.committed is not None:
+            return self.committed
+        if self._handle is None:
+            raise FeatureError("feature writer is closed")
+        if self._count == 0 or self._layer_shape is None or self._embed_dim is None:
+            raise FeatureError(f"no clips to store for {self.fingerprint}")
+        header = self._header(count=self._count, embed_dim=self._embed_dim, layer_shape=self._layer_shape)
+        if len(header) > self._reserved:
+            raise FeatureError(f"feature header ({len(header)} bytes) outgrew its reserved {self._reserved} bytes")
+        embed = np.concatenate(self._embeds)
+        stamps = np.concatenate(self._stamps)
+        handle = self._handle
+        try:
+            handle.write(memoryview(embed).cast("B"))
+            handle.write(memoryview(stamps).cast("B"))
+            handle.seek(0)
+            # Pad the JSON with spaces (allowed by the safetensors format) to the reserved length.
+            handle.write(struct.pack("<Q", self._reserved) + header + b" " * (self._reserved - len(header)))
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+            self._handle = None
+            size = self._temp.stat().st_size
+            os.replace(self._temp, self.final_path)
+            _fsync_dir(self.final_path.parent)
+        except OSError as exc:
+            self.abort()
+            raise FeatureError(f"cannot write {self.final_path}: {exc.strerror or exc}") from None
+        k, tokens, width = self._layer_shape
+        self.committed = StoredFeatureSet(
+            fingerprint=self.fingerprint,
+            settings_key=self.settings.key(),
+            settings=self.settings.to_dict(),
+            relpath=self._relpath,
+            num_clips=self._count,
+            shape={
+                "layers": [self._count, k, tokens, width],
+                "embed": [self._count, self._embed_dim],
+                "timestamps": [self._count],
+            },
+            dtype=self.settings.dtype,
+            bytes=size,
+        )
+        self._temp = None
+        return self.committed
+
+
+def _as_numpy(value: Any) -> "np.ndarray":
+    import numpy as np
+
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+        return value.numpy()
+    return np.asarray(value)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return (value + multiple - 1) // multiple * multiple
+
+
+def _r2cli_version() -> str:
+    from r2cli import __version__
+
+    return str(__version__)

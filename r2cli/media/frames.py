@@ -1,0 +1,596 @@
+"""Exact, streamed frame sampling with the ffmpeg binary, as R2-Tuning's frame extraction does it.
+
+The frame rule (``FRAME_RULE_EXACT = "ffmpeg-fps-near"``) reproduces the official extractor
+(``tools/extract_frames.py``, spec §1.1) and fixes only what it gets wrong for real archives:
+
+1. Geometry is computed on the *display* size: the coded size with the sample aspect ratio applied
+   to the width, then turned by the display-matrix rotation. The short side becomes ``size``
+   (``int`` truncation of the long side, as the official tool does), then a centre crop of
+   ``size x size`` at integer offsets ``int((w' - size) / 2)``, ``int((h' - size) / 2)``. For a
+   square-pixel, unrotated file this is exactly the official geometry.
+2. The ffmpeg filter chain is the official one, ``fps=F`` (default ``round=near``) →
+   ``scale=w':h'`` (default flags: bicubic) → ``crop=S:S:x:y`` → raw ``rgb24``, with the rotation
+   (``transpose``/``hflip,vflip``) inserted after ``fps`` and before ``scale`` (ffmpeg's
+   autorotation is switched off so the rotation happens once, on the sampled frames only).
+   10-bit and other pixel formats are converted to ``rgb24`` by the same scaler pass.
+3. Which source frame each output takes, and so its timestamp: the ``fps`` filter converts every
+   input timestamp to ticks of ``1/F`` seconds, rounding to nearest (halves away from zero), and
+   emits for tick ``n`` the last input frame whose rounded tick is ``<= n``. In seconds: clip
+   ``i`` covers ``[i/F, (i+1)/F)`` and gets the last frame shown before ``(i + 0.5)/F``, i.e. the
+   frame at (or just before) the middle of the clip. A ``showinfo`` filter placed before ``fps``
+   reports every decoded frame's timestamp on stderr, and ``FpsTickTracker`` replays the filter's
+   rule on them, so every sampled frame carries the presentation time of the frame actually used.
+4. Clip count: the ``fps`` filter ends at the end time of the last frame ``E`` (its timestamp
+   plus its duration), rounded the same way, so a video yields ``N = floor(E*F + 1/2)`` clips
+   (``E*F`` rounded half up), with the last frame repeated when the final clip's middle lies past
+   the last frame. That count is exactly what the official extractor emits, so no padding or
+   trimming is applied; ``expected_clip_count`` states the rule, and a video with ``N = 0``
+   (shorter than half a clip) raises ``VideoTooShortError``.
+
+Memory does not grow with the video: frames are read from ffmpeg's stdout in chunks of at most
+``chunk_frames`` frames, and the timestamp tracker keeps O(1) state.
+
+A faster, opt-in rule ``FRAME_RULE_NOREF = "ffmpeg-fps-near-noref"`` makes the decoder skip
+non-reference frames (``-skip_frame noref``): the fps rule then picks among the decoded frames
+only, so a sampled frame can be up to a few frame intervals earlier than the exact one (the
+timestamps it reports are the true ones of the frames used). Features from the two rules are
+different feature sets (the rule is part of the feature-store key).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from r2cli.errors import MediaError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+FRAME_RULE_EXACT = "ffmpeg-fps-near"
+FRAME_RULE_NOREF = "ffmpeg-fps-near-noref"
+FRAME_RULES = (FRAME_RULE_EXACT, FRAME_RULE_NOREF)
+
+DEFAULT_CHUNK_FRAMES = 16  # frames per read from ffmpeg's pipe (16 x 224 x 224 x 3 = 2.4 MB)
+_STDERR_TAIL_LINES = 40  # non-showinfo stderr lines kept for error messages
+
+_SHOWINFO_RE = re.compile(rb"\[Parsed_showinfo_\d+ @ [^\]]*\] n:\s*(\d+) pts:\s*(-?\d+) ")
+
+
+class VideoTooShortError(MediaError):
+    """The video is shorter than half a clip, so the frame rule yields no clip at all."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Geometry
+
+
+@dataclass(frozen=True)
+class FrameGeometry:
+    """How one video's frames become ``size x size`` crops (spec §1.1, on the display size)."""
+
+    width: int  # coded width of the stream
+    height: int  # coded height of the stream
+    sample_aspect_ratio: Fraction  # pixel width / pixel height (1 for square pixels)
+    rotation: int  # display rotation, degrees counter-clockwise (0, 90, 180, 270)
+    size: int  # output side S (the CLIP tower's image size)
+    display_width: Fraction  # width a player shows, after SAR and rotation
+    display_height: Fraction  # height a player shows, after SAR and rotation
+    scaled_width: int  # w': width after the scale filter
+    scaled_height: int  # h': height after the scale filter
+    crop_x: int  # left offset of the centre crop in the scaled frame
+    crop_y: int  # top offset of the centre crop in the scaled frame
+
+    def rotation_filters(self) -> list[str]:
+        """ffmpeg filters that turn coded frames upright (what ffmpeg's autorotation would insert)."""
+        clockwise = (360 - self.rotation) % 360
+        return {0: [], 90: ["transpose=clock"], 180: ["hflip", "vflip"], 270: ["transpose=cclock"]}[clockwise]
+
+    def filters(self) -> list[str]:
+        """The filters after ``fps``: rotation, scale (default bicubic), centre crop."""
+        return [
+            *self.rotation_filters(),
+            f"scale={self.scaled_width}:{self.scaled_height}",
+            f"crop={self.size}:{self.size}:{self.crop_x}:{self.crop_y}",
+        ]
+
+
+def compute_geometry(
+    width: int,
+    height: int,
+    size: int,
+    *,
+    sample_aspect_ratio: Fraction | str | None = None,
+    rotation: int = 0,
+) -> FrameGeometry:
+    """Scale and crop so that the display's short side becomes ``size`` and a centred square remains.
+
+    ``rotation`` uses the display-matrix convention (degrees counter-clockwise, as
+    ``r2cli.media.probe`` reports it). With square pixels and no rotation this equals the official
+    ``w' = int(w*size/h)`` (or ``h' = int(h*size/w)``) and ``x = int((w'-size)/2)``.
+
+    Raises:
+        UsageError: a size or angle breaks its rule (sizes > 0, rotation a multiple of 90).
+    """
+    if width <= 0 or height <= 0:
+        raise UsageError(f"frame size must be positive, got {width}x{height}")
+    if size <= 0:
+        raise UsageError(f"image size must be positive, got {size}")
+    rotation = int(rotation) % 360
+    if rotation % 90:
+        raise UsageError(f"rotation must be a multiple of 90 degrees, got {rotation}")
+    sar = _parse_sar(sample_aspect_ratio)
+    display_width, display_height = Fraction(width) * sar, Fraction(height)
+    if rotation in (90, 270):
+        display_width, display_height = display_height, display_width
+    # Fractions floor exactly what Python's float int() floors for the integer case of the official tool.
+    if display_width > display_height:
+        scaled_width, scaled_height = int(display_width * size / display_height), size
+    else:
+        scaled_width, scaled_height = size, int(display_height * size / display_width)
+    return FrameGeometry(
+        width=width,
+        height=height,
+        sample_aspect_ratio=sar,
+        rotation=rotation,
+        size=size,
+        display_width=display_width,
+        display_height=display_height,
+        scaled_width=scaled_width,
+        scaled_height=scaled_height,
+        crop_x=int((scaled_width - size) / 2),
+        crop_y=int((scaled_height - size) / 2),
+    )
+
+
+def _parse_sar(value: Fraction | str | None) -> Fraction:
+    if value is None:
+        return Fraction(1)
+    if isinstance(value, Fraction):
+        sar = value
+    else:
+        try:
+            num, den = (int(part) for part in str(value).replace("/", ":").split(":"))
+            sar = Fraction(num, den)
+        except (ValueError, ZeroDivisionError):
+            return Fraction(1)
+    return sar if sar > 0 else Fraction(1)  # "0:1" means the file does not say
+
+
+# ----------------------------------------------------------------------------------------------
+# Clip count and the fps filter's frame choice
+
+
+def _round_half_away(value: Fraction) -> int:
+    """AV_ROUND_NEAR_INF: to nearest, halves away from zero."""
+    magnitude = (abs(value) * 2 + 1) // 2
+    return int(magnitude if value >= 0 else -magnitude)
+
+
+def expected_clip_count(end_time: float | Fraction, fps: float | Fraction, start_time: float | Fraction = 0) -> int:
+    """Clips the frame rule yields for a stream whose first frame starts at ``start_time`` and whose
+    last frame ends at ``end_time`` (seconds): ``round(E*F) - round(S*F)``, halves rounded up.
+
+    With ``start_time = 0`` this is ``floor(E*F + 1/2)``: a 5 s video gives 3 clips at 0.5 fps,
+    a 6.5 s video 3 clips at 0.5 fps and 13 at 2 fps, a 0.9 s video none at 0.5 fps.
+    """
+    rate = _fps_fraction(fps)
+    end = Fraction(end_time).limit_denominator(1 << 30) if not isinstance(end_time, Fraction) else end_time
+    start = Fraction(start_time).limit_denominator(1 << 30) if not isinstance(start_time, Fraction) else start_time
+    return max(0, _round_half_away(end * rate) - _round_half_away(start * rate))
+
+
+def _fps_fraction(fps: float | Fraction | str) -> Fraction:
+    """The output rate as the fps filter stores it (``av_d2q(fps, INT_MAX)``; exact for 0.5, 1, 2, 29.97...)."""
+    if isinstance(fps, Fraction):
+        return fps
+    return Fraction(str(fps)).limit_denominator(2**31 - 1)
+
+
+class FpsTickTracker:
+    """Replays the ffmpeg ``fps`` filter's choice of input frame for each output tick, in O(1) memory.
+
+    Feed the timestamps of the frames entering the filter, in order (``push``); read back, for each
+    output tick in order, the timestamp (seconds) of the frame the filter emits (``pop_ready``).
+    Ticks after the last input frame (end-of-stream padding) repeat the last frame (``finish``).
+    """
+
+    def __init__(self, fps: float | Fraction, time_base: Fraction) -> None:
+        self._ticks_per_unit = time_base * _fps_fraction(fps)  # output ticks per input pts unit
+        self._time_base = time_base
+        self._next_tick: int | None = None
+        self._held_pts: int | None = None  # the frame buffered as frames[0]
+        self._ready: collections.deque[float] = collections.deque()
+
+    def _tick(self, pts: int) -> int:
+        return _round_half_away(pts * self._ticks_per_unit)
+
+    def push(self, pts: int) -> None:
+        """A frame with presentation timestamp ``pts`` (input time base) enters the filter."""
+        tick = self._tick(pts)
+        if self._held_pts is None:
+            self._held_pts = pts
+            if self._next_tick is None:
+                self._next_tick = tick
+            return
+        # frames[0] is emitted for every tick before the new frame's tick; then the new frame replaces it.
+        while self._next_tick < tick:
+            self._ready.append(float(self._held_pts * self._time_base))
+            self._next_tick += 1
+        self._held_pts = pts
+
+    def pop_ready(self, limit: int) -> list[float]:
+        """Up to ``limit`` resolved output timestamps, oldest first."""
+        out = []
+        while self._ready and len(out) < limit:
+            out.append(self._ready.popleft())
+        return out
+
+    def resolved(self) -> int:
+        return len(self._ready)
+
+    def last_timestamp(self) -> float | None:
+        """Timestamp of the last frame seen (what end-of-stream ticks repeat)."""
+        return None if self._held_pts is None else float(self._held_pts * self._time_base)
+
+
+# ----------------------------------------------------------------------------------------------
+# Probing what sampling needs
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """The few facts about a video stream that frame sampling needs (one ffprobe call)."""
+
+    index: int  # absolute stream index in the container (for -map 0:<index>)
+    width: int  # coded width
+    height: int  # coded height
+    sample_aspect_ratio: Fraction  # 1 when unknown
+    rotation: int  # degrees counter-clockwise (display matrix convention)
+    time_base: Fraction  # stream time base (the unit of the pts showinfo prints)
+    pixel_format: str | None  # e.g. "yuv420p10le"
+    duration: float | None  # seconds, container duration else stream duration
+
+
+def probe_stream(path: str | os.PathLike, *, ffprobe: str | None = None) -> StreamInfo:
+    """Describe the first (non cover-art) video stream of ``path``.
+
+    Raises:
+        MissingDependencyError: ffprobe is not installed.
+        MediaError: the file cannot be read or has no video stream.
+    """
+    import json
+
+    from r2cli.media.ffmpeg import find_ffprobe
+
+    name = os.fspath(path)
+    exe = ffprobe or find_ffprobe()
+    args = [exe, "-v", "error", "-of", "json", "-show_streams", "-show_format", "-select_streams", "v", name]
+    try:
+        result = subprocess.run(args, capture_output=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise MediaError(f"{name}: cannot run {exe}: {exc}") from None
+    if result.returncode != 0:
+        reason = _last_line(result.stderr) or f"exit code {result.returncode}"
+        raise MediaError(f"{name}: ffprobe cannot read it: {reason}")
+    try:
+        data = json.loads(result.stdout or b"{}")
+    except ValueError as exc:
+        raise MediaError(f"{name}: ffprobe printed unreadable output ({exc})") from None
+    streams = [s for s in data.get("streams") or [] if not (s.get("disposition") or {}).get("attached_pic")]
+    if not streams:
+        raise MediaError(f"{name}: no video stream")
+    stream = streams[0]
+    width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
+    if width <= 0 or height <= 0:
+        raise MediaError(f"{name}: video stream has no picture size (width={width}, height={height})")
+    try:
+        time_base = Fraction(str(stream.get("time_base") or "1/90000"))
+    except (ValueError, ZeroDivisionError):
+        time_base = Fraction(1, 90000)
+    duration = _float((data.get("format") or {}).get("duration")) or _float(stream.get("duration"))
+    return StreamInfo(
+        index=int(stream.get("index") or 0),
+        width=width,
+        height=height,
+        sample_aspect_ratio=_parse_sar(stream.get("sample_aspect_ratio")),
+        rotation=_rotation(stream),
+        time_base=time_base,
+        pixel_format=stream.get("pix_fmt"),
+        duration=duration,
+    )
+
+
+def _float(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None
+
+
+def _rotation(stream: dict) -> int:
+    """Display rotation, degrees counter-clockwise; the legacy ``rotate`` tag is clockwise."""
+    for side in stream.get("side_data_list") or []:
+        angle = _float(side.get("rotation"))
+        if angle is not None:
+            return int(round(angle / 90.0)) * 90 % 360
+    for key, value in (stream.get("tags") or {}).items():
+        if key.lower() == "rotate":
+            angle = _float(value)
+            if angle is not None:
+                return int(round(-angle / 90.0)) * 90 % 360
+    return 0
+
+
+def _last_line(data: bytes | str | None) -> str:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else (data or "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+# ----------------------------------------------------------------------------------------------
+# Streaming sampler
+
+
+@dataclass
+class FrameChunk:
+    """Consecutive sampled frames of one video."""
+
+    start: int  # clip index of the first frame in this chunk
+    frames: "np.ndarray"  # [n, S, S, 3] uint8 RGB
+    timestamps: "np.ndarray"  # [n] float64: presentation time (s) of the source frame each came from
+
+
+@dataclass
+class SamplingStats:
+    """Filled in while a ``FrameSampler`` runs."""
+
+    clips: int = 0  # frames emitted (= clips)
+    decoded_frames: int = 0  # frames that entered the fps filter
+    reads: int = 0  # pipe reads performed
+    max_read_bytes: int = 0  # largest single pipe read (bounded by chunk_frames x frame bytes)
+    end_padding: int = 0  # trailing clips that repeat the last frame (end-of-stream ticks)
+
+
+def default_decode_threads() -> int:
+    """Decoder threads passed to ffmpeg when none are given: every core this process may use, at most 16."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(16, cores))
+
+
+@dataclass
+class FrameSampler:
+    """Stream the frames of one video under the frame rule, in bounded chunks.
+
+    Use as an iterator of ``FrameChunk`` (or ``with sampler: ...`` to make sure ffmpeg is stopped
+    when the consumer stops early). ``stats`` is filled in as frames arrive.
+
+    Raises (while iterating):
+        MissingDependencyError: ffmpeg/ffprobe are not installed.
+        MediaError: ffmpeg fails on the file (the message ends with ffmpeg's last error line).
+        VideoTooShortError: the video yields no clip.
+    """
+
+    path: str | os.PathLike
+    fps: float = 0.5
+    size: int = 224
+    frame_rule: str = FRAME_RULE_EXACT
+    threads: int | None = None
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES
+    ffmpeg: str | None = None
+    stream: StreamInfo | None = None  # probed on first use when not given
+    stats: SamplingStats = field(default_factory=SamplingStats)
+    _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_sampling_args(self.fps, self.size, self.frame_rule)
+        if isinstance(self.chunk_frames, bool) or not isinstance(self.chunk_frames, int) or self.chunk_frames < 1:
+            raise UsageError(f"chunk_frames must be a positive integer, got {self.chunk_frames!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
+            raise UsageError(f"decode threads must be a positive integer, got {self.threads!r}")
+
+    # -- command ---------------------------------------------------------------------------------
+
+    def geometry(self) -> FrameGeometry:
+        info = self._stream()
+        return compute_geometry(
+            info.width, info.height, self.size, sample_aspect_ratio=info.sample_aspect_ratio, rotation=info.rotation
+        )
+
+    def _stream(self) -> StreamInfo:
+        if self.stream is None:
+            self.stream = probe_stream(self.path)
+        return self.stream
+
+    def command(self) -> list[str]:
+        """The ffmpeg argument list (also recorded in benchmarks and docs)."""
+        from r2cli.media.ffmpeg import find_ffmpeg
+
+        info = self._stream()
+        exe = self.ffmpeg or find_ffmpeg()
+        threads = self.threads or default_decode_threads()
+        chain = ["showinfo=checksum=0", f"fps={self.fps}", *self.geometry().filters()]
+        args = [exe, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", "-threads", str(threads)]
+        if self.frame_rule == FRAME_RULE_NOREF:
+            args += ["-skip_frame", "noref"]
+        args += [
+            "-noautorotate",
+            "-i", os.fspath(self.path),
+            "-map", f"0:{info.index}",
+            "-an", "-sn", "-dn",
+            "-filter_threads", "1",
+            "-vf", ",".join(chain),
+            "-pix_fmt", "rgb24",
+            "-f", "rawvideo",
+            "pipe:1",
+        ]  # fmt: skip
+        return args
+
+    # -- iteration -------------------------------------------------------------------------------
+
+    def __enter__(self) -> "FrameSampler":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop ffmpeg if it is still running (safe to call twice)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        if process is not None:
+            for pipe in (process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
+
+    def __iter__(self) -> Iterator[FrameChunk]:
+        import numpy as np
+
+        info = self._stream()
+        args = self.command()
+        name = os.fspath(self.path)
+        try:
+            process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise MediaError(f"{name}: cannot run {args[0]}: {exc}") from None
+        self._process = process
+        tracker = FpsTickTracker(self.fps, info.time_base)
+        condition = threading.Condition()
+        tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
+        done = threading.Event()
+
+        def read_stderr() -> None:
+            assert process.stderr is not None
+            for line in process.stderr:
+                match = _SHOWINFO_RE.search(line)
+                if match:
+                    with condition:
+                        tracker.push(int(match.group(2)))
+                        self.stats.decoded_frames += 1
+                        condition.notify_all()
+                elif not line.startswith(b"[Parsed_showinfo"):
+                    tail.append(line.decode("utf-8", "replace").rstrip())
+            with condition:
+                done.set()
+                condition.notify_all()
+
+        reader = threading.Thread(target=read_stderr, name="ffmpeg-stderr", daemon=True)
+        reader.start()
+        size = self.size
+        frame_bytes = size * size * 3
+        emitted = 0
+        try:
+            assert process.stdout is not None
+            while True:
+                buffer = np.empty((self.chunk_frames, size, size, 3), dtype=np.uint8)
+                filled = _read_into(process.stdout, memoryview(buffer).cast("B"), self.stats)
+                count = filled // frame_bytes
+                if count == 0:
+                    if filled:
+                        raise MediaError(f"{name}: ffmpeg ended in the middle of a frame ({filled} stray bytes)")
+                    break
+                timestamps = self._timestamps(count, tracker, condition, done)
+                yield FrameChunk(start=emitted, frames=buffer[:count], timestamps=timestamps)
+                emitted += count
+                self.stats.clips = emitted
+                if filled % frame_bytes:
+                    raise MediaError(f"{name}: ffmpeg ended in the middle of a frame")
+                if filled < buffer.nbytes:
+                    break
+            returncode = process.wait()
+            reader.join()
+            if returncode != 0:
+                detail = next((line for line in reversed(tail) if line.strip()), f"exit code {returncode}")
+                raise MediaError(f"{name}: ffmpeg failed while sampling frames: {detail}")
+            if emitted == 0:
+                raise VideoTooShortError(
+                    f"{name}: too short for one clip at {self.fps:g} fps (the frame rule needs at least "
+                    f"{0.5 / self.fps:g} s of video, i.e. half a {1 / self.fps:g} s clip)"
+                )
+        finally:
+            self.close()
+
+    def _timestamps(self, count: int, tracker: FpsTickTracker, condition: threading.Condition, done: threading.Event):
+        import numpy as np
+
+        stamps: list[float] = []
+        with condition:
+            while True:
+                stamps += tracker.pop_ready(count - len(stamps))
+                if len(stamps) == count:
+                    break
+                if done.is_set():
+                    last = tracker.last_timestamp()
+                    if last is None:
+                        raise MediaError(f"{os.fspath(self.path)}: ffmpeg emitted frames but reported no timestamps")
+                    padding = count - len(stamps)
+                    self.stats.end_padding += padding
+                    stamps += [last] * padding
+                    break
+                condition.wait(timeout=1.0)
+        return np.asarray(stamps, dtype=np.float64)
+
+
+def _read_into(stream, view: memoryview, stats: SamplingStats) -> int:
+    """Fill ``view`` from ``stream`` (or until EOF); returns bytes read. Each read is at most ``len(view)``."""
+    filled = 0
+    while filled < len(view):
+        got = stream.readinto(view[filled:])
+        stats.reads += 1
+        stats.max_read_bytes = max(stats.max_read_bytes, got or 0)
+        if not got:
+            break
+        filled += got
+    return filled
+
+
+def check_sampling_args(fps: float, size: int, frame_rule: str) -> None:
+    """Validate sampling settings where they enter.
+
+    Raises:
+        UsageError: fps not in (0, 1000], size not a positive integer, unknown frame rule.
+    """
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < float(fps) <= 1000:
+        raise UsageError(f"--fps must be a number in (0, 1000], got {fps!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise UsageError(f"image size must be a positive integer, got {size!r}")
+    if frame_rule not in FRAME_RULES:
+        raise UsageError(f"frame rule must be one of {', '.join(FRAME_RULES)}, got {frame_rule!r}")
+
+
+def sample_frames(
+    path: str | os.PathLike,
+    *,
+    fps: float = 0.5,
+    size: int = 224,
+    frame_rule: str = FRAME_RULE_EXACT,
+    threads: int | None = None,
+) -> tuple["np.ndarray", "np.ndarray"]:
+    """All sampled frames of a video in memory: ``(frames [N, S, S, 3] uint8, timestamps [N] float64)``.
+
+    For short videos and tests; long videos should stream through ``FrameSampler``.
+
+    Raises:
+        MediaError, VideoTooShortError, MissingDependencyError: as ``FrameSampler``.
+    """
+    import numpy as np
+
+    frames, stamps = [], []
+    with FrameSampler(Path(path), fps=fps, size=size, frame_rule=frame_rule, threads=threads) as sampler:
+        for chunk in sampler:
+            frames.append(chunk.frames)
+            stamps.append(chunk.timestamps)
+    return np.concatenate(frames), np.concatenate(stamps)
