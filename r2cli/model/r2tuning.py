@@ -363,15 +363,19 @@ class R2Tuning(nn.Module):
             levels.append(video_emb if stride == 1 else block(video_emb))
         conv_lengths = None if official else lengths
         classes, raws, coords = [], [], []
-        for index, (level, stride) in enumerate(zip(levels, level_strides)):
-            level_len = None if conv_lengths is None else conv_lengths // stride
-            classes.append(self.class_head(level, level_len))
-            if self.coord_head is not None:
-                raw = self.coord_head(level, level_len)
-                raws.append(raw)
-                coords.append(raw.exp() * self.coef[cfg.strides.index(stride)])
+        # Official AMP rule: the heads and the query pooling run in float32 with autocast off, on
+        # float32 inputs, whatever precision the R2 block and the pyramid ran in (a no-op in fp32).
+        with torch.autocast(device_type=device.type, enabled=False):
+            for level, stride in zip(levels, level_strides):
+                level_len = None if conv_lengths is None else conv_lengths // stride
+                level = level.float()  # [N, T_s, D]
+                classes.append(self.class_head(level, level_len))
+                if self.coord_head is not None:
+                    raw = self.coord_head(level, level_len)
+                    raws.append(raw)
+                    coords.append(raw.exp() * self.coef[cfg.strides.index(stride)])
+            query_emb = self.pooling(query_tokens.float(), qmask)
         points = make_points([lv.size(1) for lv in levels], level_strides, cfg.strides, device)
-        query_emb = self.pooling(query_tokens, qmask)
         return GroundingOutput(
             video_emb=video_emb, adapter_video_emb=adapter_video_emb, query_tokens=query_tokens, query_emb=query_emb,
             levels=levels, level_strides=level_strides, points=points, out_class=torch.cat(classes, dim=1),

@@ -7,7 +7,6 @@ a GradScaler, unscale, clip the global L2 norm to 35, step, update the scaler, z
 
 from __future__ import annotations
 
-import contextlib
 import random
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from r2cli.errors import CheckpointError, InputError, UsageError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from r2cli.train.data import Batch, PairDataset, TrainItem
+    from r2cli.train.data import Batch, PairDataset
 
 STATE_FORMAT = "r2cli-train-state-v1"
 
@@ -71,32 +70,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 # ----------------------------------------------------------------------------------------------
 # Precision
-
-
-@contextlib.contextmanager
-def fp32_heads(model: Any, device_type: str):
-    """Run the class/coord heads and the query pooling in fp32 even inside autocast (official AMP rule).
-
-    The wrappers are instance attributes removed on exit, so the model is unchanged afterwards.
-    """
-    import torch
-
-    wrapped = [m for m in (model.class_head, model.coord_head, model.pooling) if m is not None]
-
-    def make(original):
-        def forward(*args, **kwargs):
-            with torch.autocast(device_type=device_type, enabled=False):
-                args = tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
-                return original(*args, **kwargs)
-        return forward
-
-    for module in wrapped:
-        module.forward = make(module.forward)
-    try:
-        yield
-    finally:
-        for module in wrapped:
-            del module.forward
 
 
 def _float_output(out: Any) -> Any:
@@ -155,13 +128,12 @@ def train_step(model: Any, batch: "Batch", optimizer: Any, scaler: Any, *, lr: f
     device_type = "cuda" if batch.video.is_cuda else "cpu"
     targets = GroundingTargets(boundary=batch.boundary, saliency=batch.saliency, pos_clip=batch.pos_clip,
                                fps=batch.fps)
-    heads = fp32_heads(model, device_type) if amp else contextlib.nullcontext()
-    with heads:
-        with torch.autocast(device_type=device_type, dtype=torch.float16, enabled=amp):
-            out = model(batch.video, batch.query, batch.video_mask, batch.query_mask,
-                        official_padding=official_padding)
-        with torch.autocast(device_type=device_type, enabled=False):
-            result = compute_losses(model, _float_output(out) if amp else out, targets)
+    # the model keeps its heads and query pooling in fp32 under autocast; the loss block runs in fp32
+    with torch.autocast(device_type=device_type, dtype=torch.float16, enabled=amp):
+        out = model(batch.video, batch.query, batch.video_mask, batch.query_mask,
+                    official_padding=official_padding)
+    with torch.autocast(device_type=device_type, enabled=False):
+        result = compute_losses(model, _float_output(out) if amp else out, targets)
     scaler.scale(result.total).backward()
     scaler.unscale_(optimizer)
     params = [p for p in model.parameters() if p.requires_grad]

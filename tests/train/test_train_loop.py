@@ -86,15 +86,19 @@ def test_gradient_clipping_bounds_the_update_norm(layout):
 
 def test_heads_and_query_pooling_stay_fp32_inside_autocast():
     model = _tiny_model().eval()
-    level = torch.randn(2, 9, 16)
-    mask = torch.ones(2, 3, dtype=torch.bool)
+    video = torch.randn(2, 9, *model_video_shape(model))
+    query = torch.randn(2, 4, model.config.k, model.config.query_width)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert model.class_head(level, None).dtype == torch.bfloat16  # autocast reaches the heads by default
-        with loop.fp32_heads(model, "cpu"):
-            assert model.class_head(level, None).dtype == torch.float32
-            assert model.coord_head(level, None).dtype == torch.float32
-            assert model.pooling(level[:, :3].bfloat16(), mask).dtype == torch.float32
-    assert "forward" not in vars(model.class_head)  # the wrappers are gone afterwards
+        out = model(video, query)
+    assert out.query_tokens.dtype == torch.bfloat16  # autocast reached the R2 block ...
+    assert out.out_class.dtype == torch.float32  # ... but not the heads or the query pooling
+    assert out.out_coord.dtype == torch.float32
+    assert out.query_emb.dtype == torch.float32
+
+
+def model_video_shape(model):
+    """[k, P, Cv] of one clip for this head."""
+    return (model.config.k, model.config.num_tokens, model.config.video_width)
 
 
 def test_rng_state_round_trip():
