@@ -64,36 +64,30 @@ def test_kill_9_mid_run_then_resume(forty_clips, tmp_path):
 
 
 def test_two_index_runs_at_once(forty_clips, tmp_path):
+    """While a writer holds the catalog, a plain `index` refuses at once (exit 6, naming the holder) and
+    `index --wait` queues; two queued runs then race for the catalog and neither corrupts it."""
+    from r2cli.catalog import Catalog
+
     workspace = tmp_path / "ws"
-    lock = workspace / "catalog.sqlite.lock"
-    first = subprocess.Popen(cli_command("index", str(forty_clips), "--workspace", str(workspace), "--no-features", "--json"),
-                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    waiting = None
+    command = ["index", str(forty_clips), "--workspace", str(workspace), "--no-features"]
+    waiting = []
     try:
-        deadline = time.monotonic() + 120
-        while first.poll() is None and time.monotonic() < deadline:
-            if lock.exists() and str(first.pid) in lock.read_text():
-                break
-            time.sleep(0.01)
-        assert first.poll() is None, "the first run finished before the second could start"
-        # a third run queues behind the first with --wait
-        waiting = subprocess.Popen(
-            cli_command("index", str(forty_clips), "--workspace", str(workspace), "--no-features", "--wait", "120",
-                        "--json"),
-            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        refused = run_cli("index", str(forty_clips), "--workspace", str(workspace), "--no-features")
-        first_out, first_err = first.communicate(timeout=120)
-        waiting_out, waiting_err = waiting.communicate(timeout=180)
+        with Catalog.open(resolve_workspace(workspace)) as catalog, catalog.writer_lock(purpose="test holder"):
+            refused = run_cli(*command)
+            for _ in range(2):
+                waiting.append(subprocess.Popen(cli_command(*command, "--wait", "120", "--json"), env=cli_env(),
+                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            time.sleep(1.0)
+            assert all(p.poll() is None for p in waiting), "a --wait run did not wait for the holder"
+        outputs = [p.communicate(timeout=180) for p in waiting]
     finally:
-        for process in (first, waiting):
-            if process is not None and process.poll() is None:
+        for process in waiting:
+            if process.poll() is None:
                 process.kill()
     assert refused.returncode == 6, refused.stderr
     assert "is busy" in refused.stderr and "pid" in refused.stderr and "--wait" in refused.stderr
-    assert first.returncode == 0, first_err
-    assert waiting.returncode == 0, waiting_err
-    reports = [json.loads(first_out), json.loads(waiting_out)]
+    assert [p.returncode for p in waiting] == [0, 0], [err for _, err in outputs]
+    reports = [json.loads(out) for out, _ in outputs]
     assert sum(r["new"] for r in reports) == FILES and all(r["errors"] == 0 for r in reports)
     assert sum(r["unchanged"] for r in reports) == FILES
     _check_catalog(workspace / "catalog.sqlite")
