@@ -469,7 +469,7 @@ def run_job(
         MissingWeightsError: weights are needed and not available (after the catalog pass of [index]).
         R2Error: any other error of a step, unchanged (outputs finished so far are kept).
     """
-    from r2cli.inference.runs import new_run_id, record_run_end, record_run_start, utc_now
+    from r2cli.inference.runs import make_run_folder, new_run_id, record_run_end, record_run_start, utc_now
     from r2cli.paths import resolve_workspace
 
     if not isinstance(job, Job):
@@ -480,7 +480,7 @@ def run_job(
         workspace = resolve_workspace()
     workspace.ensure()
     out_dir = job_out_dir(job, workspace)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_run_folder(out_dir, flag=f"{job.path}: [job].out")
     run_id = new_run_id()
     started = time.perf_counter()
     steps: list[StepResult] = []

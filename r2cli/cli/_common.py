@@ -12,6 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -70,7 +71,7 @@ def handle_errors() -> Iterator[None]:
     try:
         yield
     except R2Error as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("interrupted; work finished so far is saved, run the same command again to resume")
@@ -128,4 +129,4 @@ class RichReporter(Reporter):
             self._progress.stop_task(task)
 
     def warn(self, message: str) -> None:
-        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)

@@ -95,11 +95,18 @@ def _open_text(path: Path) -> str:
     if path.is_dir():
         raise InputError(f"{path}: is a folder, expected a file")
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raw = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Name the line and column like every other error of these readers, not a byte offset.
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InputError(
+            f"{path}, line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {column}); save the file as UTF-8"
+        ) from None
 
 
 def iter_json_records(path: str | Path) -> Iterator[tuple[Location, dict]]:

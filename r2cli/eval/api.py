@@ -302,7 +302,8 @@ def evaluate_files(
         split: YouTube/TVSum split to score, "val" (reported) or "train".
 
     Raises:
-        UsageError: unknown dataset, domain, split or protocol.
+        UsageError: unknown dataset, domain, split or protocol, or a protocol other than "r2tuning" for
+            youtube/tvsum (their evaluators have no protocol choice).
         InputError: unreadable files, invalid records, or ids that differ (without ``allow_missing``).
     """
     from r2cli.eval.formats import read_moment_predictions, read_saliency_predictions
@@ -310,6 +311,10 @@ def evaluate_files(
     if dataset not in DATASETS:
         raise UsageError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
     if dataset in ("youtube", "tvsum"):
+        if protocol != "r2tuning":
+            raise UsageError(
+                f"--protocol applies to moment retrieval (qvhighlights, charades, tacos, ego4d), not {dataset}"
+            )
         from r2cli.data.highlights import read_tvsum, read_youtube_highlights
 
         videos = read_youtube_highlights(ground_truth_path) if dataset == "youtube" else read_tvsum(ground_truth_path)

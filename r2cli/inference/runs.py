@@ -40,6 +40,22 @@ def settings_key(settings: Any) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
+def make_run_folder(folder: Path, flag: str = "--out") -> Path:
+    """Create the run folder ``folder`` (and its parents) if needed and return it.
+
+    Raises:
+        InputError: it exists as a file, or cannot be created; the message names ``flag``.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{flag} {folder}: is a file, expected a folder for the run's outputs")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{flag} {folder}: cannot create the folder ({exc.strerror or exc})") from None
+    return folder
+
+
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     """Write ``run.json`` in ``folder`` atomically (temp file + rename).
 

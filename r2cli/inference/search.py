@@ -343,7 +343,8 @@ def open_features(
             if features is not None and features.num_clips >= 1:
                 found.append((record, features))
                 continue
-            reason = f"no features for {describe}; run r2cli index"
+            reason = f"no features for {describe}; run r2cli index" + (
+                "" if settings.fps == 0.5 else f" --fps {settings.fps:g}")
             if record.features_status == "error" and record.features_error:
                 reason = f"feature extraction failed ({record.features_error})"
             skipped.append(SkippedVideo(record.id, record.path, reason))
@@ -490,7 +491,7 @@ def search(
 
     run_id = runs.new_run_id()
     out_dir = Path(options.out) if options.out is not None else workspace.runs_dir / run_id
-    out_dir.mkdir(parents=True, exist_ok=True)
+    runs.make_run_folder(out_dir)
     runs.record_run_start(
         workspace,
         run_id=run_id,

@@ -257,7 +257,7 @@ def summarize(
     if output_format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {output_format!r}")
     if shot_method not in SHOT_METHODS:
-        raise UsageError(f"shot method must be one of {', '.join(SHOT_METHODS)}, got {shot_method!r}")
+        raise UsageError(f"--shots must be one of {', '.join(SHOT_METHODS)}, got {shot_method!r}")
     if query is not None and not query.strip():
         raise UsageError("--query must not be empty; leave it out for query-free summaries (titles)")
     if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
@@ -343,7 +343,7 @@ def summarize(
 
     run_id = runs.new_run_id()
     out_dir = Path(out) if out is not None else workspace.runs_dir / run_id
-    out_dir.mkdir(parents=True, exist_ok=True)
+    runs.make_run_folder(out_dir)
     runs.record_run_start(
         workspace,
         run_id=run_id,

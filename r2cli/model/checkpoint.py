@@ -68,8 +68,11 @@ def read_official_state_dict(source: str | os.PathLike | dict) -> dict[str, torc
         except FileNotFoundError:
             raise CheckpointError(f"{where}: file not found") from None
         except Exception as exc:  # pickle errors, unsafe globals, truncated files
-            raise CheckpointError(f"{where}: not a readable PyTorch checkpoint ({type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            if first.startswith("Weights only load failed"):
+                # torch's own text here is a paragraph about trusting the file; say what r2cli expects instead.
+                first = "not a torch.save file of tensors; r2cli reads official .pth files and r2cli .safetensors"
+            raise CheckpointError(f"{where}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first})") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -294,7 +294,7 @@ def finetune(workspace: "Workspace", options: FinetuneOptions, *, reporter: Repo
     """
     import torch
 
-    from r2cli.inference.runs import new_run_id
+    from r2cli.inference.runs import make_run_folder, new_run_id
     from r2cli.model.checkpoint import save_checkpoint
     from r2cli.train import loop
     from r2cli.train.data import OfficialFeatureDir, PairDataset, batches, collate, epoch_order
@@ -331,13 +331,15 @@ def finetune(workspace: "Workspace", options: FinetuneOptions, *, reporter: Repo
 
     # -- data
     official = options.features_dir is not None
-    data = read_annotations(preset, options.train, options.val, official_layout=official)
     fps = preset.data.fps
+    # The feature folder is checked before the annotations: a wrong --features-dir is the likelier mistake,
+    # and annotation errors in the official layout read as if the file were wrong.
+    source = OfficialFeatureDir(options.features_dir, preset.dataset, fps=fps) if official else None
+    data = read_annotations(preset, options.train, options.val, official_layout=official)
     counts = {"skipped_items": 0, "indexed_videos": 0}
     k = preset.model.k
     tower_id = None
     if official:
-        source = OfficialFeatureDir(options.features_dir, preset.dataset, fps=fps)
         val_source = source
     else:
         if preset.dataset in ("tvsum", "youtube"):
@@ -410,6 +412,7 @@ def finetune(workspace: "Workspace", options: FinetuneOptions, *, reporter: Repo
         if (out_dir / STATE_FILE).exists():
             raise UsageError(f"--out {out_dir} already holds a training run; pass --resume to continue it "
                              "or choose another folder")
+    make_run_folder(out_dir)
     (out_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
     _write_json(out_dir / "preset.json", preset.to_dict())
     preset_ref = _preset_reference(preset, out_dir)

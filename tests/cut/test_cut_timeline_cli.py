@@ -130,8 +130,6 @@ def test_cli_cut_json_and_errors(source_video, tmp_path):
     assert result.exit_code == 0
     assert "0 written, 2 skipped, 0 failed" in result.stdout
 
-    result = runner.invoke(app, ["cut", str(path), "--out", str(tmp_path), "--format", "gif"])
-    assert result.exit_code == 2 and "--format" in result.output
 
     foreign = tmp_path / "foreign.parquet"
     import pandas as pd
@@ -142,3 +140,14 @@ def test_cli_cut_json_and_errors(source_video, tmp_path):
     with pytest.raises(SystemExit) as info:
         main(["cut", str(foreign), "--out", str(tmp_path / "x")])
     assert info.value.code == 1
+
+
+def test_cli_bad_format_is_one_line(source_video, tmp_path, capsys):
+    from r2cli.cli.main import main
+
+    path = moments(tmp_path / "moments.parquet", [(source_video, 1.0, 2.0, "red")])
+    with pytest.raises(SystemExit) as info:
+        main(["cut", str(path), "--out", str(tmp_path), "--format", "gif"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: --format must be media, edl or otio, got 'gif'"  # one line, no usage box

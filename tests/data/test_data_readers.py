@@ -157,3 +157,11 @@ def test_user_annotation_errors(tmp_path, line, message):
     path.write_text(line + "\n")
     with pytest.raises(InputError, match=message):
         read_user_annotations(path)
+
+
+def test_non_utf8_annotation_names_the_line_and_column(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    path.write_bytes(b'{"vid": "a", "query": "ok", "relevant_windows": [[0, 1]]}\n'
+                     b'{"vid": "b", "query": "caf\xe9", "relevant_windows": [[0, 1]]}\n')
+    with pytest.raises(InputError, match=r"mine.jsonl, line 2: not valid UTF-8 \(byte 0xe9 at column 27\)"):
+        read_user_annotations(path)

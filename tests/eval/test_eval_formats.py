@@ -148,3 +148,24 @@ def test_cli_tvsum_domain(datasets_dir, tmp_path):
     data = json.loads(result.stdout)
     assert set(data) == {"mAP", "BK", "VU"}
     assert data["mAP"] == round((data["BK"]["mAP"] + data["VU"]["mAP"]) / 2, 5)
+
+
+def test_cli_detail_without_json_adds_the_nested_table(tmp_path):
+    from r2cli.cli.main import app
+
+    predictions, truth = _grounding_files(tmp_path)
+    runner = CliRunner()
+    args = ["evaluate", "-d", "tacos", str(predictions), str(truth)]
+    plain = runner.invoke(app, args, env={"COLUMNS": "120"})
+    detail = runner.invoke(app, [*args, "--detail"], env={"COLUMNS": "120"})
+    assert plain.exit_code == 0 and detail.exit_code == 0, detail.output
+    assert "full MR-R1 @0.95" not in plain.stdout
+    assert "full MR-R1 @0.95" in detail.stdout  # the flag changes the output without --json too
+
+
+def test_protocol_is_refused_for_saliency_datasets(tmp_path):
+    from r2cli.errors import UsageError
+
+    predictions, truth = _grounding_files(tmp_path)
+    with pytest.raises(UsageError, match="--protocol applies to moment retrieval"):
+        evaluate_files("tvsum", predictions, truth, protocol="moment_detr")

@@ -93,3 +93,41 @@ def test_run_check_on_the_cli(capsys):
         main(["run", str(jobs_dir() / "sample.toml"), "--check"])
     assert caught.value.code in (0, None)
     assert "valid; steps: index, search, summarize, cut" in capsys.readouterr().out
+
+
+def test_cli_error_keeps_the_bracketed_table_name(tmp_path, capsys):
+    from r2cli.cli.main import main
+
+    path = _write(tmp_path, "[search]\nqueries = ['x']\ntop_k = 'ten'\n")
+    with pytest.raises(SystemExit) as caught:
+        main(["run", str(path), "--check"])
+    assert caught.value.code == 1
+    err = capsys.readouterr().err
+    assert "[search].top_k must be an integer >= 1, got 'ten'" in " ".join(err.split())  # not eaten as rich markup
+    assert "Traceback" not in err
+
+
+def test_job_out_that_is_a_file_is_one_error(tmp_path):
+    from r2cli.errors import InputError
+    from r2cli.jobs import load_job, run_job
+    from r2cli.paths import resolve_workspace
+
+    (tmp_path / "taken").write_text("not a folder", encoding="utf-8")
+    path = _write(tmp_path, "[job]\nout = 'taken'\n[index]\npaths = ['.']\nfeatures = false\n")
+    with pytest.raises(InputError, match=r"\[job\]\.out .*taken: is a file, expected a folder"):
+        run_job(load_job(path), resolve_workspace(tmp_path / "ws"))
+
+
+def test_run_help_examples_name_real_job_files():
+    import re
+
+    from typer.testing import CliRunner
+
+    from r2cli.cli.main import app
+    from r2cli.paths import jobs_dir
+
+    result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
+    files = re.findall(r"r2cli run (\S+\.toml)", result.stdout)
+    assert files
+    for name in files:
+        assert (jobs_dir().parent / name).is_file(), f"`r2cli run --help` shows {name}, which does not exist"

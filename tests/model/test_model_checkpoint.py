@@ -129,3 +129,16 @@ def test_r2cli_format_round_trip(tmp_path, monkeypatch):
 def test_a_name_that_is_not_a_file_goes_to_the_registry():
     with pytest.raises(R2Error):
         load_checkpoint("no-such-checkpoint-name")
+
+
+def test_a_file_that_is_not_a_checkpoint_is_one_short_line(tmp_path):
+    from r2cli.errors import CheckpointError
+    from r2cli.model import load_checkpoint
+
+    path = tmp_path / "notes.pth"
+    path.write_text("# notes\n\nthese are notes, not weights\n", encoding="utf-8")
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert "not a readable PyTorch checkpoint" in message and "\n" not in message
+    assert "arbitrary code execution" not in message  # torch's paragraph is replaced by what r2cli expects

@@ -149,3 +149,36 @@ def test_video_filter_that_matches_nothing(capsys, workspace, tiny_tower, tiny_c
     code, out, err = run_cli(capsys, *base, "--video", str(ids["b.mov"]))
     assert code == 0, (out + err)
     assert {m["path"].rsplit("/", 1)[-1] for m in json.loads(out)["moments"]} == {"b.mov"}
+
+
+def test_out_that_is_a_file_is_one_error_line(capsys, tmp_path, workspace, tiny_tower, tiny_clip_path, marker_head_path):
+    build_archive(workspace, tiny_tower, [ArchiveVideo("a.mp4", marker_features(20, [(3, 5, 0.9)]))])
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder", encoding="utf-8")
+    code, out, err = run_cli(capsys, "search", "dogs", "-w", str(workspace.root), "--checkpoint", str(marker_head_path),
+                             "--clip-weights", str(tiny_clip_path), "--device", "cpu", "--out", str(taken))
+    assert code == 1, out + err
+    assert "--out" in err and "is a file, expected a folder" in " ".join(err.split())
+    assert "Traceback" not in err
+
+
+def test_table_shows_queries_and_file_names_literally(capsys, monkeypatch, workspace, tiny_tower, tiny_clip_path,
+                                                       marker_head_path):
+    from r2cli.cli._common import console
+
+    monkeypatch.setattr(console, "width", 200)
+    build_archive(workspace, tiny_tower, [ArchiveVideo("take[red].mp4", marker_features(20, [(3, 5, 0.9)]))])
+    code, out, err = run_cli(capsys, "search", "[bold]dogs[/bold]", "-w", str(workspace.root), "--checkpoint",
+                             str(marker_head_path), "--clip-weights", str(tiny_clip_path), "--device", "cpu")
+    assert code == 0, out + err
+    assert "q1: [bold]dogs[/bold]" in out  # rich markup in user text is shown, not interpreted
+    assert "take[red].mp4" in out
+
+
+def test_features_at_another_rate_name_the_fps_to_index_with(capsys, workspace, tiny_tower, tiny_clip_path,
+                                                             marker_head_path):
+    build_archive(workspace, tiny_tower, [ArchiveVideo("a.mp4", marker_features(20))])  # indexed at 0.5 fps
+    code, out, err = run_cli(capsys, "search", "dogs", "-w", str(workspace.root), "--checkpoint", str(marker_head_path),
+                             "--clip-weights", str(tiny_clip_path), "--device", "cpu", "--preset", "charades")
+    assert code == 1, out + err
+    assert "at 1 fps; run r2cli index --fps 1" in " ".join(err.split())

@@ -26,6 +26,7 @@ def model_args(head_path, tiny_clip_path):
         (("--seconds", "-3"), "--seconds must be a positive number, got -3.0"),
         (("--ratio", "0.2", "--format", "csv"), "--format must be one of parquet, official, got 'csv'"),
         (("--ratio", "0.2", "--query", "  "), "--query must not be empty"),
+        (("--ratio", "0.2", "--shots", "scenes"), "--shots must be one of kts, threshold, got 'scenes'"),
     ],
 )
 def test_bad_flags_are_one_line_usage_errors(cli, archive, flags, message):
@@ -120,3 +121,23 @@ def test_a_preset_without_checkpoint_asks_for_its_pretrained_head(cli, archive, 
                        "--clip-weights", tiny_clip_path, "--device", "cpu", "--workspace", archive.workspace.root)
     assert code == 4, err
     assert "tvsum_bk" in err and len(err.strip().splitlines()) == 1
+
+
+def test_out_that_is_a_file_is_one_error_line(cli, archive, model_args, tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder", encoding="utf-8")
+    code, out, err = cli("summarize", "scenes.mp4", "--ratio", "0.5", *model_args, "--out", taken,
+                         "--workspace", archive.workspace.root)
+    assert code == InputError.exit_code, err
+    assert "--out" in err and "is a file, expected a folder" in " ".join(err.split())
+    assert "Traceback" not in err
+
+
+def test_table_shows_queries_literally(cli, archive, model_args, tmp_path, monkeypatch):
+    from r2cli.cli._common import console
+
+    monkeypatch.setattr(console, "width", 200)
+    code, out, err = cli("summarize", "scenes.mp4", "--ratio", "0.5", "--query", "[red]the snow[/red]", *model_args,
+                         "--out", tmp_path / "run", "--workspace", archive.workspace.root)
+    assert code == 0, err
+    assert "[red]the snow[/red]" in out  # rich markup in user text is shown, not interpreted

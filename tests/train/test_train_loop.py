@@ -230,3 +230,34 @@ def test_init_starts_from_a_checkpoint(layout, tmp_path, workspace):
     scratch = finetune(workspace, _options(layout, tmp_path, preset, out=tmp_path / "scratch", seed=9, lr=1e-12))
     assert not torch.allclose(load_file(str(scratch.last_checkpoint))["adapter.video_map.2.weight"],
                               start["adapter.video_map.2.weight"])
+
+
+def test_missing_features_dir_is_named_before_the_annotations(tmp_path, workspace):
+    from r2cli.errors import InputError
+
+    anno = tmp_path / "mine.jsonl"  # the user format: valid for the store, not for the official layout
+    anno.write_text('{"video": "clips/a.mp4", "query": "x", "relevant_windows": [[0, 2]]}\n', encoding="utf-8")
+    preset = tiny_preset(tmp_path / "tiny.json")
+    options = FinetuneOptions(preset=str(preset), train=anno, features_dir=tmp_path / "nope", device="cpu",
+                              out=tmp_path / "run")
+    with pytest.raises(InputError, match=r"--features-dir .*nope: folder clip_b32_vid_k4/ is missing"):
+        finetune(workspace, options)
+
+
+def test_out_that_is_a_file_is_one_error(layout, tmp_path, workspace):
+    from r2cli.errors import InputError
+
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder", encoding="utf-8")
+    preset = tiny_preset(tmp_path / "tiny.json", epochs=1, batch_size=6)
+    with pytest.raises(InputError, match=r"--out .*taken: is a file, expected a folder"):
+        finetune(workspace, _options(layout, tmp_path, preset, out=taken))
+
+
+def test_cli_bad_model_set_is_one_line(tmp_path, capsys):
+    from r2cli.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["finetune", "--train", str(tmp_path / "a.jsonl"), "--model-set", "dims", "--workspace", str(tmp_path / "ws")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: --model-set must look like FIELD=VALUE, got 'dims'"

@@ -51,8 +51,6 @@ def cut(
     """
     from r2cli.media.cut import cut_results
 
-    if output_format not in ("media", "edl", "otio"):
-        raise typer.BadParameter(f"must be media, edl or otio, got {output_format!r}", param_hint="--format")
     with RichReporter(enabled=not json_output) as reporter:
         report = cut_results(
             results,
@@ -77,19 +75,20 @@ def cut(
 
 
 def _render(report) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     counts = report.counts()
     if report.timeline:
-        console.print(f"wrote {report.timeline} ({counts['written']} event(s))", highlight=False)
+        console.print(f"wrote {report.timeline} ({counts['written']} event(s))", highlight=False, markup=False)
     elif report.reel:
-        console.print(f"wrote reel {report.reel} ({counts['written']} segment(s))", highlight=False)
+        console.print(f"wrote reel {report.reel} ({counts['written']} segment(s))", highlight=False, markup=False)
     elif report.written:
         table = Table("clip", "source", "start s", "end s", title=f"{counts['written']} clip(s) in {report.out_dir}")
         for outcome in report.written:
             table.add_row(
-                outcome.output or "",
-                outcome.segment.path,
+                escape(outcome.output or ""),
+                escape(outcome.segment.path),
                 f"{outcome.start_s:.3f}",
                 f"{outcome.end_s:.3f}",
             )

@@ -61,7 +61,12 @@ def evaluate(
         ),
     ] = Protocol.r2tuning,
     detail: Annotated[
-        bool, typer.Option("--detail", help="With --json: the official nested output (every threshold and bucket).")
+        bool,
+        typer.Option(
+            "--detail",
+            help="Also the official nested output (every threshold and bucket): with --json instead of the brief "
+            "block, else as a second table.",
+        ),
     ] = False,
 ) -> None:
     """Score PREDICTIONS against GROUND_TRUTH with the official metrics and key names.
@@ -94,6 +99,43 @@ def evaluate(
         print_json(report.metrics if detail else report.brief)
         return
     _render_table(report)
+    if detail and report.dataset not in ("youtube", "tvsum"):
+        _render_detail(report)
+
+
+def _flatten(prefix: str, value) -> list[tuple[str, float]]:
+    """Nested official metrics -> ("full MR-mAP @0.5", 89.06) rows, in the official order."""
+    if isinstance(value, dict):
+        rows: list[tuple[str, float]] = []
+        for key, inner in value.items():
+            label = f"{prefix} @{key}" if not isinstance(inner, dict) and _is_threshold(key) else f"{prefix} {key}".strip()
+            rows.extend(_flatten(label, inner))
+        return rows
+    return [(prefix, value)]
+
+
+def _is_threshold(key: str) -> bool:
+    try:
+        float(key)
+    except ValueError:
+        return False
+    return True
+
+
+def _render_detail(report) -> None:
+    """--detail without --json: every value of the official nested output (thresholds and buckets)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{report.dataset}: detail (official nested output)", title_justify="left")
+    table.add_column("bucket / metric / threshold")
+    table.add_column("value", justify="right")
+    for name, section in report.metrics.items():
+        if name == "brief":
+            continue
+        for label, value in _flatten(name, section):
+            table.add_row(escape(label), f"{value:.2f}" if isinstance(value, (int, float)) else escape(str(value)))
+    console.print(table)
 
 
 def _render_table(report) -> None:

@@ -17,7 +17,9 @@ def _model_overrides(values: list[str] | None) -> dict:
     for value in values or []:
         key, sep, raw = value.partition("=")
         if not sep or not key.strip():
-            raise typer.BadParameter(f"--model-set must look like FIELD=VALUE, got {value!r}")
+            from r2cli.errors import UsageError
+
+            raise UsageError(f"--model-set must look like FIELD=VALUE, got {value!r}")
         try:
             out[key.strip()] = json.loads(raw)
         except json.JSONDecodeError:

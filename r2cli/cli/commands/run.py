@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
 
         Example:  r2cli run jobs/sample.toml
 
-        Example:  r2cli run jobs/nightly.toml --check
+        Example:  r2cli run jobs/sample.toml --check
         """
         from r2cli.jobs import load_job, run_job
 
@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
             if json_output:
                 print_json(_job_to_json(job))
             else:
-                console.print(f"{job.path}: valid; steps: {', '.join(job.steps())}", highlight=False, soft_wrap=True)
+                console.print(f"{job.path}: valid; steps: {', '.join(job.steps())}", highlight=False, markup=False, soft_wrap=True)
             return
         ws = workspace_from(workspace, catalog)
         with RichReporter(enabled=not json_output) as reporter:
@@ -72,17 +72,18 @@ def register(app: typer.Typer) -> None:
                 ],
             })
             return
+        from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title=f"job {job.name} (run {result.run_id})", show_header=True, header_style="bold")
+        table = Table(title=f"job {escape(job.name)} (run {result.run_id})", show_header=True, header_style="bold")
         table.add_column("step")
         table.add_column("status")
         table.add_column("seconds", justify="right")
         table.add_column("detail", overflow="fold")
         for step in result.steps:
             style = {"error": "red", "skipped": "dim"}.get(step.status)
-            table.add_row(step.name, step.status, f"{step.seconds:.1f}", step.detail, style=style)
+            table.add_row(step.name, step.status, f"{step.seconds:.1f}", escape(step.detail or ""), style=style)
         console.print(table)
-        console.print(f"outputs: {result.out_dir}", highlight=False, soft_wrap=True)
+        console.print(f"outputs: {result.out_dir}", highlight=False, markup=False, soft_wrap=True)
         if not result.ok:
             raise typer.Exit(1)

@@ -20,6 +20,7 @@ def _clock(seconds: float) -> str:
 
 def render_search_result(result) -> None:
     """Rich table of the top moments of each query, then where the outputs are."""
+    from rich.markup import escape
     from rich.table import Table
 
     frame = result.moments
@@ -30,10 +31,10 @@ def render_search_result(result) -> None:
     shown = frame[frame["rank_in_query"] <= _TABLE_ROWS_PER_QUERY] if len(frame) else frame
     last_query = None
     for row in shown.itertuples(index=False):
-        label = f"{row.query_id}: {row.query}" if row.query_id != last_query else ""
+        label = escape(f"{row.query_id}: {row.query}") if row.query_id != last_query else ""
         last_query = row.query_id
         table.add_row(label, str(row.rank_in_query), f"{row.score:.4f}", _clock(row.start_s), _clock(row.end_s),
-                      Path(row.path).name)
+                      escape(Path(row.path).name))
     if len(shown):
         console.print(table)
     else:
@@ -48,7 +49,7 @@ def render_search_result(result) -> None:
         soft_wrap=True,
     )
     for skipped in result.skipped[:10]:
-        err_console.print(f"skipped {skipped.path}: {skipped.reason}", highlight=False, soft_wrap=True)
+        err_console.print(f"skipped {skipped.path}: {skipped.reason}", highlight=False, markup=False, soft_wrap=True)
     if len(result.skipped) > 10:
         err_console.print(f"... and {len(result.skipped) - 10} more videos skipped", highlight=False)
 

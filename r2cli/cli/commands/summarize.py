@@ -18,6 +18,7 @@ def _clock(seconds: float) -> str:
 
 def render_summary_result(result) -> None:
     """One table row per video (segments selected, total vs budget), then where the outputs are."""
+    from rich.markup import escape
     from rich.table import Table
 
     verb = "reused" if result.resumed else "summarized"
@@ -28,8 +29,8 @@ def render_summary_result(result) -> None:
     for video in result.videos:
         source = "" if video.query_source == "--query" else f" ({video.query_source})"
         table.add_row(
-            Path(video.path).name,
-            f"{video.query}{source}",
+            escape(Path(video.path).name),
+            escape(f"{video.query}{source}"),
             str(video.shots),
             f"{video.segments_selected}/{video.segments}",
             _clock(video.selected_s),
@@ -46,9 +47,9 @@ def render_summary_result(result) -> None:
         soft_wrap=True,
     )
     if "reel" in result.files:
-        console.print(f"reel: {result.files['reel']}", highlight=False, soft_wrap=True)
+        console.print(f"reel: {result.files['reel']}", highlight=False, markup=False, soft_wrap=True)
     for skipped in result.skipped[:10]:
-        err_console.print(f"skipped {skipped.path}: {skipped.reason}", highlight=False, soft_wrap=True)
+        err_console.print(f"skipped {skipped.path}: {skipped.reason}", highlight=False, markup=False, soft_wrap=True)
     if len(result.skipped) > 10:
         err_console.print(f"... and {len(result.skipped) - 10} more videos skipped", highlight=False)
 
