@@ -122,6 +122,9 @@ def test_doctor(tmp_path, monkeypatch, capsys, ffmpeg, make_copy):
     cache = tmp_path / "cache"
     (cache / "clip").mkdir(parents=True)
     (cache / "clip" / "ViT-B-32.pt").write_bytes(b"0" * 2048)
+    (cache / "clip" / "ViT-B-32.pt.lock").write_bytes(b"")  # registry bookkeeping: not listed
+    (cache / "checkpoints").mkdir()
+    (cache / "checkpoints" / "r2_tuning_qvhighlights-ed516355.pth.part").write_bytes(b"0" * 10)
     monkeypatch.setenv("R2CLI_CACHE", str(cache))
     ws = str(tmp_path / "ws")
     code, out, err = run(capsys, "doctor", "--workspace", ws, "--json")
@@ -131,13 +134,16 @@ def test_doctor(tmp_path, monkeypatch, capsys, ffmpeg, make_copy):
     assert report["tools"]["ffmpeg"]["path"].endswith("ffmpeg") and report["tools"]["ffprobe"]["version"]
     assert report["torch"]["version"] and report["torch"]["device"] in ("cpu", "cuda", "mps")
     assert report["catalog"]["exists"] is False and report["catalog"]["latest_version"] == 1
-    assert report["weights_cache"] == {"dir": str(cache), "exists": True,
-                                       "files": [{"path": "clip/ViT-B-32.pt", "bytes": 2048}]}
+    assert report["weights_cache"] == {"dir": str(cache), "exists": True, "files": [
+        {"path": "checkpoints/r2_tuning_qvhighlights-ed516355.pth.part", "bytes": 10, "partial": True},
+        {"path": "clip/ViT-B-32.pt", "bytes": 2048, "partial": False},
+    ]}
     assert not (tmp_path / "ws").exists()  # doctor creates nothing
     make_copy(tmp_path / "archive" / "a.mp4", "a")
     run(capsys, "index", str(tmp_path / "archive"), "--workspace", ws, "--no-features")
     code, out, _ = run(capsys, "doctor", "--workspace", ws)
     assert code == 0 and "schema version 1" in out and "1 videos" in out and "clip/ViT-B-32.pt" in out
+    assert "partial download" in out and ".lock" not in out
     monkeypatch.setenv("R2CLI_FFMPEG", str(tmp_path / "no-ffmpeg"))
     code, out, err = run(capsys, "doctor", "--workspace", ws, "--json")
     assert code == 3 and json.loads(out)["ok"] is False and "ffmpeg not found" in err

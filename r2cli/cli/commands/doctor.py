@@ -35,7 +35,10 @@ def _weights_cache() -> dict:
     files = []
     if root.is_dir():
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            files.append({"path": str(path.relative_to(root)), "bytes": path.stat().st_size})
+            if path.suffix in (".lock", ".sha256"):  # the registry's bookkeeping, not weights
+                continue
+            files.append({"path": str(path.relative_to(root)), "bytes": path.stat().st_size,
+                          "partial": path.suffix == ".part"})
     return {"dir": str(root), "exists": root.is_dir(), "files": files}
 
 
@@ -96,8 +99,11 @@ def _render(report: dict) -> None:
         table.add_row("catalog", f"{escape(info['location'])} (not created yet: r2cli index DIR creates it)")
     cache = report["weights_cache"]
     files = cache["files"]
-    listing = "".join(f"\n  {f['path']} ({f['bytes'] / 1e6:.1f} MB)" for f in files) if files else " (empty)"
-    table.add_row("weights cache", escape(cache["dir"] + ("" if cache["exists"] else " (does not exist yet)") + listing))
+    listing = "".join(
+        f"\n  {f['path']} ({f['bytes'] / 1e6:.1f} MB{', partial download' if f['partial'] else ''})" for f in files
+    )
+    state = listing if files else " (empty)" if cache["exists"] else " (does not exist yet)"
+    table.add_row("weights cache", escape(cache["dir"] + state))
     console.print(table)
     if os.environ.get("R2CLI_CACHE"):
         console.print(f"weights cache set by $R2CLI_CACHE={Path(os.environ['R2CLI_CACHE'])}", highlight=False)
