@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -46,7 +47,9 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 _OPENAI_SCALAR_KEYS = ("input_resolution", "context_length", "vocab_size")
 # Buffers a model recomputes itself; TorchScript archives of open_clip models carry them.
 _DERIVED_KEYS = ("attn_mask",)
-_DEFAULT_BATCH_SIZE = {"cpu": 32, "cuda": 256}
+# 16 on the CPU: as fast as 32 or faster (one thread, ViT-B/32: 9.7-10.3 s vs 10.7-10.8 s per 96 frames)
+# and about 160-190 MB less resident memory while indexing (benchmarks/RESULTS-index.md).
+_DEFAULT_BATCH_SIZE = {"cpu": 16, "cuda": 256}
 
 # Known open_clip architectures an OpenAI-layout state dict may match: name -> (vision width, vision
 # layers, patch size, image size, text width, text layers, embed dim).
@@ -249,13 +252,38 @@ def infer_architecture(state: dict, source: str = "state dict") -> ClipArchitect
     )
 
 
-def build_from_openai_state_dict(state: dict, *, quick_gelu: bool = True, source: str = "state dict"):
-    """Build an open_clip ``CLIP`` (float32, eval, frozen) from an OpenAI-layout ViT state dict.
+# Parameters of the text tower in OpenAI's layout (everything else but ``logit_scale`` is ``visual.*``).
+_TEXT_PREFIXES = ("transformer.", "token_embedding.", "positional_embedding", "ln_final.", "text_projection")
+
+
+def _is_text_key(name: str) -> bool:
+    return name.startswith(_TEXT_PREFIXES)
+
+
+def build_from_openai_state_dict(
+    state: dict,
+    *,
+    quick_gelu: bool = True,
+    source: str = "state dict",
+    dtype: "torch.dtype | None" = None,
+    device: str = "cpu",
+    text: bool = True,
+    consume: bool = False,
+):
+    """Build an open_clip ``CLIP`` (eval, frozen) from an OpenAI-layout ViT state dict.
 
     Heads are width/64 in both towers, as in every OpenAI model. ``quick_gelu`` must be True for
     OpenAI's weights (they were trained with x·σ(1.702x)); a model built with exact GELU computes a
-    different function. The three integer scalars OpenAI files carry are dropped. Weights are kept
-    in float32 (an fp32 checkpoint is not rounded through fp16).
+    different function. The three integer scalars OpenAI files carry are dropped.
+
+    The model is created without storage (on the ``meta`` device) and each parameter is then made
+    from its state-dict tensor, converted once to ``dtype`` (default float32) on ``device``: no
+    randomly initialised copy, no float32 detour for a bf16 model, no second full copy. A tensor
+    already in the target dtype and device is used as is (an fp32 checkpoint is neither copied nor
+    rounded through fp16). With ``consume=True`` each entry is removed from ``state`` as soon as
+    it is converted, so the caller's dict does not keep a second copy alive. With ``text=False``
+    the text tower's parameters stay on the ``meta`` device (no memory) and are dropped from
+    ``state`` (``ClipTower.load_text_tower`` reads them later).
 
     Raises:
         InputError: the keys or shapes do not fit the inferred architecture (the first mismatch is named).
@@ -282,23 +310,53 @@ def build_from_openai_state_dict(state: dict, *, quick_gelu: bool = True, source
         heads=arch.text_width // 64,
         layers=arch.text_layers,
     )
-    model = CLIP(arch.embed_dim, vision_cfg=vision_cfg, text_cfg=text_cfg, quick_gelu=quick_gelu, cast_dtype=None)
-    weights = {name: value.float() for name, value in state.items() if name not in _OPENAI_SCALAR_KEYS + _DERIVED_KEYS}
-    expected = model.state_dict()
-    for name, value in weights.items():
+    with torch.device("meta"):  # shapes only: every tensor is replaced below
+        model = CLIP(arch.embed_dim, vision_cfg=vision_cfg, text_cfg=text_cfg, quick_gelu=quick_gelu, cast_dtype=None)
+    expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    names = [name for name in state if name not in _OPENAI_SCALAR_KEYS + _DERIVED_KEYS]
+    for name in names:
         if name not in expected:
             raise InputError(f"{source}: unexpected key '{name}' for a {arch.name()} CLIP")
-        if tuple(expected[name].shape) != tuple(value.shape):
+        if expected[name] != tuple(state[name].shape):
             raise InputError(
-                f"{source}: '{name}' has shape {tuple(value.shape)}, "
-                f"but a {arch.name()} CLIP needs {tuple(expected[name].shape)}"
+                f"{source}: '{name}' has shape {tuple(state[name].shape)}, "
+                f"but a {arch.name()} CLIP needs {expected[name]}"
             )
     for name in expected:
-        if name not in weights:
+        if name not in state:
             raise InputError(f"{source}: missing key '{name}' for a {arch.name()} CLIP")
-    with torch.no_grad():
-        model.load_state_dict(weights, strict=True)
-    return model.float().eval().requires_grad_(False), arch
+    target = torch.float32 if dtype is None else dtype
+    if consume:
+        for name in [name for name in state if name not in names or (not text and _is_text_key(name))]:
+            del state[name]
+    _assign_tensors(model, state, [n for n in names if text or not _is_text_key(n)], target, device, consume)
+    # The causal mask is a non-persistent buffer (not in any file): rebuild it as open_clip does.
+    mask = torch.full((arch.context_length, arch.context_length), float("-inf"), device=device).triu_(1)
+    model.attn_mask = mask.to(target)  # [77, 77]: -inf above the diagonal
+    leftover = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
+    if text:
+        if leftover:
+            raise InputError(f"{source}: '{leftover[0]}' was not filled in for a {arch.name()} CLIP")
+    elif [name for name in leftover if not _is_text_key(name)]:
+        missing = next(name for name in leftover if not _is_text_key(name))
+        raise InputError(f"{source}: '{missing}' was not filled in for a {arch.name()} CLIP")
+    return model.eval().requires_grad_(False), arch
+
+
+def _assign_tensors(model, state: dict, names: list[str], dtype, device: str, consume: bool) -> None:
+    """Make ``model``'s parameters named ``names`` from ``state`` (one conversion each, no other copy)."""
+    torch = _torch()
+    for name in names:
+        value = state.pop(name) if consume else state[name]
+        converted = value.to(device=device, dtype=dtype)  # ``value`` itself when nothing changes
+        del value
+        owner_name, _, leaf = name.rpartition(".")
+        owner = model.get_submodule(owner_name) if owner_name else model
+        if leaf in owner._parameters:
+            owner._parameters[leaf] = torch.nn.Parameter(converted, requires_grad=False)
+        else:
+            owner._buffers[leaf] = converted
+        del converted
 
 
 def _check_supported(model, source: str) -> None:
@@ -319,6 +377,41 @@ def _check_supported(model, source: str) -> None:
         raise InputError(f"{source}: the text embedding must be taken at the end-of-text token")
 
 
+@dataclass
+class _PendingText:
+    """What is needed to read a deferred text tower: the file, its identity when first read, the layout."""
+
+    path: Path  # the OpenAI-format weights file
+    size: int  # its size when load_clip read it
+    mtime_ns: int  # its modification time then
+    dtype: Any  # torch dtype of the model
+    device: str  # where the model runs
+
+    def fill(self, model) -> None:
+        """Read the file again and fill in the text tower's parameters (the image tower is not touched).
+
+        Raises:
+            InputError: the file is gone or changed since ``load_clip`` read it.
+        """
+        try:
+            stat = self.path.stat()
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot read the text tower's weights any more ({exc.strerror or exc})") from None
+        if (stat.st_size, stat.st_mtime_ns) != (self.size, self.mtime_ns):
+            raise InputError(
+                f"{self.path}: the weights file changed after the CLIP tower was loaded; load it again with load_clip"
+            )
+        state = read_state_dict(self.path)
+        names = [name for name in state if _is_text_key(name)]
+        for name in [name for name in state if not _is_text_key(name)]:
+            del state[name]
+        _assign_tensors(model, state, names, self.dtype, self.device, consume=True)
+        leftover = [name for name, tensor in model.named_parameters() if tensor.is_meta]
+        if leftover:
+            raise InputError(f"{self.path}: '{leftover[0]}' is missing from the text tower's weights")
+        model.requires_grad_(False)
+
+
 # ----------------------------------------------------------------------------------------------
 # The tower
 
@@ -328,10 +421,12 @@ class ClipTower:
     """A frozen CLIP that returns per-layer token features and embeddings.
 
     Build one with ``load_clip``. Outputs are float32 tensors on the CPU, whatever ``device`` runs
-    the model; inputs are processed in batches of ``batch_size`` to bound memory.
+    the model; inputs are processed in batches of ``batch_size`` to bound memory. A tower loaded
+    with ``lazy_text=True`` reads its text tower from ``weights_path`` on first use (a text call
+    or ``model``); until then only the image tower takes memory.
     """
 
-    model: Any  # the open_clip CLIP module (float32 unless precision says otherwise, eval, frozen)
+    _model: Any = field(repr=False)  # the open_clip CLIP module; read it through ``model``
     model_name: str  # open_clip architecture name ("ViT-B-32") or a descriptive name for custom shapes
     weights_id: str  # registry tag ("ViT-B-32/openai") or "sha256:<16 hex>" of a local weights file
     image_size: int  # input side S in pixels (224 for ViT-B/32)
@@ -350,12 +445,45 @@ class ClipTower:
     quick_gelu: bool = True  # activation the model was built with
     _mean: Any = field(default=None, repr=False)
     _std: Any = field(default=None, repr=False)
+    _pending_text: Any = field(default=None, repr=False)  # _PendingText while the text tower is not loaded
+    _text_lock: Any = field(default_factory=threading.Lock, repr=False)
 
     # -- helpers -----------------------------------------------------------------------------
 
     @property
+    def model(self):
+        """The open_clip CLIP module (float32 unless precision says otherwise, eval, frozen), both towers loaded.
+
+        Raises:
+            InputError: a lazily loaded text tower cannot be read any more (see ``load_text_tower``).
+        """
+        self.load_text_tower()
+        return self._model
+
+    @property
+    def text_tower_loaded(self) -> bool:
+        """False while a ``lazy_text`` tower has not read its text weights yet."""
+        return self._pending_text is None
+
+    def load_text_tower(self) -> None:
+        """Read the text tower's weights now if they were deferred (``load_clip(lazy_text=True)``).
+
+        Raises:
+            InputError: the weights file changed or vanished since ``load_clip`` read it (its
+                text tower would not belong to the loaded image tower).
+        """
+        if self._pending_text is None:
+            return
+        with self._text_lock:
+            pending = self._pending_text
+            if pending is not None:
+                pending.fill(self._model)
+                self._pending_text = None
+
+    @property
     def _text(self):
-        return getattr(self.model, "text", self.model)
+        self.load_text_tower()
+        return getattr(self._model, "text", self._model)
 
     @property
     def _dtype(self):
@@ -386,7 +514,9 @@ class ClipTower:
             raise InputError(f"frames must have shape [N, 3, S, S], got {list(frames_uint8.shape)}")
         mean = torch.tensor(CLIP_MEAN, dtype=torch.float32, device=frames_uint8.device).view(1, 3, 1, 1)
         std = torch.tensor(CLIP_STD, dtype=torch.float32, device=frames_uint8.device).view(1, 3, 1, 1)
-        return (frames_uint8.to(torch.float32) / 255.0 - mean) / std  # [N, 3, S, S]
+        # in place on the one float copy: the same operations in the same order, a third of the temporaries
+        pixels = frames_uint8.to(torch.float32)  # [N, 3, S, S]
+        return pixels.div_(255.0).sub_(mean).div_(std)
 
     # -- video -------------------------------------------------------------------------------
 
@@ -437,23 +567,30 @@ class ClipTower:
                 chunk = pixels[start : start + step].to(self.device, non_blocking=True)  # [b, 3, S, S]
                 if chunk.dtype == torch.uint8:
                     chunk = self.normalize(chunk)
-                chunk_layers, chunk_embed = self._run_vision(chunk.to(self._dtype), k)  # [b, k, P, Cv], [b, D]
-                # cast on the model's device first, then copy: fewer bytes cross the bus
-                layers[start : start + chunk.shape[0]] = chunk_layers.to(dtype).to(target)
-                embed[start : start + chunk.shape[0]] = chunk_embed.to(dtype).to(target)
+                rows = slice(start, start + chunk.shape[0])
+
+                def keep(index: int, x: "torch.Tensor", rows: slice = rows) -> None:
+                    # cast on the model's device first, then copy: fewer bytes cross the bus
+                    layers[rows, index] = x.to(dtype).to(target)  # [b, P, Cv]
+
+                chunk_embed = self._run_vision(chunk.to(self._dtype), k, keep)  # [b, D]
+                embed[rows] = chunk_embed.to(dtype).to(target)
                 reporter.advance("clip", chunk.shape[0])
         return layers, embed
 
-    def _run_vision(self, pixels: "torch.Tensor", k: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+    def _run_vision(self, pixels: "torch.Tensor", k: int, keep) -> "torch.Tensor":
+        """Run the image tower, handing each of the last ``k`` layers to ``keep(index, x [b, P, Cv])``
+        as soon as it is computed (oldest first), so that no more than one layer is held at a time."""
         torch = _torch()
-        visual = self.model.visual
+        visual = self._model.visual
         x = visual.conv1(pixels)  # [b, Cv, grid, grid]
         x = x.flatten(2).transpose(1, 2)  # [b, grid*grid, Cv]
         cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], 1, -1)  # [b, 1, Cv]
         x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)  # [b, P, Cv]
         x = visual.ln_pre(x)  # layer 0
         first_kept = self.vision_layers + 1 - k  # index of the oldest layer returned
-        kept = [x] if first_kept == 0 else []
+        if first_kept == 0:
+            keep(0, x)
         batch_first = getattr(visual.transformer, "batch_first", True)
         for index, block in enumerate(visual.transformer.resblocks, start=1):
             if batch_first:
@@ -461,10 +598,9 @@ class ClipTower:
             else:  # older open_clip: sequence-first blocks
                 x = block(x.transpose(0, 1)).transpose(0, 1)
             if index >= first_kept:
-                kept.append(x)
-        layers = torch.stack(kept, dim=1)  # [b, k, P, Cv]
+                keep(index - first_kept, x)  # [b, P, Cv]
         pooled = visual.ln_post(x[:, 0]) @ visual.proj  # [b, D]
-        return layers, torch.nn.functional.normalize(pooled.float(), dim=-1)
+        return torch.nn.functional.normalize(pooled.float(), dim=-1)
 
     # -- text --------------------------------------------------------------------------------
 
@@ -587,9 +723,14 @@ def load_clip(
     quick_gelu: bool | None = None,
     batch_size: int | None = None,
     offline: bool | None = None,
+    lazy_text: bool = False,
     reporter: Reporter = NULL_REPORTER,
 ) -> ClipTower:
     """Load a frozen CLIP tower.
+
+    Weights are converted tensor by tensor straight into the model's precision and device, and
+    the file's tensors are released as they are converted, so loading never holds the weights
+    twice (plus one tensor).
 
     Args:
         weights: ``None`` (``$R2CLI_CLIP_WEIGHTS``, else OpenAI ViT-B/32 from the weights cache,
@@ -601,8 +742,12 @@ def load_clip(
         cache_dir: weights cache (default ``r2cli.paths.weights_cache_dir()``).
         precision: ``"fp32"`` (default, as the official extractor) or opt-in ``"bf16"``/``"fp16"``.
         quick_gelu: activation override; default True for OpenAI weights, the tag's setting otherwise.
-        batch_size: frames/texts per forward pass (default 32 on CPU, 256 on CUDA).
+        batch_size: frames/texts per forward pass (default 16 on CPU, 256 on CUDA).
         offline: never use the network (default: ``$R2CLI_OFFLINE`` / ``$HF_HUB_OFFLINE``).
+        lazy_text: leave the text tower unread until a text call (or ``tower.model``) needs it,
+            reading the weights file again then; ``r2cli index`` saves the text tower's memory
+            (250 MB for ViT-B/32 in fp32) this way. Only for OpenAI-format weights; other
+            layouts load both towers.
 
     Raises:
         MissingWeightsError: the weights are neither local nor downloadable (one line saying how to provide them).
@@ -621,13 +766,31 @@ def load_clip(
     )
     resolved = registry.resolve_clip(spec, model=model, cache_dir=cache_dir, offline=offline, reporter=reporter)
     source = str(resolved.path)
+    torch = _torch()
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    pending_text = None
     if resolved.layout == "openai":
-        state = read_state_dict(resolved.path)
+        path = Path(resolved.path)
+        identity = path.stat() if lazy_text else None
+        state = read_state_dict(path)
         if model is not None and resolved.model_name is None:
             _check_model_matches(model, infer_architecture(state, source), source)
         use_quick_gelu = quick_gelu if quick_gelu is not None else resolved.quick_gelu
-        clip_model, arch = build_from_openai_state_dict(state, quick_gelu=use_quick_gelu, source=source)
+        clip_model, arch = build_from_openai_state_dict(
+            state,
+            quick_gelu=use_quick_gelu,
+            source=source,
+            dtype=dtype,
+            device=resolved_device,
+            text=not lazy_text,
+            consume=True,
+        )
+        del state  # emptied by consume=True; nothing else refers to the file's tensors
         model_name = resolved.model_name or arch.name()
+        if lazy_text:
+            pending_text = _PendingText(
+                path=path, size=identity.st_size, mtime_ns=identity.st_mtime_ns, dtype=dtype, device=resolved_device
+            )
     else:
         open_clip = _open_clip()
         use_quick_gelu = quick_gelu if quick_gelu is not None else resolved.quick_gelu
@@ -641,13 +804,10 @@ def load_clip(
             )
         except Exception as exc:
             raise InputError(f"{source}: open_clip cannot load these weights as {resolved.model_name} ({exc})") from exc
-        clip_model = clip_model.float().eval().requires_grad_(False)
+        # Module.to converts parameter by parameter, releasing each old tensor as it goes.
+        clip_model = clip_model.eval().requires_grad_(False).to(resolved_device).to(dtype)
         model_name = resolved.model_name
     _check_supported(clip_model, source)
-    clip_model = clip_model.to(resolved_device)
-    torch = _torch()
-    if precision != "fp32":
-        clip_model = clip_model.to({"bf16": torch.bfloat16, "fp16": torch.float16}[precision])
     visual = clip_model.visual
     text = getattr(clip_model, "text", clip_model)
     vision_layers = len(visual.transformer.resblocks)
@@ -656,7 +816,7 @@ def load_clip(
     image_size = visual.image_size if isinstance(visual.image_size, tuple) else (visual.image_size,) * 2
     device_kind = "cuda" if resolved_device.startswith("cuda") else "cpu"
     return ClipTower(
-        model=clip_model,
+        _model=clip_model,
         model_name=model_name,
         weights_id=resolved.weights_id,
         image_size=int(image_size[0]),
@@ -673,6 +833,7 @@ def load_clip(
         batch_size=batch_size if batch_size is not None else _DEFAULT_BATCH_SIZE[device_kind],
         weights_path=resolved.path,
         quick_gelu=bool(use_quick_gelu),
+        _pending_text=pending_text,
     )
 
 

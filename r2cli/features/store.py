@@ -36,8 +36,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import struct
+import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -60,6 +62,7 @@ _SAFETENSORS_DTYPE = {"float16": "F16", "float32": "F32", "float64": "F64"}
 _NUMPY_DTYPE = {value: key for key, value in _SAFETENSORS_DTYPE.items()}
 _FINGERPRINT_RE = re.compile(r"^[a-z0-9]+:([0-9a-f]{16,})$")
 _HEADER_ALIGN = 64
+_COPY_BLOCK = 1 << 20  # bytes per read when the embed/timestamps temporaries are copied in
 
 
 # ----------------------------------------------------------------------------------------------
@@ -434,8 +437,12 @@ class FeatureWriter:
     """Streams one feature set into a temporary file and publishes it atomically on ``commit``.
 
     ``layers`` chunks go straight to disk after a reserved header area; ``embed`` and
-    ``timestamps`` (small: about 1/300 of ``layers``) are kept in memory and appended at commit.
-    Leaving the ``with`` block without ``commit`` (an error, an interrupt) deletes the temporary file.
+    ``timestamps`` (about 1/300 of ``layers``) go to two anonymous temporary files next to it and
+    are copied after ``layers`` at commit. So the writer holds no data between ``append`` calls
+    and its memory does not grow with the video (kept in memory, thousands of small per-chunk
+    arrays pinned heap holes between the model's large transient buffers, and the process grew
+    with video length). Leaving the ``with`` block without ``commit`` (an error, an interrupt)
+    deletes the temporary files.
     """
 
     def __init__(
@@ -459,8 +466,8 @@ class FeatureWriter:
         self._reserved = 0
         self._layer_shape: tuple[int, int, int] | None = None  # (k, P, Cv)
         self._embed_dim: int | None = None
-        self._embeds: list[Any] = []
-        self._stamps: list[Any] = []
+        self._embeds = None  # anonymous temporary file: embed rows, fp16, in clip order
+        self._stamps = None  # anonymous temporary file: timestamps, float64, in clip order
         self._count = 0
         self._layer_bytes = 0
         self.committed: StoredFeatureSet | None = None
@@ -482,7 +489,17 @@ class FeatureWriter:
             folder.mkdir(parents=True, exist_ok=True)
             self._temp = folder / _temp_name(self.final_path)
             self._handle = open(self._temp, "w+b")
+            # Unnamed (deleted on close, even when the process is killed): nothing to clean up.
+            self._embeds = tempfile.TemporaryFile(dir=folder)
+            self._stamps = tempfile.TemporaryFile(dir=folder)
         except OSError as exc:
+            self._close_sidecars()
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+            if self._temp is not None:
+                self._temp.unlink(missing_ok=True)
+                self._temp = None
             raise FeatureError(f"cannot write features under {folder}: {exc.strerror or exc}") from None
         # Reserve room for the header; it is written last, when the clip count is known.
         probe = self._header(count=10**12, embed_dim=10**6, layer_shape=(10**3, 10**6, 10**6))
@@ -494,12 +511,20 @@ class FeatureWriter:
         handle, self._handle = self._handle, None
         if handle is not None:
             handle.close()
+        self._close_sidecars()
         if self._temp is not None and self.committed is None:
             try:
                 self._temp.unlink()
             except FileNotFoundError:
                 pass
         self._temp = None
+
+    def _close_sidecars(self) -> None:
+        for name in ("_embeds", "_stamps"):
+            sidecar = getattr(self, name)
+            setattr(self, name, None)
+            if sidecar is not None:
+                sidecar.close()
 
     # -- data --------------------------------------------------------------------------------------
 
@@ -537,11 +562,11 @@ class FeatureWriter:
             )
         try:
             self._handle.write(memoryview(layers).cast("B"))
+            self._embeds.write(memoryview(embed).cast("B"))
+            self._stamps.write(memoryview(timestamps).cast("B"))
         except OSError as exc:
             raise FeatureError(f"cannot write {self._temp}: {exc.strerror or exc}") from None
         self._layer_bytes += layers.nbytes
-        self._embeds.append(embed)
-        self._stamps.append(timestamps)
         self._count += count
 
     @property
@@ -587,8 +612,6 @@ class FeatureWriter:
         Raises:
             FeatureError: nothing was appended, or the file cannot be written.
         """
-        import numpy as np
-
         if self.committed is not None:
             return self.committed
         if self._handle is None:
@@ -598,12 +621,15 @@ class FeatureWriter:
         header = self._header(count=self._count, embed_dim=self._embed_dim, layer_shape=self._layer_shape)
         if len(header) > self._reserved:
             raise FeatureError(f"feature header ({len(header)} bytes) outgrew its reserved {self._reserved} bytes")
-        embed = np.concatenate(self._embeds)
-        stamps = np.concatenate(self._stamps)
         handle = self._handle
         try:
-            handle.write(memoryview(embed).cast("B"))
-            handle.write(memoryview(stamps).cast("B"))
+            for sidecar in (self._embeds, self._stamps):  # embed then timestamps, as the header says
+                sidecar.flush()
+                sidecar.seek(0)
+                shutil.copyfileobj(sidecar, handle, _COPY_BLOCK)
+            self._close_sidecars()
+            if handle.tell() != 8 + self._reserved + self._layer_bytes + self._count * (self._embed_dim * 2 + 8):
+                raise OSError(f"wrote {handle.tell()} bytes, the header describes another size")
             handle.seek(0)
             # Pad the JSON with spaces (allowed by the safetensors format) to the reserved length.
             handle.write(struct.pack("<Q", self._reserved) + header + b" " * (self._reserved - len(header)))

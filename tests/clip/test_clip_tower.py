@@ -217,3 +217,125 @@ def test_clip_devices():
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="needs a CUDA GPU"):
             resolve_device("cuda")
+
+
+def _watch_loaded_tensors(monkeypatch):
+    """Wrap ``read_state_dict`` so the test keeps weak references to every tensor read from a file."""
+    import weakref
+
+    import r2cli.features.clip as clip
+
+    watched: list = []
+    original = clip.read_state_dict
+
+    def reading(path):
+        state = original(path)
+        watched.extend((name, weakref.ref(tensor)) for name, tensor in state.items())
+        return state
+
+    monkeypatch.setattr(clip, "read_state_dict", reading)
+    return watched
+
+
+def test_clip_load_keeps_no_copy_of_the_file(monkeypatch, tiny_clip_path):
+    """The fp16 file's tensors are all released once converted (no state dict, no intermediate copy
+    is kept); each weight exists once, as the model's parameter."""
+    import gc
+
+    from r2cli.features.clip import load_clip
+
+    import r2cli.features.clip as clip
+
+    watched = _watch_loaded_tensors(monkeypatch)
+    alive_when_built: list = []
+    check = clip._check_supported
+
+    def checking(model, source):  # runs once the model is built, inside load_clip
+        gc.collect()
+        alive_when_built.extend(name for name, ref in watched if ref() is not None)
+        return check(model, source)
+
+    monkeypatch.setattr(clip, "_check_supported", checking)
+    tower = load_clip(tiny_clip_path, precision="bf16")
+    assert watched and alive_when_built == []  # released while loading, not only when load_clip returns
+    parameters = list(tower.model.parameters())
+    assert all(p.dtype == torch.bfloat16 for p in parameters)
+    assert len({p.data_ptr() for p in parameters}) == len(parameters)  # no two parameters share a copy
+
+
+def test_clip_load_uses_fp32_file_tensors_in_place(monkeypatch, tmp_path, tiny_clip_path):
+    """An fp32 file loaded in fp32: every parameter is backed by the memory the file was read into (no copy)."""
+    from r2cli.features.clip import load_clip
+
+    state = torch.load(tiny_clip_path, map_location="cpu", weights_only=True)
+    path = tmp_path / "fp32.pt"
+    torch.save({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, path)
+    watched = _watch_loaded_tensors(monkeypatch)
+    read_pointers = set()
+    original = load_clip.__globals__["read_state_dict"]
+
+    def reading(file):
+        loaded = original(file)
+        read_pointers.update(tensor.data_ptr() for tensor in loaded.values())
+        return loaded
+
+    monkeypatch.setattr("r2cli.features.clip.read_state_dict", reading)
+    model = load_clip(path).model
+    parameters = list(model.parameters())
+    assert watched and parameters and all(p.data_ptr() in read_pointers for p in parameters)
+
+
+def test_clip_lazy_text_tower(monkeypatch, tmp_path, tiny_clip_path, tiny_tower):
+    """lazy_text leaves the text weights unread (and their memory unused) until a text call, then
+    gives exactly the eager tower's outputs."""
+    import gc
+    import shutil
+
+    from r2cli.features.clip import load_clip
+
+    path = tmp_path / "weights.pt"
+    shutil.copy(tiny_clip_path, path)
+    watched = _watch_loaded_tensors(monkeypatch)
+    tower = load_clip(path, lazy_text=True)
+    gc.collect()
+    assert not tower.text_tower_loaded
+    assert [name for name, ref in watched if ref() is not None] == []  # the text tensors read were dropped
+    text_parameters = [p for p in tower._model.transformer.parameters()] + [tower._model.token_embedding.weight]
+    assert all(p.is_meta for p in text_parameters)  # no storage behind the text tower yet
+    frames = _frames(3, seed=9)
+    assert torch.equal(tower.video_features(frames, k=3)[1], tiny_tower.video_features(frames, k=3)[1])
+    assert not tower.text_tower_loaded
+    layers, embed, _ = tower.query_features(["a dog on a beach", "x"], k=2)
+    expected_layers, expected_embed, _ = tiny_tower.query_features(["a dog on a beach", "x"], k=2)
+    assert tower.text_tower_loaded and torch.equal(embed, expected_embed)
+    assert all(torch.equal(a, b) for a, b in zip(layers, expected_layers))
+    assert all(not p.is_meta for p in tower.model.parameters())
+
+
+def test_clip_lazy_text_refuses_a_changed_file(tmp_path, tiny_clip_path):
+    import os
+    import shutil
+
+    from r2cli.features.clip import load_clip
+
+    path = tmp_path / "weights.pt"
+    shutil.copy(tiny_clip_path, path)
+    tower = load_clip(path, lazy_text=True)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with pytest.raises(InputError, match="changed after the CLIP tower was loaded"):
+        tower.query_features(["a dog"])
+    assert tower.video_features(_frames(1), k=1)[0].shape == (1, 1, 5, 64)  # the image side still works
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_clip_fp16_outputs_equal_fp32_outputs_rounded(tiny_clip_path, precision):
+    """The indexer asks for fp16 outputs per batch (no fp32 copy): the numbers equal fp32 outputs cast to fp16."""
+    from r2cli.features.clip import load_clip
+
+    tower = load_clip(tiny_clip_path, precision=precision, lazy_text=True)
+    frames = _frames(5, seed=3)
+    layers32, embed32 = tower.video_features(frames, k=3, batch_size=2)
+    layers16, embed16 = tower.video_features(frames, k=3, batch_size=2, output_dtype=torch.float16)
+    assert layers16.dtype == embed16.dtype == torch.float16
+    assert torch.equal(layers16, layers32.to(torch.float16)) and torch.equal(embed16, embed32.to(torch.float16))

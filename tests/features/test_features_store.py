@@ -176,3 +176,30 @@ def test_writer_checks_shapes(tmp_path):
             writer.append(layers[:, :2], embed, stamps)
         with pytest.raises(FeatureError, match="no clips to store"):
             writer.commit()
+
+
+def test_writer_keeps_no_chunk_alive_between_appends(tmp_path):
+    """Memory stays flat in video length: after ``append`` returns, the writer holds none of the
+    arrays it was given (nor views of them), so thousands of chunks cannot pin memory."""
+    import gc
+    import weakref
+
+    store = FeatureStore(tmp_path)
+    expected_embed, expected_stamps, watched = [], [], []
+    with store.writer(FP, make_settings(k=2)) as writer:
+        for chunk in range(40):
+            layers, embed, stamps = arrays(clips=3, k=2, seed=chunk)
+            embed16 = embed.astype(np.float16)  # the dtype the store keeps: no conversion copy in append
+            writer.append(layers.astype(np.float16), embed16, stamps)
+            watched += [weakref.ref(embed16), weakref.ref(stamps)]
+            expected_embed.append(embed16.copy())
+            expected_stamps.append(stamps.copy())
+            del layers, embed, embed16, stamps
+        gc.collect()
+        alive = [ref for ref in watched if ref() is not None]
+        assert not alive, f"{len(alive)} of {len(watched)} appended arrays are still referenced by the writer"
+        writer.commit()
+    features = store.get(FP, make_settings(k=2))
+    assert np.array_equal(features.embed, np.concatenate(expected_embed))
+    assert np.array_equal(features.timestamps, np.concatenate(expected_stamps))
+    assert features.num_clips == 120 and not list(tmp_path.rglob("*.tmp"))

@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
         ] = "auto",
         batch_size: Annotated[
             Optional[int],
-            typer.Option("--batch-size", help="Frames per CLIP forward pass. Default: 32 on CPU, 256 on GPU.",
+            typer.Option("--batch-size", help="Frames per CLIP forward pass. Default: 16 on CPU, 256 on GPU.",
                          show_default=False),
         ] = None,
         json_output: JsonOpt = False,
