@@ -48,6 +48,17 @@ CatalogOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+ClipWeightsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--clip-weights",
+        metavar="PATH|TAG",
+        help="CLIP weights: a local OpenAI-format file or a registry tag (the same the index used). "
+        "Default: $R2CLI_CLIP_WEIGHTS, else OpenAI ViT-B/32 (downloaded once into the cache).",
+        show_default=False,
+    ),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="Where the models run: auto (a GPU when present), cpu, cuda or cuda:N.")]
 
 
 def workspace_from(workspace: str | None, catalog: str | None = None):

@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from r2cli._atomic import fsync_dir, pid_alive
 from r2cli.errors import FeatureError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -378,7 +379,7 @@ class FeatureStore:
             owner = _temp_owner(temp.name)
             try:
                 stale = now - temp.stat().st_mtime > older_than
-                if owner is not None and owner[0] == host and not _pid_alive(owner[1]):
+                if owner is not None and owner[0] == host and not pid_alive(owner[1]):
                     stale = True
                 if stale:
                     temp.unlink()
@@ -408,29 +409,6 @@ def _temp_owner(name: str) -> tuple[str, int] | None:
         return parts[-3], int(parts[-2])
     except (IndexError, ValueError):
         return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 class FeatureWriter:
@@ -639,7 +617,7 @@ class FeatureWriter:
             self._handle = None
             size = self._temp.stat().st_size
             os.replace(self._temp, self.final_path)
-            _fsync_dir(self.final_path.parent)
+            fsync_dir(self.final_path.parent)
         except OSError as exc:
             self.abort()
             raise FeatureError(f"cannot write {self.final_path}: {exc.strerror or exc}") from None

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, workspace_from
+from r2cli.cli._common import CatalogOpt, ClipWeightsOpt, DeviceOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, workspace_from
 
 
 def _model_overrides(values: list[str] | None) -> dict:
@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
             typer.Option("--model-set", help="Override a head field, FIELD=VALUE (repeat), e.g. dims=128 or dropout=0.3."),
         ] = None,
         seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (a CPU run is then repeatable).")] = None,
-        device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+        device: DeviceOpt = "auto",
         amp: Annotated[
             Optional[bool], typer.Option("--amp/--no-amp", help="fp16 mixed precision (default: on with CUDA, as the recipe).")
         ] = None,
@@ -115,10 +115,7 @@ def register(app: typer.Typer) -> None:
             Optional[Path], typer.Option("--out", help="Run folder. Default: <workspace>/runs/<run id>.")
         ] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last epoch.")] = False,
-        clip_weights: Annotated[
-            Optional[str],
-            typer.Option("--clip-weights", help="CLIP weights for store features and queries. Default: $R2CLI_CLIP_WEIGHTS, else ViT-B-32/openai."),
-        ] = None,
+        clip_weights: ClipWeightsOpt = None,
         index: Annotated[
             bool, typer.Option("--index/--no-index", help="Index annotation videos given by path that lack features.")
         ] = True,

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, workspace_from
+from r2cli.cli._common import CatalogOpt, ClipWeightsOpt, DeviceOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, workspace_from
 
 _MAX_ERRORS_SHOWN = 20
 
@@ -97,22 +97,11 @@ def register(app: typer.Typer) -> None:
                 help="After the scan, extract CLIP features of every readable video (needs CLIP weights).",
             ),
         ] = True,
-        clip_weights: Annotated[
-            Optional[str],
-            typer.Option(
-                "--clip-weights",
-                metavar="PATH|TAG",
-                help="CLIP weights: a local OpenAI-format file or a registry tag. "
-                "Default: $R2CLI_CLIP_WEIGHTS, else OpenAI ViT-B/32 (downloaded once into the cache).",
-                show_default=False,
-            ),
-        ] = None,
+        clip_weights: ClipWeightsOpt = None,
         fps: Annotated[
             float, typer.Option("--fps", help="Clips (sampled frames) per second; 0.5 like the official features.")
         ] = 0.5,
-        device: Annotated[
-            str, typer.Option("--device", help="Where CLIP runs: auto (a GPU when present), cpu, cuda or cuda:N.")
-        ] = "auto",
+        device: DeviceOpt = "auto",
         batch_size: Annotated[
             Optional[int],
             typer.Option("--batch-size", help="Frames per CLIP forward pass. Default: 16 on CPU, 256 on GPU.",

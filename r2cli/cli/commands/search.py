@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, err_console, print_json, workspace_from
+from r2cli.cli._common import CatalogOpt, ClipWeightsOpt, DeviceOpt, JsonOpt, RichReporter, WorkspaceOpt, console, err_console, print_json, workspace_from
 
 _TABLE_ROWS_PER_QUERY = 10
 
@@ -114,11 +114,8 @@ def register(app: typer.Typer) -> None:
             Optional[str],
             typer.Option("--checkpoint", help="Head checkpoint file or registry name. Default: $R2CLI_CHECKPOINT, else qvhighlights."),
         ] = None,
-        clip_weights: Annotated[
-            Optional[str],
-            typer.Option("--clip-weights", help="CLIP weights file or tag. Default: $R2CLI_CLIP_WEIGHTS, else ViT-B-32/openai."),
-        ] = None,
-        device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+        clip_weights: ClipWeightsOpt = None,
+        device: DeviceOpt = "auto",
         window: Annotated[
             float, typer.Option("--window", help="Window length (s) for long videos.", min=0.001)
         ] = 150.0,

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, err_console, print_json, workspace_from
+from r2cli.cli._common import CatalogOpt, ClipWeightsOpt, DeviceOpt, JsonOpt, RichReporter, WorkspaceOpt, console, err_console, print_json, workspace_from
 
 
 def _clock(seconds: float) -> str:
@@ -96,11 +96,8 @@ def register(app: typer.Typer) -> None:
             Optional[str],
             typer.Option("--checkpoint", help="Head checkpoint file or registry name. Default: the preset's, $R2CLI_CHECKPOINT, else qvhighlights."),
         ] = None,
-        clip_weights: Annotated[
-            Optional[str],
-            typer.Option("--clip-weights", help="CLIP weights file or tag. Default: $R2CLI_CLIP_WEIGHTS, else ViT-B-32/openai."),
-        ] = None,
-        device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+        clip_weights: ClipWeightsOpt = None,
+        device: DeviceOpt = "auto",
         reel: Annotated[
             Optional[Path], typer.Option("--reel", help="Render the selected segments, in time order, into this file (.mp4, .mov, .mkv).")
         ] = None,
