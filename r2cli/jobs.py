@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from r2cli.errors import InputError, MissingDependencyError, R2Error
 from r2cli.progress import NULL_REPORTER, Reporter

@@ -10,7 +10,7 @@ import typer
 
 from r2cli import __version__
 from r2cli.cli import commands as _commands_pkg
-from r2cli.cli._common import err_console, handle_errors
+from r2cli.cli._common import handle_errors
 
 # Order in which commands appear in `r2cli --help`; modules not listed come last.
 _COMMAND_ORDER = [

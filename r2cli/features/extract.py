@@ -23,6 +23,7 @@ together with others (checked by the tests on CPU).
 
 from __future__ import annotations
 
+import abc
 import os
 import queue
 import resource
@@ -30,7 +31,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from r2cli.errors import CatalogError, FeatureError, MediaError, R2Error, UsageError
@@ -140,23 +140,24 @@ class _Job:
     check: Callable[[], str | None] | None = None  # returns an error message if the file changed
 
 
-class _Sink:
+class _Sink(abc.ABC):
     """Receives one video's features in order."""
 
+    @abc.abstractmethod
     def append(self, layers: "np.ndarray", embed: "np.ndarray", timestamps: "np.ndarray") -> None:
-        raise NotImplementedError
+        """The next clips' features, in clip order."""
 
+    @abc.abstractmethod
     def finish(self, details: dict[str, Any]) -> None:
         """All clips are in; publish them."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def fail(self, error: Exception) -> None:
         """Extraction failed; drop whatever was received and record why."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def abort(self) -> None:
         """The run stops (interrupt, fatal error): drop whatever was received, record nothing."""
-        raise NotImplementedError
 
 
 class _MemorySink(_Sink):

@@ -39,7 +39,7 @@ def test_registry_offline_nothing_cached_fails_fast_in_one_line(monkeypatch, off
     assert "\n" not in message
     assert message.startswith("checkpoint 'qvhighlights' is not cached and cannot be downloaded")
     assert f"offline mode: {offline_env}=1" in message
-    assert f"download https://huggingface.co/yeliudev/R2-Tuning/resolve/main/checkpoints/" in message
+    assert "download https://huggingface.co/yeliudev/R2-Tuning/resolve/main/checkpoints/" in message
     assert f" to {target}" in message
     assert "--checkpoint /path/to/r2_tuning_qvhighlights-ed516355.pth" in message
     with pytest.raises(MissingWeightsError, match=r"CLIP weights 'ViT-B-32/openai' are not cached .* --clip-weights"):
