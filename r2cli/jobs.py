@@ -529,7 +529,19 @@ def run_job(
 def validate_job(path: str | Path) -> Job:
     """Load and validate a job file without running it (``r2cli run --check``).
 
+    Besides the file itself, the inputs it names must exist: every ``[index].paths`` entry and
+    ``[search].queries_file``.
+
     Raises:
-        InputError: see ``load_job``.
+        InputError: see ``load_job``; or a named input does not exist (the key is named).
     """
-    return load_job(path)
+    job = load_job(path)
+    named: list[tuple[str, Path]] = []
+    if job.index is not None:
+        named += [("[index].paths", Path(p)) for p in job.index["paths"]]
+    if job.search is not None and job.search["queries_file"] is not None:
+        named.append(("[search].queries_file", Path(job.search["queries_file"])))
+    for key, target in named:
+        if not target.exists():
+            raise InputError(f"{path}: {key} names {target}, which does not exist")
+    return job

@@ -318,7 +318,8 @@ def finetune(workspace: "Workspace", options: FinetuneOptions, *, reporter: Repo
         options = replace(options, preset=str(out_dir / "preset.json"), model_overrides={},
                           train=options.train or saved["train"], val=options.val or saved.get("val"),
                           features_dir=options.features_dir or saved.get("features_dir"),
-                          clip_weights=options.clip_weights or saved.get("clip_weights"))
+                          clip_weights=options.clip_weights or saved.get("clip_weights"),
+                          keep_last=options.keep_last if options.keep_last is not None else saved.get("keep_last"))
     preset = resolve_preset(options)
     recipe = preset.train
     device = _device(options.device)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from r2cli.errors import InputError
+
 
 def _write(tmp_path, text: str):
     path = tmp_path / "job.toml"
@@ -131,3 +133,17 @@ def test_run_help_examples_name_real_job_files():
     assert files
     for name in files:
         assert (jobs_dir().parent / name).is_file(), f"`r2cli run --help` shows {name}, which does not exist"
+
+
+def test_check_names_inputs_that_do_not_exist(tmp_path):
+    from r2cli.jobs import validate_job
+
+    (tmp_path / "media").mkdir()
+    path = _write(tmp_path, "[index]\npaths = ['media', 'gone']\n")
+    with pytest.raises(InputError, match=r"\[index\]\.paths names .*gone, which does not exist"):
+        validate_job(path)
+    path = _write(tmp_path, "[index]\npaths = ['media']\n[search]\nqueries_file = 'q.txt'\n")
+    with pytest.raises(InputError, match=r"\[search\]\.queries_file names .*q\.txt"):
+        validate_job(path)
+    (tmp_path / "q.txt").write_text("a red scene\n")
+    assert validate_job(path).steps() == ["index", "search"]

@@ -122,10 +122,12 @@ def _options(layout, tmp_path, preset, **extra):
 def test_resume_continues_identically(layout, tmp_path, workspace):
     preset = tiny_preset(tmp_path / "tiny.json", epochs=2, batch_size=4, warmup_iters=4, milestones=(1,))
     straight = finetune(workspace, _options(layout, tmp_path, preset, out=tmp_path / "straight"))
-    first = finetune(workspace, _options(layout, tmp_path, preset, out=tmp_path / "split", epochs=1))
+    first = finetune(workspace, _options(layout, tmp_path, preset, out=tmp_path / "split", epochs=1, keep_last=1))
     assert first.epochs == 1
     resumed = finetune(workspace, FinetuneOptions(out=tmp_path / "split", resume=True, epochs=2, device="cpu"))
     assert resumed.resumed and resumed.epochs == 2 and resumed.iterations == straight.iterations == 6
+    # --keep-last is part of the run: the resumed epochs keep honouring it
+    assert [p.name for p in (tmp_path / "split" / "checkpoints").glob("epoch_*.safetensors")] == ["epoch_0002.safetensors"]
     from safetensors.torch import load_file
 
     a = load_file(str(straight.last_checkpoint))
