@@ -253,10 +253,11 @@ def job_template() -> str:
 
     Built from the options classes, so it never disagrees with what ``load_job`` accepts.
     """
-    lines = ["# r2cli job file: `r2cli run THIS.toml`. Relative paths are relative to this file's folder.", ""]
+    lines = ["# r2cli job file: `r2cli run THIS.toml`. Relative paths are relative to this file's folder.",
+             "# Uncomment the tables of the steps to run and the keys to set; a key left out takes its default.", ""]
     for section in SECTIONS:
         cls: type[Options] = JobOptions if section == "job" else step_module(section).OPTIONS
-        lines.append(f"[{section}]")
+        lines.append(f"# [{section}]")
         defaults = cls.defaults()
         for key in cls.job_keys():
             lines.append(f"# {cls.help(key, show_default=False)}")

@@ -66,9 +66,9 @@ def test_template_lists_every_key_and_loads_back(tmp_path):
 
     text = job_template()
     for section in JOB_STEPS:
-        assert f"[{section}]" in text
+        assert f"\n# [{section}]\n" in text
         for key in step_module(section).OPTIONS.job_keys():
-            assert f"\n# {key} = " in text.split(f"[{section}]", 1)[1]
-    # the all-commented template has no step to run
+            assert f"\n# {key} = " in text.split(f"# [{section}]", 1)[1]
+    # the template is all comments: valid TOML with no step to run
     with pytest.raises(InputError, match="the job has no step"):
         load_job(_write(tmp_path, text, "template.toml"))
