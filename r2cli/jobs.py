@@ -226,9 +226,10 @@ def run_job(
         for name in job.steps():
             context = JobContext(job_file=job.path, base=job.base, out_dir=out_dir, force=force,
                                  previous=tuple(steps))
-            reporter.begin(f"job: {name}", total=None, unit="steps")
+            reporter.begin(f"job: {name}", total=1, unit="step")
             try:
                 steps.append(step_module(name).job_step(workspace, job.tables[name], context, reporter=reporter))
+                reporter.advance(f"job: {name}", 1, status=steps[-1].status)
             finally:
                 reporter.end(f"job: {name}")
             if steps[-1].status == "error":
