@@ -144,7 +144,8 @@ class Options:
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         """Field name -> its default value."""
-        return {f.name: f.default for f in dataclasses.fields(cls)}
+        return {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                for f in dataclasses.fields(cls)}
 
     @classmethod
     def default(cls, name: str) -> Any:
