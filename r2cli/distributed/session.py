@@ -22,6 +22,8 @@ RAY_ADDRESS_ENV = "R2CLI_RAY_ADDRESS"  # where --ray is not given, this selects 
 LOCAL = "local"  # --ray local: start a Ray instance on this machine for this command
 INSTALL_HINT = 'pip install "r2cli[ray]"'
 _PROBE_TIMEOUT_S = 5.0
+# --ray local binds to the loopback range; Ray rewrites 127.0.0.1 itself to the host's network address
+LOCAL_NODE_IP = "127.0.0.2"
 
 
 def resolve_ray_address(flag: str | None) -> str | None:
@@ -113,7 +115,7 @@ def ray_session(address: str, *, num_cpus: int | None = None, shared_paths: Sequ
         started = False
     elif address == LOCAL:
         cpus = num_cpus if num_cpus is not None else os.cpu_count() or 1
-        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, _node_ip_address=LOCAL_NODE_IP,
                  configure_logging=False, runtime_env={"env_vars": _worker_env()})
         started = True
     else:
