@@ -258,7 +258,8 @@ def _failure(exc: BaseException) -> str:
     """One line saying why a library's transfer failed (HTTP status, else the innermost message)."""
     response = getattr(exc, "response", None)
     if response is not None and getattr(response, "status_code", None):
-        return f"HTTP {response.status_code} {getattr(response, 'reason_phrase', '') or ''}".strip()
+        phrase = getattr(response, "reason_phrase", None) or getattr(response, "reason", None) or ""
+        return f"HTTP {response.status_code} {phrase}".strip()
     if getattr(exc, "code", None) and getattr(exc, "reason", None):  # urllib's HTTPError (open_clip)
         return f"HTTP {exc.code} {exc.reason}"  # type: ignore[attr-defined]
     cause = exc.__cause__ or exc.__context__
