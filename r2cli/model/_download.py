@@ -239,6 +239,42 @@ def download_url(
     return destination
 
 
+def hub_cache_file(url: str) -> Path | None:
+    """The file of a Hub URL in huggingface_hub's own cache (``$HF_HUB_CACHE``), when an earlier
+    ``hf download`` or ``hf_hub_download`` put it there; None otherwise. No network access."""
+    location = hub_location(url)
+    if location is None:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    _, repo_id, revision, path_in_repo = location
+    found = try_to_load_from_cache(repo_id, path_in_repo, revision=revision)
+    return Path(found) if isinstance(found, str) else None
+
+
+def install_copy(source: Path, destination: Path, *, sha256: str, what: str) -> Path:
+    """Copy a local file into the cache: staged, checked against ``sha256``, renamed into place.
+
+    Raises:
+        WeightsChecksumError: ``source`` does not match (nothing is installed; ``source`` is left alone).
+    """
+    import shutil
+
+    digest = file_sha256(source)
+    if sha256 and not digest_matches(digest, sha256):
+        raise WeightsChecksumError(
+            f"{what}: {source} has sha256 {digest[:16]}..., expected {sha256[:16]}...; nothing was installed"
+        )
+    staging = destination.parent / STAGING_DIR
+    staging.mkdir(parents=True, exist_ok=True)
+    staged = staging / f"{destination.name}.{os.getpid()}.copy"  # one per process: no lock needed
+    shutil.copyfile(source, staged)
+    os.replace(staged, destination)
+    if sha256:
+        remember(destination, digest)
+    return destination
+
+
 def describe(entry: CheckpointEntry | ClipWeightsEntry) -> str:
     return f"checkpoint '{entry.name}'" if entry.kind == "checkpoint" else f"CLIP weights '{entry.tag}'"
 
@@ -278,7 +314,9 @@ def fetch(
 ) -> Path:
     """Return the cached file of ``entry``, downloading it first when needed (and allowed).
 
-    A cached file is verified against the registry's SHA-256 (once; see ``verify_file``).
+    A cached file is verified against the registry's SHA-256 (once; see ``verify_file``). A Hub
+    file missing from r2cli's cache but present in huggingface_hub's (``$HF_HUB_CACHE``) is copied
+    from there, offline too.
 
     Raises:
         MissingWeightsError: not cached and the download is impossible (offline, no network,
@@ -293,6 +331,9 @@ def fetch(
         if entry.sha256:
             verify_file(target, entry.sha256, what=what)
         return target
+    shared = hub_cache_file(entry.url) if not force else None
+    if shared is not None:  # already in huggingface_hub's cache: a copy, even offline
+        return install_copy(shared, target, sha256=entry.sha256, what=what)
     has = "has" if entry.kind == "checkpoint" else "have"
     if not entry.url:
         raise MissingWeightsError(f"{what} {_verb(entry)} not cached and {has} no download URL; {_how_to_provide(entry, target)}")

@@ -169,3 +169,24 @@ def test_registry_download_many_fetches_the_clip_a_checkpoint_needs(weights_serv
     assert [(s.kind, s.name, s.verified) for s in statuses] == [("checkpoint", "demo", True), ("clip", "Tiny/test", True)]
     assert registry.resolve_clip_weights("Tiny/test").read_bytes() == clip_bytes
     assert registry.download_many(["Tiny/test"], with_clip=False)[0].cached
+
+
+def test_registry_uses_a_file_already_in_huggingface_hubs_cache_offline(weights_server, private_manifest, monkeypatch, tmp_path):
+    """A checkpoint an earlier `hf download` put in huggingface_hub's cache is copied, verified, even offline."""
+    from huggingface_hub import constants, hf_hub_download
+
+    entry = _checkpoint(weights_server, "demo", PAYLOAD)
+    bad = _checkpoint(weights_server, "bad", b"other bytes", digest="deadbeef" + "0" * 56)
+    private_manifest(checkpoints={"demo": entry, "bad": bad})
+    hub_cache = tmp_path / "hf-hub-cache"
+    for item in (entry, bad):
+        hf_hub_download(REPO, f"checkpoints/{item['filename']}", endpoint=weights_server.base_url, cache_dir=hub_cache)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_cache))
+    monkeypatch.setenv("R2CLI_OFFLINE", "1")
+    count = len(weights_server.requests)
+    path = registry.resolve_checkpoint("demo")
+    assert path == registry.expected_path("demo") and path.read_bytes() == PAYLOAD and not path.is_symlink()
+    assert len(weights_server.requests) == count  # no network
+    with pytest.raises(registry.WeightsChecksumError, match=r"hf-hub-cache.*expected deadbeef.*nothing was installed"):
+        registry.resolve_checkpoint("bad")
+    assert not registry.expected_path("bad").exists()
