@@ -177,6 +177,8 @@ _OPEN_CLIP_LOCK = threading.Lock()
 def _from_url(url: str, staging: Path, bar) -> Path:
     from open_clip import pretrained
 
+    staged = staging / os.path.basename(url)
+    staged.unlink(missing_ok=True)  # a stale file from a killed run would be returned as it is
     with _OPEN_CLIP_LOCK:
         saved_bar, saved_timeout = pretrained.tqdm, socket.getdefaulttimeout()
         pretrained.tqdm = bar
@@ -185,7 +187,7 @@ def _from_url(url: str, staging: Path, bar) -> Path:
             return Path(pretrained.download_pretrained_from_url(url, cache_dir=str(staging)))
         except BaseException:
             # it writes straight to its target: never leave a partial file for the next run to trust
-            (staging / os.path.basename(url)).unlink(missing_ok=True)
+            staged.unlink(missing_ok=True)
             raise
         finally:
             pretrained.tqdm = saved_bar
