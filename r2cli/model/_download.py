@@ -21,7 +21,12 @@ verified file, under r2cli's own file name. What is written here, and why:
 - staging and rename: open_clip writes straight to its target, and hf_hub_download's target
   is its own layout, not r2cli's file names;
 - ``_ReporterBar``: both libraries report progress only through a tqdm class, and library code in
-  r2cli must not print; the bar forwards bytes to r2cli's ``Reporter`` instead.
+  r2cli must not print; the bar forwards bytes to r2cli's ``Reporter`` instead (open_clip takes no
+  class, so its module's ``tqdm`` and the socket time-out are swapped while it runs).
+
+A failed transfer starts from zero on the next run: huggingface_hub keeps no partial file between
+calls (it resumes only within one), and open_clip never resumes. A Hub file already in
+huggingface_hub's own cache is copied from there instead of downloaded (``hub_cache_file``).
 """
 
 from __future__ import annotations
