@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+BACKENDS = ("sqlite", "postgresql")  # every catalog test that takes `workspace` runs on both
 
 
 def distinct_copy(source: Path, target: Path, tag: int | str) -> Path:

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from catalogkit import distinct_copy
-
-BACKENDS = ("sqlite", "postgresql")
+from catalogkit import BACKENDS, distinct_copy
 
 
 @pytest.fixture(scope="session")
@@ -38,11 +36,15 @@ def backend(request) -> str:
 
 
 @pytest.fixture
-def catalog_url(backend, request) -> str | None:
+def catalog_url(backend, request):
     """None for SQLite (the workspace's default catalog file), else the URL of a new PostgreSQL database."""
     if backend == "sqlite":
-        return None
-    return request.getfixturevalue("pg_server").new_database()
+        yield None
+        return
+    server = request.getfixturevalue("pg_server")
+    url = server.new_database()
+    yield url
+    server.drop_database(url)
 
 
 @pytest.fixture
