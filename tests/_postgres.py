@@ -57,7 +57,7 @@ def _free_port() -> int:
 class PostgresServer:
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
-        self.root = Path(tempfile.mkdtemp(prefix="r2cli-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix="r2cli-pg-", dir=_tempdir_for_others()))
         self.data = self.root / "data"
         self.port = 0
         self.process: subprocess.Popen | None = None
@@ -151,6 +151,14 @@ class PostgresServer:
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
             force = " WITH (FORCE)" if conn.info.server_version >= 130000 else ""
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"{force}')
+
+
+def _tempdir_for_others() -> str:
+    """The temporary folder when every folder above it lets other users through, else /tmp."""
+    base = Path(tempfile.gettempdir()).resolve()
+    if os.geteuid() != 0 or all(p.stat().st_mode & 0o001 for p in (base, *base.parents)):
+        return str(base)
+    return "/tmp"
 
 
 def _unprivileged_account() -> pwd.struct_passwd:
