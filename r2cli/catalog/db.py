@@ -336,7 +336,12 @@ def _is_url(url: str) -> bool:
 
 
 def catalog_exists(workspace: "Workspace") -> bool:
-    """Whether the workspace's catalog exists with at least one migration applied (never creates it)."""
+    """Whether the workspace's catalog exists with at least one migration applied (never creates it).
+
+    Raises:
+        CatalogError: a database server (PostgreSQL, ...) cannot be reached: that is not "no catalog".
+        MissingDependencyError: the URL's database driver is not installed.
+    """
     url = workspace.catalog_url
     if not _is_url(url):
         return False
@@ -345,11 +350,20 @@ def catalog_exists(workspace: "Workspace") -> bool:
         return False
     try:
         engine = open_engine(url, 1.0)
-        try:
-            with engine.connect() as conn:
-                return _migrations.current_version(conn) > 0
-        finally:
-            engine.dispose()
-    except (CatalogError, SQLAlchemyError):
+    except CatalogError:
         return False
-
+    try:
+        try:
+            conn = engine.connect()
+        except SQLAlchemyError as exc:
+            if engine.dialect.name == "sqlite":
+                return False
+            raise CatalogError(f"cannot open catalog {describe_url(url)}: {one_line(exc)}") from None
+        try:
+            return _migrations.current_version(conn) > 0
+        except SQLAlchemyError:
+            return False
+        finally:
+            conn.close()
+    finally:
+        engine.dispose()

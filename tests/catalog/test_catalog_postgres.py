@@ -64,34 +64,35 @@ def test_index_sample_media_then_stats_through_the_cli(ffmpeg, pg_url, tmp_path)
     assert not (tmp_path / "ws" / "catalog.sqlite").exists()
 
 
-_WITHOUT_PSYCOPG = """
-import sys
-sys.modules["psycopg"] = None  # what an environment without the driver looks like to `import psycopg`
-from r2cli.cli.main import main
-main(sys.argv[1:])
-"""
+def run_main(capsys, *args: str) -> tuple[int, str]:
+    """`r2cli ARGS` in this process: (exit code, stderr)."""
+    from r2cli.cli.main import main
+
+    with pytest.raises(SystemExit) as caught:
+        main(list(args))
+    return int(caught.value.code or 0), capsys.readouterr().err
 
 
 @pytest.mark.parametrize("scheme", ["postgresql+psycopg", "postgresql"])
-def test_a_missing_driver_is_one_line_naming_the_extra(scheme, tmp_path):
+def test_a_missing_driver_is_one_line_naming_the_extra(scheme, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what `import psycopg` meets without the driver
     url = f"{scheme}://someone:secret@127.0.0.1:{_closed_port()}/archive"
-    result = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_PSYCOPG, "catalog", "stats", "--workspace", str(tmp_path), "--catalog", url],
-        capture_output=True, text=True, env=cli_env(), timeout=120,
-    )
-    assert result.returncode == 3, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and 'pip install "r2cli[postgres]"' in lines[0], result.stderr
-    assert "secret" not in result.stderr and "127.0.0.1" in result.stderr
+    code, err = run_main(capsys, "catalog", "stats", "--workspace", str(tmp_path), "--catalog", url)
+    assert code == 3, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and 'pip install "r2cli[postgres]"' in lines[0], err
+    assert "secret" not in err and "127.0.0.1" in err
 
 
-def test_an_unreachable_server_is_one_line_without_the_password(tmp_path):
+@pytest.mark.parametrize("command", [["catalog", "stats"], ["index", str(SAMPLES), "--dry-run"], ["doctor"]])
+def test_an_unreachable_server_is_one_line_without_the_password(command, tmp_path, capsys):
+    """Not "no catalog yet" (a dry run would call every file new, doctor would say there is none)."""
     url = f"postgresql://someone:secret@127.0.0.1:{_closed_port()}/archive"
-    result = run_cli("catalog", "stats", "--workspace", str(tmp_path), "--catalog", url)
-    assert result.returncode == 5, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "cannot open catalog" in lines[0] and "OperationalError" in lines[0], result.stderr
-    assert "secret" not in result.stderr
+    code, err = run_main(capsys, *command, "--workspace", str(tmp_path), "--catalog", url)
+    assert code == 5, err
+    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "cannot open catalog" in lines[0] and "OperationalError" in lines[0], err
+    assert "Connection refused" in lines[0] and "secret" not in err
 
 
 def test_a_bare_postgresql_url_uses_psycopg_and_hides_the_password(pg_url, tmp_path):
