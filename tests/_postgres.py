@@ -13,6 +13,7 @@ removes it again (each one takes about 7 MB on disk).
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import itertools
 import os
@@ -89,7 +90,7 @@ class PostgresServer:
                  "-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "shared_buffers=32MB",
                  "-c", "listen_addresses=127.0.0.1", "-c", "logging_collector=off"],
                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root, start_new_session=True,
-                **self._run_as,
+                preexec_fn=_die_with_parent, **self._run_as,
             )
             log.close()
             if self._wait_ready(60):
@@ -151,6 +152,18 @@ class PostgresServer:
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
             force = " WITH (FORCE)" if conn.info.server_version >= 130000 else ""
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"{force}')
+
+
+try:
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # loaded here: the forked child only calls it
+except (OSError, AttributeError):  # not Linux
+    _PRCTL = None
+
+
+def _die_with_parent() -> None:
+    """In the server's child process (after the user switch): shut down fast if pytest dies unannounced."""
+    if _PRCTL is not None:
+        _PRCTL(1, int(signal.SIGINT))  # PR_SET_PDEATHSIG
 
 
 def _tempdir_for_others() -> str:
