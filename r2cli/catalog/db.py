@@ -62,14 +62,6 @@ def describe_url(url: str) -> str:
         return url
 
 
-def is_postgresql(url: str) -> bool:
-    """Whether ``url`` names a PostgreSQL database."""
-    try:
-        return make_url(url).get_backend_name() == "postgresql"
-    except ArgumentError:
-        return False
-
-
 def one_line(exc: BaseException) -> str:
     """A database error as one line: its class and message, whitespace (psycopg's DETAIL/HINT lines) folded."""
     return f"{exc.__class__.__name__}: {' '.join(str(exc).split())}"
