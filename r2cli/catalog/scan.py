@@ -42,6 +42,7 @@ DEFAULT_EXTENSIONS: tuple[str, ...] = (
     "3gp", "avi", "flv", "m2ts", "m4v", "mkv", "mov", "mp4", "mpeg", "mpg", "mts", "mxf", "ogv", "ts",
     "webm", "wmv",
 )  # fmt: skip
+_OUTPUT_REASON = "r2cli output folder (holds .r2cli-output); not indexed"
 WALK_STAGE = "walk"
 INDEX_STAGE = "index"
 _MTIME_TOLERANCE = 1e-6
@@ -73,8 +74,10 @@ class ScanReport:
     missing: int = 0  # rows under the scanned folders whose file is gone
     errors: int = 0  # paths in error state at the end of the run
     probed: int = 0  # ffprobe calls made
-    ignored: int = 0  # paths skipped by an ignore glob
+    ignored: int = 0  # paths skipped by an ignore glob or as r2cli's own output folders
     file_errors: list[FileError] = field(default_factory=list)
+    ignored_paths: list[FileError] = field(default_factory=list)  # skipped folders and why (not ignore globs)
+    outside_roots: list[str] = field(default_factory=list)  # files found through symlinks leading outside roots
     elapsed: float = 0.0  # seconds
 
     @property
@@ -84,6 +87,8 @@ class ScanReport:
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        # kept out of the JSON document (its keys are pinned by tests/catalog): in the text output only
+        del data["ignored_paths"], data["outside_roots"]
         data["seen"] = self.seen
         data["elapsed"] = round(self.elapsed, 3)
         return data
@@ -162,8 +167,15 @@ def walk(
     """Yield every candidate video under ``roots`` (sorted, recursive, following symlinks once).
 
     Directory symlinks are followed, but a folder already on the current path (a symlink loop)
-    is reported, and a folder reached twice through different links is walked once.
+    is reported, and a folder reached twice through different links is walked once. A folder
+    holding ``OUTPUT_MARKER`` (r2cli's own cuts and reels) is not entered: ``on_ignored(path,
+    reason)`` is told (``on_ignored(path)`` for ignore globs).
     """
+    from r2cli.paths import OUTPUT_MARKER
+
+    def output_folder(path: str) -> bool:
+        return os.path.isfile(os.path.join(path, OUTPUT_MARKER))
+
     visited_dirs: set[tuple[int, int]] = set()
     seen_files: set[str] = set()
 
@@ -193,6 +205,10 @@ def walk(
         stack: list[tuple[str, frozenset[tuple[int, int]]]] = []
         key = (root_stat.st_dev, root_stat.st_ino)
         if key in visited_dirs:
+            continue
+        if output_folder(root_abs):
+            if on_ignored:
+                on_ignored(root_abs, _OUTPUT_REASON)
             continue
         visited_dirs.add(key)
         stack.append((root_abs, frozenset({key})))
@@ -235,6 +251,10 @@ def walk(
                             path, None,
                             f"symlink loop: {path} -> {_readlink(path)} leads back to a folder above it; not followed",
                         )
+                        continue
+                    if output_folder(path):
+                        if on_ignored:
+                            on_ignored(path, _OUTPUT_REASON)
                         continue
                     if named_like_video:
                         yield _Entry(path, None, "is a directory, not a video file (its contents are scanned)")
@@ -341,13 +361,17 @@ def scan_archive(
     # Rows are keyed by real paths; the "missing" sweep must also match rows under resolved roots.
     sweep_roots = sorted(set(roots) | {os.path.realpath(r) for r in roots})
 
-    def count_ignored(_path: str) -> None:
+    def count_ignored(path: str, reason: str | None = None) -> None:
         report.ignored += 1
+        if reason is not None:
+            report.ignored_paths.append(FileError(path=path, error=reason))
 
     reporter.begin(WALK_STAGE, None, unit="paths")
     entries: list[_Entry] = []
     for entry in walk(roots, exts, patterns, skip=(str(workspace.root),), on_ignored=count_ignored):
         entries.append(entry)
+        if entry.error is None and not _under(entry.path, sweep_roots):
+            report.outside_roots.append(entry.path)  # a symlink's target: its features are due too
         reporter.advance(WALK_STAGE, 1)
     reporter.end(WALK_STAGE)
 

@@ -19,8 +19,10 @@ safetensors reader, no r2cli needed) holding
 - ``timestamps``  float64 ``[T]``: presentation time (s) of the frame each clip was computed from;
 
 and string metadata: ``format`` (``"r2cli.features"``), ``format_version``, ``fingerprint``,
-``settings_key``, ``settings`` (JSON), ``num_clips``, ``fps``, ``duration``, ``created_at``,
-``r2cli_version`` and extraction details (``extra``, JSON).
+``settings_key``, ``settings`` (JSON), ``num_clips``, ``fps``, ``duration``, ``checksum``
+(``blake2b-128:<hex>`` of every byte after the header, checked by ``r2cli index --verify``),
+``r2cli_version`` and extraction details (``extra``, JSON). Nothing in a file depends on when it
+was written: the same video under the same settings gives the same bytes (the catalog records when).
 
 Writes are atomic: data goes to a temporary file in the destination folder, which is flushed,
 fsync'ed and renamed over the final name (``os.replace``), then the folder is fsync'ed. A killed
@@ -36,7 +38,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import socket
 import struct
 import tempfile
@@ -48,6 +49,11 @@ from typing import TYPE_CHECKING, Any
 
 from r2cli._atomic import fsync_dir, pid_alive
 from r2cli.errors import FeatureError, UsageError
+from r2cli.media.frames import GEOMETRIES, GEOMETRY_DISPLAY
+
+# The clips per second of r2cli's features unless a setting or a checkpoint's preset says otherwise:
+# 0.5, like the official QVHighlights features. Written here once; every default refers to it.
+FEATURE_FPS = 0.5
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -56,6 +62,8 @@ FORMAT_NAME = "r2cli.features"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 TEMP_SUFFIX = ".tmp"
+CHECKSUM_ALGO = "blake2b-128"  # metadata "checksum": "<algo>:<hex>" of every byte after the header
+CHECKSUM_BYTES = 16
 STORED_DTYPES = ("float16",)  # what `layers`/`embed` are stored as (the official features are fp16)
 CROPS = ("center",)
 
@@ -80,13 +88,14 @@ class FeatureSettings:
 
     clip_model: str  # open_clip architecture of the tower, e.g. "ViT-B-32"
     weights_id: str  # registry tag ("ViT-B-32/openai") or "sha256:<16 hex>" of a local weights file
-    fps: float = 0.5  # sampled frames (= clips) per second
+    fps: float = FEATURE_FPS  # sampled frames (= clips) per second
     image_size: int = 224  # side of the square crop fed to CLIP
     crop: str = "center"  # crop rule: centre crop after scaling the short side to image_size
     k: int = 4  # CLIP layers kept (the last k, oldest first)
     dtype: str = "float16"  # storage dtype of layers and embed
     frame_rule: str = "ffmpeg-fps-near"  # which frame each clip takes (r2cli.media.frames.FRAME_RULES)
     precision: str = "fp32"  # precision CLIP ran in ("fp32" like the official extractor, opt-in "bf16")
+    geometry: str = "display"  # how frames are scaled (r2cli.media.frames.GEOMETRIES): display size or "official"
 
     def __post_init__(self) -> None:
         from r2cli.media.frames import check_sampling_args
@@ -105,6 +114,8 @@ class FeatureSettings:
             raise UsageError(f"feature dtype must be one of {', '.join(STORED_DTYPES)}, got {self.dtype!r}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise UsageError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        if self.geometry not in GEOMETRIES:
+            raise UsageError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {self.geometry!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,8 +137,15 @@ class FeatureSettings:
             raise FeatureError(f"feature settings are incomplete: {exc}") from None
 
     def canonical_json(self) -> str:
-        """Sorted-key JSON with no spaces: the exact text the key is computed from."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Sorted-key JSON with no spaces: the exact text the key is computed from.
+
+        The default geometry ("display") is left out, so feature sets written before geometry was
+        a setting keep their key; "official" is written, so the two never share a file.
+        """
+        data = self.to_dict()
+        if data["geometry"] == GEOMETRY_DISPLAY:
+            del data["geometry"]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def key(self) -> str:
         """16 hex characters: BLAKE2b-64 of ``canonical_json()`` and the store format version."""
@@ -135,7 +153,8 @@ class FeatureSettings:
         return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
 
     @classmethod
-    def for_tower(cls, tower: Any, *, fps: float = 0.5, k: int = 4, frame_rule: str = "ffmpeg-fps-near") -> "FeatureSettings":
+    def for_tower(cls, tower: Any, *, fps: float = FEATURE_FPS, k: int = 4, frame_rule: str = "ffmpeg-fps-near",
+                  geometry: str = GEOMETRY_DISPLAY) -> "FeatureSettings":
         """Settings for features computed with ``tower`` (a ``r2cli.features.clip.ClipTower``)."""
         return cls(
             clip_model=str(tower.model_name),
@@ -145,6 +164,7 @@ class FeatureSettings:
             k=k,
             frame_rule=frame_rule,
             precision=str(getattr(tower, "precision", "fp32")),
+            geometry=geometry,
         )
 
 
@@ -448,6 +468,7 @@ class FeatureWriter:
         self._stamps = None  # anonymous temporary file: timestamps, float64, in clip order
         self._count = 0
         self._layer_bytes = 0
+        self._digest = hashlib.blake2b(digest_size=CHECKSUM_BYTES)  # of the tensor data, in file order
         self.committed: StoredFeatureSet | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -539,6 +560,7 @@ class FeatureWriter:
                 f"feature chunk shapes changed mid-video: {list(layers.shape[1:])} vs {list(self._layer_shape)}"
             )
         try:
+            self._digest.update(memoryview(layers).cast("B"))
             self._handle.write(memoryview(layers).cast("B"))
             self._embeds.write(memoryview(embed).cast("B"))
             self._stamps.write(memoryview(timestamps).cast("B"))
@@ -551,7 +573,8 @@ class FeatureWriter:
     def num_clips(self) -> int:
         return self._count
 
-    def _header(self, *, count: int, embed_dim: int, layer_shape: tuple[int, int, int]) -> bytes:
+    def _header(self, *, count: int, embed_dim: int, layer_shape: tuple[int, int, int],
+                checksum: str = CHECKSUM_ALGO + ":" + "0" * (2 * CHECKSUM_BYTES)) -> bytes:
         layer_bytes = count * layer_shape[0] * layer_shape[1] * layer_shape[2] * 2
         embed_bytes = count * embed_dim * 2
         stamp_bytes = count * 8
@@ -564,7 +587,7 @@ class FeatureWriter:
             "num_clips": str(count),
             "fps": repr(self.settings.fps),
             "duration": "" if self.duration is None else repr(float(self.duration)),
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "checksum": checksum,
             "r2cli_version": _r2cli_version(),
             "extra": json.dumps(self.extra, sort_keys=True, default=str),
         }
@@ -596,16 +619,19 @@ class FeatureWriter:
             raise FeatureError("feature writer is closed")
         if self._count == 0 or self._layer_shape is None or self._embed_dim is None:
             raise FeatureError(f"no clips to store for {self.fingerprint}")
-        header = self._header(count=self._count, embed_dim=self._embed_dim, layer_shape=self._layer_shape)
-        if len(header) > self._reserved:
-            raise FeatureError(f"feature header ({len(header)} bytes) outgrew its reserved {self._reserved} bytes")
         handle = self._handle
         try:
             for sidecar in (self._embeds, self._stamps):  # embed then timestamps, as the header says
                 sidecar.flush()
                 sidecar.seek(0)
-                shutil.copyfileobj(sidecar, handle, _COPY_BLOCK)
+                while block := sidecar.read(_COPY_BLOCK):
+                    self._digest.update(block)
+                    handle.write(block)
             self._close_sidecars()
+            header = self._header(count=self._count, embed_dim=self._embed_dim, layer_shape=self._layer_shape,
+                                  checksum=f"{CHECKSUM_ALGO}:{self._digest.hexdigest()}")
+            if len(header) > self._reserved:
+                raise FeatureError(f"feature header ({len(header)} bytes) outgrew its reserved {self._reserved} bytes")
             if handle.tell() != 8 + self._reserved + self._layer_bytes + self._count * (self._embed_dim * 2 + 8):
                 raise OSError(f"wrote {handle.tell()} bytes, the header describes another size")
             handle.seek(0)

@@ -58,6 +58,16 @@ FRAME_RULE_EXACT = "ffmpeg-fps-near"
 FRAME_RULE_NOREF = "ffmpeg-fps-near-noref"
 FRAME_RULES = (FRAME_RULE_EXACT, FRAME_RULE_NOREF)
 
+# How frames are scaled before the centre crop:
+# - "display": by the size a player shows (sample aspect ratio applied, display rotation honoured);
+#   r2cli's default, the picture CLIP sees is not stretched;
+# - "official": like the official extractor (spec section 1.1): by the CODED width and height, sample
+#   aspect ratio and rotation ignored when sizing (ffmpeg still turns rotated frames upright, as its
+#   autorotation does in the official command), so non-square-pixel and rotated videos are stretched.
+GEOMETRY_DISPLAY = "display"
+GEOMETRY_OFFICIAL = "official"
+GEOMETRIES = (GEOMETRY_DISPLAY, GEOMETRY_OFFICIAL)
+
 DEFAULT_CHUNK_FRAMES = 16  # frames per read from ffmpeg's pipe (16 x 224 x 224 x 3 = 2.4 MB)
 _STDERR_TAIL_LINES = 40  # non-showinfo stderr lines kept for error messages
 
@@ -109,6 +119,7 @@ def compute_geometry(
     *,
     sample_aspect_ratio: Fraction | str | None = None,
     rotation: int = 0,
+    geometry: str = GEOMETRY_DISPLAY,
 ) -> FrameGeometry:
     """Scale and crop so that the display's short side becomes ``size`` and a centred square remains.
 
@@ -126,10 +137,15 @@ def compute_geometry(
     rotation = int(rotation) % 360
     if rotation % 90:
         raise UsageError(f"rotation must be a multiple of 90 degrees, got {rotation}")
+    if geometry not in GEOMETRIES:
+        raise UsageError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {geometry!r}")
     sar = _parse_sar(sample_aspect_ratio)
-    display_width, display_height = Fraction(width) * sar, Fraction(height)
-    if rotation in (90, 270):
-        display_width, display_height = display_height, display_width
+    if geometry == GEOMETRY_OFFICIAL:  # the coded size, as tools/extract_frames.py reads it
+        display_width, display_height = Fraction(width), Fraction(height)
+    else:
+        display_width, display_height = Fraction(width) * sar, Fraction(height)
+        if rotation in (90, 270):
+            display_width, display_height = display_height, display_width
     # Fractions floor exactly what Python's float int() floors for the integer case of the official tool.
     if display_width > display_height:
         scaled_width, scaled_height = int(display_width * size / display_height), size
@@ -383,9 +399,10 @@ class FrameSampler:
     """
 
     path: str | os.PathLike
-    fps: float = 0.5
+    fps: float  # the caller's setting (r2cli.features.store.FEATURE_FPS is r2cli's default)
     size: int = 224
     frame_rule: str = FRAME_RULE_EXACT
+    geometry_rule: str = GEOMETRY_DISPLAY  # GEOMETRIES: how frames are scaled (see geometry())
     threads: int | None = None
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
     ffmpeg: str | None = None
@@ -395,6 +412,8 @@ class FrameSampler:
 
     def __post_init__(self) -> None:
         check_sampling_args(self.fps, self.size, self.frame_rule)
+        if self.geometry_rule not in GEOMETRIES:
+            raise UsageError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {self.geometry_rule!r}")
         if isinstance(self.chunk_frames, bool) or not isinstance(self.chunk_frames, int) or self.chunk_frames < 1:
             raise UsageError(f"chunk_frames must be a positive integer, got {self.chunk_frames!r}")
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
@@ -405,7 +424,8 @@ class FrameSampler:
     def geometry(self) -> FrameGeometry:
         info = self._stream()
         return compute_geometry(
-            info.width, info.height, self.size, sample_aspect_ratio=info.sample_aspect_ratio, rotation=info.rotation
+            info.width, info.height, self.size, sample_aspect_ratio=info.sample_aspect_ratio, rotation=info.rotation,
+            geometry=self.geometry_rule,
         )
 
     def _stream(self) -> StreamInfo:
@@ -574,10 +594,11 @@ def check_sampling_args(fps: float, size: int, frame_rule: str) -> None:
 def sample_frames(
     path: str | os.PathLike,
     *,
-    fps: float = 0.5,
+    fps: float,
     size: int = 224,
     frame_rule: str = FRAME_RULE_EXACT,
     threads: int | None = None,
+    geometry: str = GEOMETRY_DISPLAY,
 ) -> tuple["np.ndarray", "np.ndarray"]:
     """All sampled frames of a video in memory: ``(frames [N, S, S, 3] uint8, timestamps [N] float64)``.
 
@@ -589,7 +610,8 @@ def sample_frames(
     import numpy as np
 
     frames, stamps = [], []
-    with FrameSampler(Path(path), fps=fps, size=size, frame_rule=frame_rule, threads=threads) as sampler:
+    with FrameSampler(Path(path), fps=fps, size=size, frame_rule=frame_rule, threads=threads,
+                      geometry_rule=geometry) as sampler:
         for chunk in sampler:
             frames.append(chunk.frames)
             stamps.append(chunk.timestamps)
