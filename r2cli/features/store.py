@@ -503,13 +503,17 @@ class FeatureWriter:
         # Reserve room for the header; it is written last, when the clip count is known.
         probe = self._header(count=10**12, embed_dim=10**6, layer_shape=(10**3, 10**6, 10**6))
         self._reserved = _round_up(len(probe) + 512, _HEADER_ALIGN) - 8
-        self._handle.write(b"\0" * (8 + self._reserved))
+        try:
+            self._handle.write(b"\0" * (8 + self._reserved))
+        except OSError as exc:
+            self.abort()
+            raise FeatureError(f"cannot write features under {folder}: {exc.strerror or exc}") from None
 
     def abort(self) -> None:
         """Drop the temporary file unless the set was committed (safe to call twice)."""
         handle, self._handle = self._handle, None
         if handle is not None:
-            handle.close()
+            _close_quietly(handle)  # the data is dropped: a failing flush (disk full) changes nothing
         self._close_sidecars()
         if self._temp is not None and self.committed is None:
             try:
@@ -523,7 +527,7 @@ class FeatureWriter:
             sidecar = getattr(self, name)
             setattr(self, name, None)
             if sidecar is not None:
-                sidecar.close()
+                _close_quietly(sidecar)
 
     # -- data --------------------------------------------------------------------------------------
 
@@ -565,7 +569,7 @@ class FeatureWriter:
             self._embeds.write(memoryview(embed).cast("B"))
             self._stamps.write(memoryview(timestamps).cast("B"))
         except OSError as exc:
-            raise FeatureError(f"cannot write {self._temp}: {exc.strerror or exc}") from None
+            raise FeatureError(f"cannot write features to {self.final_path.parent}: {exc.strerror or exc}") from None
         self._layer_bytes += layers.nbytes
         self._count += count
 
@@ -664,6 +668,17 @@ class FeatureWriter:
         )
         self._temp = None
         return self.committed
+
+
+def _close_quietly(handle: Any) -> None:
+    """Close a file whose content is being thrown away; a flush that fails (disk full) is ignored."""
+    try:
+        handle.close()
+    except OSError:
+        try:
+            os.close(handle.fileno())
+        except (OSError, ValueError):
+            pass
 
 
 def _as_numpy(value: Any) -> "np.ndarray":
