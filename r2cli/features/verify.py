@@ -49,7 +49,7 @@ def check_file(path: str | os.PathLike, recorded: Any | None) -> str | None:
         header, data_start = read_header(path)
         features = open_features(path)
     except FeatureError as exc:
-        return _short(str(exc), path)
+        return f"damaged header: {_short(str(exc), path)}"
     end = max(int(entry["data_offsets"][1]) for name, entry in header.items() if name != "__metadata__")
     if data_start + end != size:
         return f"size is {size} bytes, its header describes {data_start + end}"
