@@ -7,7 +7,10 @@ The frame rule (``FRAME_RULE_EXACT = "ffmpeg-fps-near"``) reproduces the officia
    to the width, then turned by the display-matrix rotation. The short side becomes ``size``
    (``int`` truncation of the long side, as the official tool does), then a centre crop of
    ``size x size`` at integer offsets ``int((w' - size) / 2)``, ``int((h' - size) / 2)``. For a
-   square-pixel, unrotated file this is exactly the official geometry.
+   square-pixel, unrotated file this is exactly the official geometry. The official one itself
+   (sizes from the coded width and height, SAR and rotation ignored) is the named setting
+   ``geometry="official"`` (``GEOMETRY_OFFICIAL``; a separate feature set, pinned by the tests
+   against the official ffmpeg chain).
 2. The ffmpeg filter chain is the official one, ``fps=F`` (default ``round=near``) →
    ``scale=w':h'`` (default flags: bicubic) → ``crop=S:S:x:y`` → raw ``rgb24``, with the rotation
    (``transpose``/``hflip,vflip``) inserted after ``fps`` and before ``scale`` (ffmpeg's
