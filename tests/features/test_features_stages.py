@@ -79,3 +79,29 @@ def test_a_later_run_repairs_a_wrong_error_mark(ffmpeg, tmp_path, tiny_tower):
     assert (again.videos_skipped, again.videos_failed) == (1, 0)
     (video,) = list_videos(workspace)
     assert (video.features_status, video.features_error) == ("ok", None)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.fields: list[dict] = []
+
+    def begin(self, stage, total=None, unit="items") -> None: ...
+    def set_total(self, stage, total) -> None: ...
+    def end(self, stage) -> None: ...
+    def warn(self, message) -> None: ...
+
+    def advance(self, stage, amount=1.0, **fields) -> None:
+        if stage == "features":
+            self.fields.append(fields)
+
+
+def test_progress_ends_with_every_video_counted(ffmpeg, tmp_path, tiny_tower):
+    archive = tmp_path / "archive"
+    for name, seconds in (("a.mp4", 6), ("b.mp4", 4), ("c.mp4", 0.3)):  # c: too short, fails without a batch
+        make_video(archive / name, seconds=seconds, width=64, height=48)
+    workspace = resolve_workspace(tmp_path / "ws")
+    scan_archive([archive], workspace)
+    recorder = _Recorder()
+    report = extract_features(workspace, tower=tiny_tower, reporter=recorder)
+    assert (report.videos_extracted, report.videos_failed) == (2, 1)
+    assert recorder.fields[-1]["videos"] == "3/3"

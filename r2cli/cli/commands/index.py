@@ -70,14 +70,14 @@ def _path_table(title: str, rows: list[tuple[str, str]], more_hint: str | None =
 
 def render_feature_report(report) -> None:
     """Summary lines of an ``ExtractReport`` and the videos whose features failed."""
-    console.print(
+    for line in (
         f"features: {report.videos_extracted} extracted, {report.videos_skipped} already done, "
-        f"{report.videos_failed} failed; {_plural(report.clips, 'clip')}, {report.video_hours:.3f} video-hours in "
-        f"{report.wall_seconds:.1f} s ({report.speed:.1f} video-hours per hour, {report.frames_per_second:.1f} "
-        f"frames/s on {report.device}); {report.bytes_written / 1e6:.1f} MB written to {report.store}",
-        highlight=False,
-        soft_wrap=True,
-    )
+        f"{report.videos_failed} failed; {_plural(report.clips, 'clip')}, {report.video_hours:.3f} video-hours",
+        f"  in {report.wall_seconds:.1f} s: {report.speed:.1f} video-hours per hour, "
+        f"{report.frames_per_second:.1f} frames/s on {report.device}",
+        f"  {report.bytes_written / 1e6:.1f} MB written to {report.store}",
+    ):
+        console.print(line, highlight=False, soft_wrap=True)
     if report.videos_verified or report.videos_repaired:
         console.print(f"verify: {_plural(report.videos_verified, 'feature file')} checked, "
                       f"{report.videos_repaired} damaged (extracted again)", highlight=False, soft_wrap=True)
