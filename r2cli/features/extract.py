@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from r2cli.errors import FeatureError, UsageError
@@ -399,7 +400,7 @@ def index_archive(paths: Sequence[str | os.PathLike], workspace: "Workspace", *,
 
     if "lock_timeout" in options:
         options["wait"] = options.pop("lock_timeout")
-    index_options = IndexOptions(paths=tuple(os.fspath(p) for p in paths),
+    index_options = IndexOptions(paths=tuple(Path(os.fspath(p)) for p in paths),
                                  extensions=tuple(extensions) if extensions else None, **options)
     index_options.validate()
     return run_index(workspace, index_options, reporter=reporter)
