@@ -537,7 +537,11 @@ class _Indexer:
                 entry, snapshot, message[len(prefix):] if message.startswith(prefix) else message, fingerprint, False
             )
         from r2cli.catalog.schema import Video, utcnow
+        from r2cli.paths import OUTPUT_COMMENT
 
+        if info.comment == OUTPUT_COMMENT and snapshot is None:  # a cut or reel r2cli wrote: not archive material
+            self.report.ignored_paths.append(FileError(entry.path, f"r2cli output (comment={OUTPUT_COMMENT!r}); not indexed"))
+            return "ignored"
         st = entry.stat
         assert st is not None
         now = utcnow()

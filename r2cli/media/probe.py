@@ -47,6 +47,7 @@ class MediaInfo:
     audio_codec: str | None  # codec of the first audio stream
     title: str | None  # container "title" tag
     bit_rate: int | None  # container bit rate, bits/s
+    comment: str | None = None  # container "comment" tag ("r2cli output" on media r2cli wrote)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -234,5 +235,6 @@ def probe(path: str | os.PathLike, *, ffprobe: str | None = None) -> MediaInfo:
         has_audio=audio is not None,
         audio_codec=audio.get("codec_name") if audio else None,
         title=_tag(container.get("tags"), "title"),
+        comment=_tag(container.get("tags"), "comment"),
         bit_rate=int(bit_rate) if bit_rate else None,
     )
