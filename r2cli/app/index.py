@@ -33,7 +33,7 @@ class IndexOptions(Options):
 
     section = "index"
 
-    paths: tuple[Path, ...] = option((), help="Folders (walked recursively) or files.")
+    paths: tuple[Path, ...] | None = option(None, exists=True, help="Folders (walked recursively) or files.")
     extensions: tuple[str, ...] | None = option(
         None, flag="--ext",
         help="Extensions to index (repeat or comma-separate). Default: common video types.")
@@ -60,8 +60,10 @@ class IndexOptions(Options):
         False, help="Check every stored feature file against its checksum and shapes; extract failing ones again.")
 
     def check(self) -> tuple[tuple[str, ...], str] | None:
+        if self.paths is None:
+            return ("paths",), "{0} is required (the folders or files to index)"
         if not self.paths:
-            return ("paths",), "{0} must name at least one folder or file"
+            return ("paths",), "{0} must list at least one folder or file"
         if self.verify and not self.features:
             return ("verify", "features"), "{0} needs {1} (it re-extracts what fails)"
         return None
@@ -124,7 +126,7 @@ def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Report
     from r2cli.errors import MissingWeightsError
     from r2cli.features.extract import extract_features
 
-    paths = [str(p) for p in options.paths]
+    paths = [str(p) for p in options.paths or ()]
     scan = scan_archive(paths, workspace, extensions=options.extensions, ignore=options.ignore,
                         dry_run=options.dry_run, reporter=reporter, lock_timeout=options.wait)
     if not options.features or options.dry_run:
