@@ -45,9 +45,10 @@ class IndexOptions(Options):
     features: bool = option(
         True, help="After the scan, extract CLIP features of every readable video (needs CLIP weights).")
     clip_weights: str | None = option(
-        None, help="CLIP weights: a registry tag, a local OpenAI-format file, or $R2CLI_CLIP_WEIGHTS.")
+        None, help="CLIP weights: a local OpenAI-format file or a registry tag. Unset: $R2CLI_CLIP_WEIGHTS, "
+                   "else OpenAI ViT-B/32 from the weights cache.")
     fps: float = option(FEATURE_FPS, above=0, maximum=1000,
-                        help="Clips (sampled frames) per second of the features; 0.5 like the official features.")
+                        help="Clips (sampled frames) per second of the features; the default is the official features' rate.")
     geometry: str = option(
         GEOMETRY_DISPLAY, choices=GEOMETRIES,
         help="How frames are scaled before the centre crop: display (pixel aspect and rotation honoured) or "
