@@ -101,3 +101,19 @@ def test_r2cli_output_folders_are_not_indexed(ffmpeg, tmp_path, capsys):
     code, out, _ = run(capsys, "index", str(archive), "--workspace", ws, "--no-features")
     assert f"ignored {archive / 'cuts'}: r2cli output folder (holds .r2cli-output); not indexed" in " ".join(out.split())
     assert [Path(v.path).name for v in list_videos(resolve_workspace(ws))] == ["a.mp4"]
+
+
+def test_job_step_with_strict_reports_an_error_step(ffmpeg, tmp_path):
+    from r2cli.app.index import job_step
+    from r2cli.app.steps import JobContext
+
+    archive = tmp_path / "archive"
+    make_video(archive / "a.mp4", seconds=2, width=64, height=48)
+    (archive / "broken.mp4").write_bytes(b"not a video")
+    context = JobContext(job_file=tmp_path / "job.toml", base=tmp_path, out_dir=tmp_path / "out", force=False)
+    workspace = resolve_workspace(tmp_path / "ws")
+    table = {"paths": ["archive"], "features": False}
+    step = job_step(workspace, table, context)
+    assert (step.status, step.counts["new"], step.counts["errors"]) == ("done", 1, 1)
+    step = job_step(workspace, {**table, "strict": True}, context)
+    assert step.status == "error" and "1 of 2 paths failed (--strict); first: " in step.detail
