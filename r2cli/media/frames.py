@@ -7,7 +7,10 @@ The frame rule (``FRAME_RULE_EXACT = "ffmpeg-fps-near"``) reproduces the officia
    to the width, then turned by the display-matrix rotation. The short side becomes ``size``
    (``int`` truncation of the long side, as the official tool does), then a centre crop of
    ``size x size`` at integer offsets ``int((w' - size) / 2)``, ``int((h' - size) / 2)``. For a
-   square-pixel, unrotated file this is exactly the official geometry.
+   square-pixel, unrotated file this is exactly the official geometry. The official one itself
+   (sizes from the coded width and height, SAR and rotation ignored) is the named setting
+   ``geometry="official"`` (``GEOMETRY_OFFICIAL``; a separate feature set, pinned by the tests
+   against the official ffmpeg chain).
 2. The ffmpeg filter chain is the official one, ``fps=F`` (default ``round=near``) →
    ``scale=w':h'`` (default flags: bicubic) → ``crop=S:S:x:y`` → raw ``rgb24``, with the rotation
    (``transpose``/``hflip,vflip``) inserted after ``fps`` and before ``scale`` (ffmpeg's
@@ -50,6 +53,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from r2cli.errors import MediaError, UsageError
+from r2cli.media.stream import StreamInfo, _parse_sar, probe_stream
+
+__all__ = ["FRAME_RULES", "GEOMETRIES", "FrameChunk", "FrameGeometry", "FrameSampler", "StreamInfo",
+           "VideoTooShortError", "check_sampling_args", "compute_geometry", "expected_clip_count", "probe_stream",
+           "sample_frames"]
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -57,6 +65,16 @@ if TYPE_CHECKING:  # pragma: no cover
 FRAME_RULE_EXACT = "ffmpeg-fps-near"
 FRAME_RULE_NOREF = "ffmpeg-fps-near-noref"
 FRAME_RULES = (FRAME_RULE_EXACT, FRAME_RULE_NOREF)
+
+# How frames are scaled before the centre crop:
+# - "display": by the size a player shows (sample aspect ratio applied, display rotation honoured);
+#   r2cli's default, the picture CLIP sees is not stretched;
+# - "official": like the official extractor (spec section 1.1): by the CODED width and height, sample
+#   aspect ratio and rotation ignored when sizing (ffmpeg still turns rotated frames upright, as its
+#   autorotation does in the official command), so non-square-pixel and rotated videos are stretched.
+GEOMETRY_DISPLAY = "display"
+GEOMETRY_OFFICIAL = "official"
+GEOMETRIES = (GEOMETRY_DISPLAY, GEOMETRY_OFFICIAL)
 
 DEFAULT_CHUNK_FRAMES = 16  # frames per read from ffmpeg's pipe (16 x 224 x 224 x 3 = 2.4 MB)
 _STDERR_TAIL_LINES = 40  # non-showinfo stderr lines kept for error messages
@@ -109,6 +127,7 @@ def compute_geometry(
     *,
     sample_aspect_ratio: Fraction | str | None = None,
     rotation: int = 0,
+    geometry: str = GEOMETRY_DISPLAY,
 ) -> FrameGeometry:
     """Scale and crop so that the display's short side becomes ``size`` and a centred square remains.
 
@@ -126,10 +145,15 @@ def compute_geometry(
     rotation = int(rotation) % 360
     if rotation % 90:
         raise UsageError(f"rotation must be a multiple of 90 degrees, got {rotation}")
+    if geometry not in GEOMETRIES:
+        raise UsageError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {geometry!r}")
     sar = _parse_sar(sample_aspect_ratio)
-    display_width, display_height = Fraction(width) * sar, Fraction(height)
-    if rotation in (90, 270):
-        display_width, display_height = display_height, display_width
+    if geometry == GEOMETRY_OFFICIAL:  # the coded size, as tools/extract_frames.py reads it
+        display_width, display_height = Fraction(width), Fraction(height)
+    else:
+        display_width, display_height = Fraction(width) * sar, Fraction(height)
+        if rotation in (90, 270):
+            display_width, display_height = display_height, display_width
     # Fractions floor exactly what Python's float int() floors for the integer case of the official tool.
     if display_width > display_height:
         scaled_width, scaled_height = int(display_width * size / display_height), size
@@ -148,20 +172,6 @@ def compute_geometry(
         crop_x=int((scaled_width - size) / 2),
         crop_y=int((scaled_height - size) / 2),
     )
-
-
-def _parse_sar(value: Fraction | str | None) -> Fraction:
-    if value is None:
-        return Fraction(1)
-    if isinstance(value, Fraction):
-        sar = value
-    else:
-        try:
-            num, den = (int(part) for part in str(value).replace("/", ":").split(":"))
-            sar = Fraction(num, den)
-        except (ValueError, ZeroDivisionError):
-            return Fraction(1)
-    return sar if sar > 0 else Fraction(1)  # "0:1" means the file does not say
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,101 +252,6 @@ class FpsTickTracker:
 
 
 # ----------------------------------------------------------------------------------------------
-# Probing what sampling needs
-
-
-@dataclass(frozen=True)
-class StreamInfo:
-    """The few facts about a video stream that frame sampling needs (one ffprobe call)."""
-
-    index: int  # absolute stream index in the container (for -map 0:<index>)
-    width: int  # coded width
-    height: int  # coded height
-    sample_aspect_ratio: Fraction  # 1 when unknown
-    rotation: int  # degrees counter-clockwise (display matrix convention)
-    time_base: Fraction  # stream time base (the unit of the pts showinfo prints)
-    pixel_format: str | None  # e.g. "yuv420p10le"
-    duration: float | None  # seconds, container duration else stream duration
-
-
-def probe_stream(path: str | os.PathLike, *, ffprobe: str | None = None) -> StreamInfo:
-    """Describe the first (non cover-art) video stream of ``path``.
-
-    Raises:
-        MissingDependencyError: ffprobe is not installed.
-        MediaError: the file cannot be read or has no video stream.
-    """
-    import json
-
-    from r2cli.media.ffmpeg import find_ffprobe
-
-    name = os.fspath(path)
-    exe = ffprobe or find_ffprobe()
-    args = [exe, "-v", "error", "-of", "json", "-show_streams", "-show_format", "-select_streams", "v", name]
-    try:
-        result = subprocess.run(args, capture_output=True, timeout=120, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise MediaError(f"{name}: cannot run {exe}: {exc}") from None
-    if result.returncode != 0:
-        reason = _last_line(result.stderr) or f"exit code {result.returncode}"
-        raise MediaError(f"{name}: ffprobe cannot read it: {reason}")
-    try:
-        data = json.loads(result.stdout or b"{}")
-    except ValueError as exc:
-        raise MediaError(f"{name}: ffprobe printed unreadable output ({exc})") from None
-    streams = [s for s in data.get("streams") or [] if not (s.get("disposition") or {}).get("attached_pic")]
-    if not streams:
-        raise MediaError(f"{name}: no video stream")
-    stream = streams[0]
-    width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
-    if width <= 0 or height <= 0:
-        raise MediaError(f"{name}: video stream has no picture size (width={width}, height={height})")
-    try:
-        time_base = Fraction(str(stream.get("time_base") or "1/90000"))
-    except (ValueError, ZeroDivisionError):
-        time_base = Fraction(1, 90000)
-    duration = _float((data.get("format") or {}).get("duration")) or _float(stream.get("duration"))
-    return StreamInfo(
-        index=int(stream.get("index") or 0),
-        width=width,
-        height=height,
-        sample_aspect_ratio=_parse_sar(stream.get("sample_aspect_ratio")),
-        rotation=_rotation(stream),
-        time_base=time_base,
-        pixel_format=stream.get("pix_fmt"),
-        duration=duration,
-    )
-
-
-def _float(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if number == number else None
-
-
-def _rotation(stream: dict) -> int:
-    """Display rotation, degrees counter-clockwise; the legacy ``rotate`` tag is clockwise."""
-    for side in stream.get("side_data_list") or []:
-        angle = _float(side.get("rotation"))
-        if angle is not None:
-            return int(round(angle / 90.0)) * 90 % 360
-    for key, value in (stream.get("tags") or {}).items():
-        if key.lower() == "rotate":
-            angle = _float(value)
-            if angle is not None:
-                return int(round(-angle / 90.0)) * 90 % 360
-    return 0
-
-
-def _last_line(data: bytes | str | None) -> str:
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else (data or "")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
-# ----------------------------------------------------------------------------------------------
 # Streaming sampler
 
 
@@ -383,9 +298,10 @@ class FrameSampler:
     """
 
     path: str | os.PathLike
-    fps: float = 0.5
+    fps: float  # the caller's setting (r2cli.features.store.FEATURE_FPS is r2cli's default)
     size: int = 224
     frame_rule: str = FRAME_RULE_EXACT
+    geometry_rule: str = GEOMETRY_DISPLAY  # GEOMETRIES: how frames are scaled (see geometry())
     threads: int | None = None
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
     ffmpeg: str | None = None
@@ -395,6 +311,8 @@ class FrameSampler:
 
     def __post_init__(self) -> None:
         check_sampling_args(self.fps, self.size, self.frame_rule)
+        if self.geometry_rule not in GEOMETRIES:
+            raise UsageError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {self.geometry_rule!r}")
         if isinstance(self.chunk_frames, bool) or not isinstance(self.chunk_frames, int) or self.chunk_frames < 1:
             raise UsageError(f"chunk_frames must be a positive integer, got {self.chunk_frames!r}")
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
@@ -405,7 +323,8 @@ class FrameSampler:
     def geometry(self) -> FrameGeometry:
         info = self._stream()
         return compute_geometry(
-            info.width, info.height, self.size, sample_aspect_ratio=info.sample_aspect_ratio, rotation=info.rotation
+            info.width, info.height, self.size, sample_aspect_ratio=info.sample_aspect_ratio, rotation=info.rotation,
+            geometry=self.geometry_rule,
         )
 
     def _stream(self) -> StreamInfo:
@@ -574,10 +493,11 @@ def check_sampling_args(fps: float, size: int, frame_rule: str) -> None:
 def sample_frames(
     path: str | os.PathLike,
     *,
-    fps: float = 0.5,
+    fps: float,
     size: int = 224,
     frame_rule: str = FRAME_RULE_EXACT,
     threads: int | None = None,
+    geometry: str = GEOMETRY_DISPLAY,
 ) -> tuple["np.ndarray", "np.ndarray"]:
     """All sampled frames of a video in memory: ``(frames [N, S, S, 3] uint8, timestamps [N] float64)``.
 
@@ -589,7 +509,8 @@ def sample_frames(
     import numpy as np
 
     frames, stamps = [], []
-    with FrameSampler(Path(path), fps=fps, size=size, frame_rule=frame_rule, threads=threads) as sampler:
+    with FrameSampler(Path(path), fps=fps, size=size, frame_rule=frame_rule, threads=threads,
+                      geometry_rule=geometry) as sampler:
         for chunk in sampler:
             frames.append(chunk.frames)
             stamps.append(chunk.timestamps)
