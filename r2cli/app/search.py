@@ -219,11 +219,9 @@ def _plan(workspace, options: SearchOptions, models, records, warn):
     defaults = preset_defaults(models.preset, window_s=options.window, stride_s=options.stride)
     fps = defaults.fps
     window_clips, stride_clips = window_sizes(defaults.window_s, defaults.stride_s, fps)
-    if window_clips > MAX_WINDOW_CLIPS:
-        warn(f"--window {defaults.window_s:g} s is {window_clips} clips at {fps:g} fps; the model takes at most "
-             f"{MAX_WINDOW_CLIPS}, so longer videos are grounded in windows of {MAX_WINDOW_CLIPS} clips")
-        window_clips = MAX_WINDOW_CLIPS
-        stride_clips = min(stride_clips, window_clips)
+    asked_clips = window_clips
+    window_clips = min(window_clips, MAX_WINDOW_CLIPS)
+    stride_clips = min(stride_clips, window_clips)
     post = PostProcess(unit=defaults.unit, nms_type=defaults.nms_type, nms_threshold=defaults.nms_threshold,
                        nms_sigma=defaults.nms_sigma, max_moments=models.model.config.max_num_moment)
     feature_settings = FeatureSettings.for_tower(models.tower, fps=fps, k=models.model.config.k)
@@ -237,6 +235,9 @@ def _plan(workspace, options: SearchOptions, models, records, warn):
         first = skipped[0].reason if skipped else "no features"
         raise InputError(f"none of the {len(records)} selected videos can be searched ({first})")
     plan = plan_archive(found, fps=fps, window_clips=window_clips, stride_clips=stride_clips, post=post)
+    if asked_clips > window_clips and any(v.features.num_clips > window_clips for v in plan.videos):
+        warn(f"--window {defaults.window_s:g} s is {asked_clips} clips at {fps:g} fps; the model takes at most "
+             f"{MAX_WINDOW_CLIPS}, so longer videos are grounded in windows of {MAX_WINDOW_CLIPS} clips")
     for w in sorted(plan.bad_windows):
         warn(bad_window_warning(plan, w))
     settings = {
