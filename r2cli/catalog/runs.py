@@ -109,6 +109,8 @@ def start_run(
 ) -> None:
     """Insert the run's row with status ``running`` and this process as its owner.
 
+    Rows of earlier runs whose process is gone are marked ``interrupted`` on the way.
+
     Raises:
         CatalogError: the catalog cannot be opened or written.
     """
@@ -116,6 +118,7 @@ def start_run(
     from r2cli.catalog.schema import Run
 
     with Catalog.open(workspace) as catalog, catalog.session() as session:
+        _mark_interrupted(session)
         session.add(
             Run(
                 id=run_id, kind=kind, status=RUNNING, created_at=created_at or utc_now(), settings=settings,
@@ -194,18 +197,23 @@ def mark_interrupted(workspace: "Workspace") -> list[str]:
     Raises:
         CatalogError: the catalog cannot be written.
     """
+    from r2cli.catalog.db import Catalog
+
+    with Catalog.open(workspace) as catalog, catalog.session() as session:
+        return _mark_interrupted(session)
+
+
+def _mark_interrupted(session: Any) -> list[str]:
     from sqlalchemy import select
 
-    from r2cli.catalog.db import Catalog
     from r2cli.catalog.schema import Run
 
     changed: list[str] = []
-    with Catalog.open(workspace) as catalog, catalog.session() as session:
-        for row in session.scalars(select(Run).where(Run.status == RUNNING)):
-            owner = (row.timings or {}).get(_OWNER)
-            if owner_alive(owner) is False:
-                row.status = INTERRUPTED
-                row.finished_at = utc_now()
-                row.timings = {}
-                changed.append(row.id)
+    for row in session.scalars(select(Run).where(Run.status == RUNNING)):
+        owner = (row.timings or {}).get(_OWNER)
+        if owner_alive(owner) is False:
+            row.status = INTERRUPTED
+            row.finished_at = utc_now()
+            row.timings = {}
+            changed.append(row.id)
     return changed
