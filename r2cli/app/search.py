@@ -91,7 +91,7 @@ class SearchOptions(Options):
 
     def check(self) -> tuple[tuple[str, ...], str] | None:
         if not self.queries and self.queries_file is None:
-            return ("queries", "queries_file"), "give a query ({0}) or a query file ({1})"
+            return ("queries", "queries_file"), "{0} or {1}: give at least one query (a sentence or a query file)"
         if self.window is not None and self.stride is not None and self.stride > self.window:
             return ("stride", "window"), f"{{0}} ({self.stride:g} s) must not exceed {{1}} ({self.window:g} s)"
         if self.min_duration is not None and self.max_duration is not None and self.min_duration > self.max_duration:

@@ -57,7 +57,7 @@ def test_empty_command_line_query_is_refused(capsys):
     assert "query 2 on the command line is empty" in (out + err)
     code, out, err = run_cli(capsys, "search")
     assert code == 2
-    assert "give a query" in (out + err)
+    assert "QUERY or --queries: give at least one query" in " ".join((out + err).split())
 
 
 def test_non_utf8_query_file_through_the_cli(capsys, tmp_path):
