@@ -173,6 +173,7 @@ def catalog_stats(workspace: "Workspace") -> CatalogStats:
     from r2cli.catalog.db import Catalog
     from r2cli.catalog.migrations import current_version
     from r2cli.catalog.schema import FeatureSet, Run, Video
+    from r2cli.catalog.selection import usable
 
     with Catalog.open(workspace, create=False) as catalog, catalog.session() as session:
         by_status = {status: 0 for status in VIDEO_STATUSES}
@@ -180,13 +181,13 @@ def catalog_stats(workspace: "Workspace") -> CatalogStats:
             by_status[status] = count
         seconds, size = session.execute(
             select(func.coalesce(func.sum(Video.duration), 0.0), func.coalesce(func.sum(Video.size), 0)).where(
-                Video.status == "ok"
+                usable(Video)
             )
         ).one()
         features = {
             status: count
             for status, count in session.execute(
-                select(Video.features_status, func.count()).where(Video.status == "ok").group_by(Video.features_status)
+                select(Video.features_status, func.count()).where(usable(Video)).group_by(Video.features_status)
             )
         }
         runs = {kind: count for kind, count in session.execute(select(Run.kind, func.count()).group_by(Run.kind))}

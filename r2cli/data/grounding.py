@@ -55,10 +55,6 @@ class MomentAnnotation:
     source: str = ""  # "<file>, line <n>" for messages
     extra: Mapping[str, Any] = field(default_factory=dict)  # other fields kept as read (e.g. Ego4D video_uid)
 
-    @property
-    def has_windows(self) -> bool:
-        return len(self.windows) > 0
-
     def to_official(self) -> dict[str, Any]:
         """The record as the official evaluator and trainer read it (QVHighlights JSON Lines keys)."""
         out: dict[str, Any] = {"qid": self.qid, "query": self.query}

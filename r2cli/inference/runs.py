@@ -1,10 +1,11 @@
-"""Run folders and run records shared by search, summarize and batch jobs.
+"""Run ids, run folders and run manifests shared by search, summarize and batch jobs.
 
 A run gets an id (``20250101-120000-1a2b3c``: sortable by time, unique per process), a folder
 (``<workspace>/runs/<run id>`` or a folder the user names) holding its outputs and a ``run.json``
-manifest, and a row in the catalog's ``Run`` table. The manifest carries a key of every setting
-that decides the outputs, so a job that runs the same step again can tell that the outputs on
-disk are still valid and skip the work.
+manifest, and a row in the catalog's ``Run`` table (``r2cli.catalog.runs``). The manifest carries a
+key of every setting that decides the outputs, so a job that runs the same step again can tell
+that the outputs on disk are still valid and skip the work. Search and summarize publish their
+folders all-or-nothing through ``r2cli.outputs.publish.RunFolder``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from r2cli._atomic import write_json_atomic
-from r2cli.errors import CatalogError, InputError
+from r2cli.errors import InputError
 
 MANIFEST_NAME = "run.json"
 MANIFEST_VERSION = 1
@@ -91,6 +92,18 @@ def finished_run(folder: Path, key: str, files: tuple[str, ...]) -> dict[str, An
     return manifest
 
 
+QUERIES_INLINE = 1000  # run.json and the catalog list the queries of a run up to this many
+
+
+def query_record(queries: Any) -> Any:
+    """How run.json and the catalog record a run's queries (an ``r2cli.inference.query_files.QuerySet``):
+    every (qid, query, source) up to ``QUERIES_INLINE`` queries, else the file, count and digest."""
+    if queries.count <= QUERIES_INLINE:
+        return [{"qid": q.qid, "query": q.text, "source": q.where} for q in queries]
+    return {"file": str(queries.file) if queries.file else None, "count": queries.count, "digest": queries.digest,
+            "first": [{"qid": q.qid, "query": q.text, "source": q.where} for q in queries.head(10)]}
+
+
 def record_run_start(
     workspace,
     *,
@@ -102,33 +115,15 @@ def record_run_start(
     out_dir: Path,
     created_at: _dt.datetime,
 ) -> None:
-    """Insert the run's catalog row with status ``running``.
+    """Insert the run's catalog row with status ``running`` (``r2cli.catalog.runs.start_run``).
 
     Raises:
         CatalogError: the catalog cannot be opened or written.
     """
-    from r2cli.catalog import Catalog
-    from r2cli.catalog.schema import Run
+    from r2cli.catalog.runs import start_run
 
-    catalog = Catalog.open(workspace)
-    try:
-        with catalog.session() as session:
-            session.add(
-                Run(
-                    id=run_id,
-                    kind=kind,
-                    status="running",
-                    created_at=created_at,
-                    settings=settings,
-                    queries=queries,
-                    model=model,
-                    timings={},
-                    counts={},
-                    out_dir=str(out_dir),
-                )
-            )
-    finally:
-        catalog.close()
+    start_run(workspace, run_id=run_id, kind=kind, settings=settings, queries=queries, model=model,
+              out_dir=out_dir, created_at=created_at)
 
 
 def record_run_end(
@@ -140,27 +135,11 @@ def record_run_end(
     counts: dict[str, Any] | None = None,
     model: dict[str, Any] | None = None,
 ) -> None:
-    """Set the run's final status, timings and counts (and its model, when known only now).
+    """Set the run's final status, timings and counts (``r2cli.catalog.runs.end_run``).
 
     Raises:
         CatalogError: the run row is missing or the catalog cannot be written.
     """
-    from r2cli.catalog import Catalog
-    from r2cli.catalog.schema import Run
+    from r2cli.catalog.runs import end_run
 
-    catalog = Catalog.open(workspace)
-    try:
-        with catalog.session() as session:
-            run = session.get(Run, run_id)
-            if run is None:
-                raise CatalogError(f"run {run_id} is not in the catalog {workspace.catalog_url}")
-            run.status = status
-            run.finished_at = utc_now()
-            if timings is not None:
-                run.timings = timings
-            if counts is not None:
-                run.counts = counts
-            if model is not None:
-                run.model = model
-    finally:
-        catalog.close()
+    end_run(workspace, run_id=run_id, status=status, timings=timings, counts=counts, model=model)

@@ -1,106 +1,47 @@
-"""``r2cli search``: a sentence in, the best moments of the whole archive out.
+"""The stages of ``r2cli search``, over the features the index stored, without any option parsing.
 
-Two stages over the features the index stored:
-
-1. coarse: every video is cut into windows (the whole video when it is short; overlapping
-   windows of ``window_s`` every ``stride_s`` otherwise) and each window is scored for each query
-   by the cosine between the query's CLIP text embedding and the clips' CLIP image embeddings
-   (max over the window's clips). Each query keeps its ``candidates`` best windows.
-2. fine: R2-Tuning grounds every (candidate window, query) pair, batched, with each window's
-   query-independent side computed once (``r2cli.inference.grounding``). Window moments are
-   mapped back to the video, post-processed as the preset says (clamp, unit rounding, NMS; see
+1. ``open_features`` / ``plan_archive``: memory-map each selected video's features and cut the
+   video into windows (the whole video when it is no longer than the preset's window; windows of
+   ``window_clips`` every ``stride_clips`` otherwise). Windows whose stored features are not finite
+   (flipped bytes) are found here (CLIP embeddings) and in stage 3 (layer features) and skipped,
+   each with a warning, and counted.
+2. ``select_candidates``: every window is scored for each query by the cosine between the
+   query's CLIP text embedding and the clips' CLIP image embeddings (max over the window's clips);
+   each query keeps its ``candidates`` best windows.
+3. ``ground_windows``: R2-Tuning grounds every (candidate window, query) pair, batched, each
+   window's query-independent side computed once (``r2cli.inference.grounding``).
+4. ``merge_moments`` / ``rank_moments``: window moments are mapped back to the video,
+   post-processed as the preset says (clamp, unit rounding, NMS across windows;
    ``r2cli.inference.windows``) and ranked across videos by score.
 
-Outputs go to a run folder (``moments.parquet``, ``saliency.parquet``, ``run.json``, and with
-``format="official"`` the official submission JSON Lines); the run is recorded in the catalog.
+``search_batch`` runs stages 2-4 for one batch of queries; ``SearchWriter`` appends a batch's
+outputs to the run folder's staged files, so a run over any number of queries holds one batch
+in memory. The use case (options, run folder, catalog record) is ``r2cli.app.search``.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import time
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r2cli.errors import FeatureError, InputError, UsageError
-from r2cli.inference.queries import Query, queries_from_texts
+from r2cli.errors import FeatureError, InputError
 from r2cli.progress import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
 
+    from r2cli.inference.query_files import Query
+    from r2cli.inference.windows import PostProcess, Window
     from r2cli.paths import Workspace
 
-DEFAULT_WINDOW_S = 150.0  # QVHighlights training videos are 150 s (75 clips at 0.5 fps); see README "windowing"
-DEFAULT_STRIDE_S = 75.0  # half a window: any moment up to 75 s lies whole inside some window
-# Windows per query the fine stage grounds by default (all of them when the archive has fewer). Measured
-# (benchmarks/RESULTS-search.md): a window's video side costs ~0.5 s on the 2-core CPU and ~0.1 ms on an
-# H100, so these keep one query over 100 video-hours under 30 s on the CPU.
-DEFAULT_CANDIDATES = {"cpu": 40, "cuda": 2000}
-
-
-def default_candidates(device: str) -> int:
-    """Windows per query kept by the coarse stage when ``--candidates`` is not given."""
-    return DEFAULT_CANDIDATES["cuda" if str(device).startswith("cuda") else "cpu"]
-DEFAULT_TOP_K = 10  # moments per query written to moments.parquet
-DEFAULT_PRESET = "qvhighlights"
-FORMATS = ("parquet", "official")
 MOMENTS_FILE = "moments.parquet"
 SALIENCY_FILE = "saliency.parquet"
 OFFICIAL_FILE = "predictions_official.jsonl"
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """Everything that shapes a search besides the queries. Defaults are the CLI's defaults."""
-
-    videos: tuple[str, ...] = ()  # restrict to videos whose id, path or file name matches one of these globs
-    min_duration: float | None = None  # catalog filter: skip videos shorter than this (s)
-    max_duration: float | None = None  # catalog filter: skip videos longer than this (s)
-    path_contains: str | None = None  # catalog filter: only videos whose path contains this text
-    candidates: int | None = None  # windows per query kept by the coarse stage (None: 40 on a CPU, 2000 on a GPU)
-    top_k: int = DEFAULT_TOP_K  # moments per query in moments.parquet (ranked across videos)
-    min_score: float | None = None  # drop moments scoring below this
-    preset: str | None = None  # dataset preset (fps, unit, NMS); None: the checkpoint's, else qvhighlights
-    checkpoint: str | None = None  # head checkpoint (file or registry name); None: $R2CLI_CHECKPOINT or the registry default
-    clip_weights: str | None = None  # CLIP weights (file or tag); None: $R2CLI_CLIP_WEIGHTS or ViT-B-32/openai
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    window_s: float = DEFAULT_WINDOW_S  # window length for long videos (s)
-    stride_s: float = DEFAULT_STRIDE_S  # distance between window starts (s)
-    out: Path | None = None  # run folder; None: <workspace>/runs/<run id>
-    format: str = "parquet"  # "parquet", or "official": also the official submission JSON Lines
-    batch_size: int | None = None  # (window, query) pairs per forward pass (None: 32 on CPU, 1024 on GPU)
-    chunk_windows: int | None = None  # windows whose video side is computed at once (None: 8 CPU, 128 GPU)
-    precision: str = "fp32"  # "fp32" (official), or "bf16"/"fp16" autocast on a GPU
-    save_saliency: bool = True  # write saliency.parquet
-    resume: bool = False  # with ``out``: return the finished run there when its settings are the same
-
-    def validate(self) -> None:
-        """Check every rule; messages name the CLI flag.
-
-        Raises:
-            UsageError: a value breaks its rule.
-        """
-        if self.candidates is not None and (isinstance(self.candidates, bool) or self.candidates < 1):
-            raise UsageError(f"--candidates must be an integer >= 1, got {self.candidates}")
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
-            raise UsageError(f"--top-k must be an integer >= 1, got {self.top_k}")
-        if self.window_s is None or not self.window_s > 0:
-            raise UsageError(f"--window must be > 0 seconds, got {self.window_s}")
-        if self.stride_s is None or not self.stride_s > 0:
-            raise UsageError(f"--stride must be > 0 seconds, got {self.stride_s}")
-        if self.stride_s > self.window_s:
-            raise UsageError(f"--stride ({self.stride_s:g} s) must not exceed --window ({self.window_s:g} s)")
-        if self.format not in FORMATS:
-            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise UsageError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if self.min_duration is not None and self.max_duration is not None and self.min_duration > self.max_duration:
-            raise UsageError(f"--min-duration ({self.min_duration:g}) must not exceed --max-duration ({self.max_duration:g})")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise UsageError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}")
+MOMENT_COLUMNS = ["run_id", "query_id", "query", "video_id", "path", "start_s", "end_s", "score",
+                  "rank_in_query", "rank_in_video", "model", "preset"]
 
 
 @dataclass(frozen=True)
@@ -113,195 +54,37 @@ class SkippedVideo:
 
 
 @dataclass
-class SearchResult:
-    """What ``search`` did and where its outputs are."""
+class ArchiveVideo:
+    """A video with its memory-mapped features and its windows."""
 
-    run_id: str  # the run's id (folder name under runs/ unless ``out`` was given)
-    out_dir: Path  # the run folder
-    moments: "pd.DataFrame"  # the rows of moments.parquet (top ``top_k`` per query, ranked across videos)
-    counts: dict[str, int]  # queries, videos_selected, videos_searched, videos_skipped, windows, pairs, moments, ...
-    timings: dict[str, float]  # seconds per stage: catalog, model, queries, coarse, fine, merge, write, total
-    files: dict[str, Path]  # "moments", "saliency", "official", "manifest" -> path
-    skipped: list[SkippedVideo] = field(default_factory=list)  # videos without usable features
-    warnings: list[str] = field(default_factory=list)  # what the reporter was warned about
-    model: dict[str, Any] = field(default_factory=dict)  # checkpoint, preset, CLIP weights and head widths
-    resumed: bool = False  # True when a finished run with the same settings was returned as is
-
-
-@dataclass
-class _Video:
     record: Any  # catalog VideoRecord
     features: Any  # r2cli.features.store VideoFeatures
     duration: float  # seconds used to clamp moments
     windows: list = field(default_factory=list)  # r2cli.inference.windows.Window
 
 
-# ----------------------------------------------------------------------------------------------
-# Selection
+_Video = ArchiveVideo  # the name benchmarks/search_bench.py uses
 
 
-def matches_video(record: Any, patterns: tuple[str, ...]) -> bool:
-    if not patterns:
-        return True
-    name = Path(record.path).name
-    for pattern in patterns:
-        if pattern.isdigit() and int(pattern) == record.id:
-            return True
-        if fnmatch.fnmatchcase(record.path, pattern) or fnmatch.fnmatchcase(name, pattern):
-            return True
-        if fnmatch.fnmatchcase(record.path, str(Path(pattern).expanduser().resolve())):
-            return True
-    return False
+@dataclass
+class SearchPlan:
+    """The searchable archive: videos, their windows in one list, and the post-processing."""
 
+    videos: list[ArchiveVideo]
+    windows: list[tuple[int, "Window"]]  # (video index, window), video by video
+    fps: float
+    post: "PostProcess"
+    bad_windows: dict[int, str] = field(default_factory=dict)  # window index -> why it is skipped
+    checked_layers: set[int] = field(default_factory=set)  # windows whose layer features were checked
 
-def select_videos(workspace: "Workspace", options: SearchOptions) -> list[Any]:
-    """Catalog videos (status ``ok``) that pass ``--video`` and the catalog filters, in id order.
-
-    Raises:
-        CatalogError: there is no catalog (the message says to run ``r2cli index``).
-        InputError: the archive is empty, or no video matches the filters.
-    """
-    from sqlalchemy import select
-
-    from r2cli.catalog import Catalog
-    from r2cli.catalog.schema import Video
-
-    catalog = Catalog.open(workspace, create=False)
-    try:
-        with catalog.session() as session:
-            total = session.query(Video).count()
-            statement = select(Video).where(Video.status == "ok").order_by(Video.id)
-            if options.min_duration is not None:
-                statement = statement.where(Video.duration >= options.min_duration)
-            if options.max_duration is not None:
-                statement = statement.where(Video.duration <= options.max_duration)
-            if options.path_contains:
-                statement = statement.where(Video.path.contains(options.path_contains))
-            records = [row.to_record() for row in session.scalars(statement)]
-    finally:
-        catalog.close()
-    if total == 0:
-        raise InputError(
-            f"the archive is empty: the catalog {workspace.catalog_url} has no videos; index a folder first "
-            "(r2cli index ./archive)"
-        )
-    selected = [r for r in records if matches_video(r, options.videos)]
-    if not selected:
-        what = []
-        if options.videos:
-            what.append("--video " + " ".join(options.videos))
-        if options.min_duration is not None or options.max_duration is not None or options.path_contains:
-            what.append("the catalog filters")
-        rule = " and ".join(what) or "status ok"
-        raise InputError(f"no video of the catalog ({total} rows) matches {rule}; see `r2cli catalog list`")
-    return selected
+    def window_label(self, w: int) -> str:
+        v, window = self.windows[w]
+        start, end = window.start_clip / self.fps, window.end_clip / self.fps
+        return f"{Path(self.videos[v].record.path).name} {start:g}-{end:g} s"
 
 
 # ----------------------------------------------------------------------------------------------
-# Model
-
-
-def load_models(options: SearchOptions, reporter: Reporter = NULL_REPORTER) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """Load the CLIP tower (text side) and the head; return (tower, loaded head, preset, model info).
-
-    Raises:
-        MissingWeightsError: weights are neither local nor downloadable (one line, from the registry).
-        CheckpointError: the checkpoint does not fit.
-        UsageError: unknown preset or device.
-    """
-    from r2cli.features.clip import load_clip, resolve_device
-    from r2cli.model import load_checkpoint, load_preset
-
-    device = resolve_device(options.device)
-    tower = load_clip(options.clip_weights, device=device, reporter=reporter)
-    loaded = load_checkpoint(
-        options.checkpoint, preset=options.preset, num_tokens=tower.num_tokens, video_width=tower.video_width
-    )
-    preset = loaded.preset or load_preset(options.preset or DEFAULT_PRESET)
-    if loaded.clip and loaded.clip != tower.weights_id:
-        reporter.warn(
-            f"the checkpoint was trained with CLIP {loaded.clip} but the text tower is {tower.weights_id}; "
-            "results will be poor unless the features match the checkpoint"
-        )
-    model = loaded.model.to(device).eval()
-    config = loaded.config
-    if config.query_width != tower.text_width:
-        raise InputError(
-            f"the checkpoint expects CLIP text width {config.query_width}, the CLIP weights give {tower.text_width}; "
-            "pass the --clip-weights the checkpoint was trained with"
-        )
-    info = {
-        "checkpoint": loaded.source,
-        "checkpoint_id": _checkpoint_id(loaded.source),
-        "preset": preset.name,
-        "clip_weights": tower.weights_id,
-        "clip_model": tower.model_name,
-        "dims": config.dims,
-        "k": config.k,
-        "video_width": config.video_width,
-        "query_width": config.query_width,
-        "num_tokens": config.num_tokens,
-        "device": device,
-    }
-    return tower, model, preset, info
-
-
-def _checkpoint_id(source: str) -> str:
-    """Registry file name or ``sha256:<16 hex>`` of the checkpoint file."""
-    import hashlib
-
-    path = Path(source.rsplit(" (", 1)[0])
-    if not path.is_file():
-        return source
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return f"{path.name} sha256:{digest.hexdigest()[:16]}"
-
-
-# ----------------------------------------------------------------------------------------------
-# Features
-
-
-def feature_settings(tower: Any, fps: float, k: int) -> Any:
-    """The feature-store settings ``r2cli index`` uses by default for ``tower`` at ``fps`` with ``k`` layers."""
-    from r2cli.features.store import FeatureSettings
-
-    return FeatureSettings.for_tower(tower, fps=fps, k=k)
-
-
-def _compatible_sets(workspace: "Workspace", fingerprints: list[str], settings: Any) -> dict[str, list[Any]]:
-    """Catalog feature sets of ``fingerprints`` made with the same CLIP weights and fps and at least k layers.
-
-    Features indexed with non-default options (another frame rule, bf16 CLIP) are still usable;
-    they are found through the catalog rather than by the default settings key.
-    """
-    from sqlalchemy import select
-
-    from r2cli.catalog import Catalog
-    from r2cli.catalog.schema import FeatureSet
-
-    found: dict[str, list[Any]] = {}
-    if not fingerprints:
-        return found
-    catalog = Catalog.open(workspace, create=False)
-    try:
-        with catalog.session() as session:
-            for start in range(0, len(fingerprints), 500):
-                chunk = fingerprints[start : start + 500]
-                for row in session.scalars(select(FeatureSet).where(FeatureSet.fingerprint.in_(chunk))):
-                    data = row.settings or {}
-                    if (
-                        data.get("weights_id") == settings.weights_id
-                        and data.get("clip_model") == settings.clip_model
-                        and abs(float(data.get("fps", -1)) - settings.fps) < 1e-9
-                        and int(data.get("k", 0)) >= settings.k
-                    ):
-                        found.setdefault(row.fingerprint, []).append(row.relpath)
-    finally:
-        catalog.close()
-    return found
+# 1. features and windows
 
 
 def open_features(
@@ -312,6 +95,7 @@ def open_features(
     The default settings key is tried first, then any compatible feature set the catalog records.
     Returns ([(record, VideoFeatures)], [SkippedVideo]).
     """
+    from r2cli.catalog.selection import compatible_feature_sets
     from r2cli.features.store import FeatureStore
 
     store = FeatureStore(workspace.features_dir)
@@ -330,7 +114,10 @@ def open_features(
         else:
             found.append((record, features))
     if missing:
-        alternatives = _compatible_sets(workspace, sorted({r.fingerprint for r in missing}), settings)
+        alternatives = compatible_feature_sets(
+            workspace, sorted({r.fingerprint for r in missing}), weights_id=settings.weights_id,
+            clip_model=settings.clip_model, fps=settings.fps, k=settings.k,
+        )
         describe = f"CLIP {settings.weights_id} at {settings.fps:g} fps"
         for record in missing:
             features = None
@@ -352,11 +139,42 @@ def open_features(
     return found, skipped
 
 
+def plan_archive(found: list[tuple[Any, Any]], *, fps: float, window_clips: int, stride_clips: int,
+                 post: "PostProcess") -> SearchPlan:
+    """Windows of every video, and the windows whose CLIP embeddings are not finite (skipped).
+
+    A video no longer than ``window_clips`` is one window (the whole video).
+    """
+    import numpy as np
+
+    from r2cli.inference.windows import plan_windows
+
+    videos, windows, bad = [], [], {}
+    for v, (record, features) in enumerate(found):
+        duration = float(record.duration) if record.duration else features.num_clips / fps
+        video = ArchiveVideo(record=record, features=features, duration=duration,
+                             windows=plan_windows(features.num_clips, window_clips, stride_clips))
+        embed = np.asarray(video.features.embed)
+        finite_clips = np.isfinite(embed).all(axis=1)
+        for window in video.windows:
+            if not finite_clips[window.start_clip : window.end_clip].all():
+                bad[len(windows)] = "non-finite CLIP embeddings"
+            windows.append((v, window))
+        videos.append(video)
+    return SearchPlan(videos=videos, windows=windows, fps=fps, post=post, bad_windows=bad)
+
+
+def bad_window_warning(plan: SearchPlan, w: int) -> str:
+    """The warning for a skipped window."""
+    return (f"{plan.window_label(w)}: the stored features hold {plan.bad_windows[w]} (NaN or inf: a damaged "
+            "feature file); this window was skipped; re-extract the video's features with r2cli index")
+
+
 # ----------------------------------------------------------------------------------------------
-# Stages
+# 2. candidates
 
 
-def coarse_scores(videos: list[_Video], query_embed: "np.ndarray") -> "np.ndarray":
+def coarse_scores(videos: list[ArchiveVideo], query_embed: "np.ndarray") -> "np.ndarray":
     """``[windows, queries]`` max cosine between each window's clip embeddings and each query embedding."""
     import numpy as np
 
@@ -383,422 +201,327 @@ def choose_candidates(scores: "np.ndarray", candidates: int) -> list[tuple[int, 
     return pairs
 
 
-def _window_features(video: _Video, window: Any) -> Any:
-    return video.features.layers[window.start_clip : window.end_clip]
+def select_candidates(plan: SearchPlan, query_embed: "np.ndarray", candidates: int, *,
+                      whole_videos: bool = False) -> list[tuple[int, int]]:
+    """The (window, query) pairs the fine stage grounds: each query's ``candidates`` best usable windows.
 
-
-def search(
-    workspace: "Workspace",
-    queries: list[Query] | list[str],
-    *,
-    options: SearchOptions | None = None,
-    reporter: Reporter = NULL_REPORTER,
-) -> SearchResult:
-    """Search the archive for every query and write the run's outputs.
-
-    Args:
-        workspace: from ``r2cli.paths.resolve_workspace``.
-        queries: ``Query`` objects (``r2cli.inference.queries``) or plain sentences.
-        options: ``SearchOptions`` (defaults when None).
-        reporter: progress and warnings (truncated queries, skipped videos).
-
-    Raises:
-        UsageError: an option breaks its rule, or a query is empty.
-        CatalogError: there is no catalog.
-        InputError: the archive is empty, nothing matches ``--video``, or no selected video has features.
-        MissingWeightsError: CLIP weights or the checkpoint are not available (after the catalog pass).
-        CheckpointError: the checkpoint does not fit the CLIP weights.
+    Skipped windows never compete. ``whole_videos`` extends each pair to every usable window of
+    its video (the official submission format needs whole videos).
     """
     import numpy as np
 
-    from r2cli.inference import runs
-    from r2cli.inference.grounding import Grounder
-    from r2cli.inference.windows import PostProcess, merge_many, merge_window_saliency, plan_windows, window_sizes
+    scores = coarse_scores(plan.videos, query_embed)
+    usable = np.array([w not in plan.bad_windows for w in range(len(plan.windows))], dtype=bool)
+    index = np.flatnonzero(usable)
+    pairs = [(int(index[w]), q) for w, q in choose_candidates(scores[index], candidates)]
+    if whole_videos:
+        by_video: dict[int, list[int]] = {}
+        for w in index:
+            by_video.setdefault(plan.windows[w][0], []).append(int(w))
+        wanted = {(plan.windows[w][0], q) for w, q in pairs}
+        pairs = sorted({(w, q) for v, q in wanted for w in by_video[v]})
+    return pairs
 
-    options = options or SearchOptions()
-    options.validate()
-    warnings: list[str] = []
 
-    def warn(message: str) -> None:
-        warnings.append(message)
-        reporter.warn(message)
+# ----------------------------------------------------------------------------------------------
+# 3. grounding
 
-    if queries and isinstance(queries[0], str):
-        queries = queries_from_texts(list(queries))  # type: ignore[arg-type]
-    queries = list(queries)  # type: ignore[assignment]
-    if not queries:
-        raise UsageError("give at least one query")
-    for query in queries:
-        if not query.text.strip():
-            raise UsageError(f"query {query.qid} ({query.where}) is empty")
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
 
-    # 1. catalog pass
-    tick = time.perf_counter()
-    records = select_videos(workspace, options)
-    timings["catalog_s"] = time.perf_counter() - tick
+def check_layers(plan: SearchPlan, windows: set[int]) -> list[int]:
+    """Check the layer features of ``windows`` not checked yet; returns the newly found bad windows."""
+    import numpy as np
 
-    # 2. weights
-    tick = time.perf_counter()
-    tower, model, preset, model_info = load_models(options, reporter)
-    timings["model_s"] = time.perf_counter() - tick
-    fps = float(preset.data.fps) if preset.data.fps else 0.5
-    unit = preset.data.unit
-    nms = preset.data.nms
-    post = PostProcess(
-        unit=unit,
-        nms_type=nms.type if nms is not None else None,
-        nms_threshold=nms.threshold if nms is not None else 0.7,
-        nms_sigma=nms.sigma if nms is not None else 0.5,
-        max_moments=model.config.max_num_moment,
-    )
-    window_clips, stride_clips = window_sizes(options.window_s, options.stride_s, fps)
+    found = []
+    for w in sorted(windows - plan.checked_layers):
+        plan.checked_layers.add(w)
+        if w in plan.bad_windows:
+            continue
+        v, window = plan.windows[w]
+        layers = plan.videos[v].features.layers[window.start_clip : window.end_clip]
+        if not np.isfinite(np.asarray(layers)).all():
+            plan.bad_windows[w] = "non-finite layer features"
+            found.append(w)
+    return found
 
-    # 3. features
-    tick = time.perf_counter()
-    settings = feature_settings(tower, fps, model.config.k)
-    found, skipped = open_features(workspace, records, settings, reporter)
-    if skipped:
-        names = ", ".join(Path(s.path).name for s in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
-        warn(f"{len(skipped)} of {len(records)} videos skipped (no usable features): {names}")
-    if not found:
-        first = skipped[0].reason if skipped else "no features"
-        raise InputError(f"none of the {len(records)} selected videos can be searched ({first})")
-    videos: list[_Video] = []
-    for record, features in found:
-        duration = float(record.duration) if record.duration else features.num_clips / fps
-        video = _Video(record=record, features=features, duration=duration)
-        video.windows = plan_windows(features.num_clips, window_clips, stride_clips)
-        videos.append(video)
-    timings["features_s"] = time.perf_counter() - tick
 
-    settings_dict = _settings_record(options, preset.name, fps, window_clips, stride_clips)
-    query_records = [{"qid": q.qid, "query": q.text, "source": q.where} for q in queries]
-    key = runs.settings_key(
-        {
-            "settings": settings_dict,
-            "queries": [(q["qid"], q["query"]) for q in query_records],
-            "model": {k: v for k, v in model_info.items() if k != "device"},
-            "features": [(v.record.id, v.record.fingerprint, v.features.num_clips) for v in videos],
-        }
-    )
-    wanted_files = (MOMENTS_FILE,) + ((SALIENCY_FILE,) if options.save_saliency else ())
-    if options.resume and options.out is not None:
-        previous = runs.finished_run(Path(options.out), key, wanted_files)
-        if previous is not None:
-            return _resumed_result(Path(options.out), previous, skipped)
+def ground_windows(grounder: Any, plan: SearchPlan, query_layers: list[Any], pairs: list[tuple[int, int]], *,
+                   reporter: Reporter = NULL_REPORTER, stage: str = "grounding") -> tuple[dict, list[tuple[int, int]]]:
+    """Ground every usable pair with R2-Tuning; returns (outputs by pair, the pairs grounded).
 
-    run_id = runs.new_run_id()
-    out_dir = Path(options.out) if options.out is not None else workspace.runs_dir / run_id
-    runs.make_run_folder(out_dir)
-    runs.record_run_start(
-        workspace,
-        run_id=run_id,
-        kind="search",
-        settings=settings_dict,
-        queries=query_records,
-        model=model_info,
-        out_dir=out_dir,
-        created_at=runs.utc_now(),
-    )
-    status = "failed"
-    counts: dict[str, int] = {}
-    try:
-        # 4. queries
-        tick = time.perf_counter()
-        query_layers, query_embed, truncated = tower.query_features([q.text for q in queries], k=model.config.k)
-        for query, cut in zip(queries, truncated):
-            if cut:
-                warn(f"query {query.qid} ({query.where}) is longer than CLIP's {tower.context_length} tokens; "
-                     "it was truncated")
-        query_embed_np = query_embed.detach().cpu().numpy().astype(np.float32)
-        timings["queries_s"] = time.perf_counter() - tick
+    Pairs whose window has non-finite features are left out (``plan.bad_windows`` says which).
+    """
+    check_layers(plan, {w for w, _ in pairs})
+    kept = [(w, q) for w, q in pairs if w not in plan.bad_windows]
+    features = _WindowFeatures(plan)
+    outputs = grounder.run(features, query_layers, kept, fps=plan.fps, reporter=reporter, stage=stage)
+    return outputs, kept
 
-        # 5. coarse stage
-        tick = time.perf_counter()
-        reporter.begin("coarse", total=len(videos), unit="videos")
-        window_list = [(video, window) for video in videos for window in video.windows]
-        scores = coarse_scores(videos, query_embed_np)
-        reporter.end("coarse")
-        budget = options.candidates or default_candidates(model_info["device"])
-        pairs = choose_candidates(scores, budget)
-        if options.format == "official":
-            pairs = _whole_videos(pairs, window_list)
-        timings["coarse_s"] = time.perf_counter() - tick
 
-        # 6. fine stage
-        tick = time.perf_counter()
-        grounder = Grounder(
-            model,
-            model_info["device"],
-            batch_size=options.batch_size,
-            chunk_windows=options.chunk_windows,
-            precision=options.precision,
+class _WindowFeatures:
+    """The layer features of every window, sliced lazily from the memory maps (a list for ``Grounder.run``)."""
+
+    def __init__(self, plan: SearchPlan) -> None:
+        self.plan = plan
+
+    def __len__(self) -> int:
+        return len(self.plan.windows)
+
+    def __getitem__(self, w: int) -> Any:
+        v, window = self.plan.windows[w]
+        return self.plan.videos[v].features.layers[window.start_clip : window.end_clip]
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. merge and rank
+
+
+@dataclass
+class Merged:
+    """Moments and saliency of every (query, video) group of a batch."""
+
+    keys: list[tuple[int, int]]  # (query index in the batch, video index), sorted
+    moments: list["np.ndarray"]  # per key: [n, 3] (start s, end s, score) on the video's timeline, best first
+    saliency: dict[tuple[int, int], "np.ndarray"]  # per key: per-clip saliency of the video (NaN: not covered)
+
+
+def merge_moments(plan: SearchPlan, pairs: list[tuple[int, int]], outputs: dict, *, has_boundaries: bool = True) -> Merged:
+    """Merge each (query, video) group's window moments (one NMS across windows) and saliency."""
+    import numpy as np
+
+    from r2cli.inference.windows import merge_many, merge_window_saliency
+
+    groups: dict[tuple[int, int], list[int]] = {}
+    for w, q in pairs:
+        groups.setdefault((q, plan.windows[w][0]), []).append(w)
+    keys = sorted(groups)
+    if has_boundaries:
+        moments = merge_many(
+            [[(plan.windows[w][1], outputs[(w, q)].boundaries) for w in groups[(q, v)]] for q, v in keys],
+            fps=plan.fps, durations=[plan.videos[v].duration for _, v in keys], post=plan.post,
         )
-        outputs = grounder.run(
-            [_window_features(v, w) for v, w in window_list],
-            query_layers,
-            pairs,
-            fps=fps,
-            reporter=reporter,
-            stage="grounding",
-        )
-        timings["fine_s"] = time.perf_counter() - tick
-
-        # 7. merge windows, rank
-        tick = time.perf_counter()
-        groups: dict[tuple[int, int], list[int]] = {}  # (query, video index) -> window indices
-        video_index = {id(v): i for i, v in enumerate(videos)}
-        for w, q in pairs:
-            groups.setdefault((q, video_index[id(window_list[w][0])]), []).append(w)
-        keys = sorted(groups)
-        merged = merge_many(
-            [[(window_list[w][1], outputs[(w, q)].boundaries) for w in groups[(q, v)]] for q, v in keys],
-            fps=fps,
-            durations=[videos[v].duration for _, v in keys],
-            post=post,
-        ) if grounder.has_boundaries else [np.zeros((0, 3)) for _ in keys]
-        saliency = {
-            (q, v): merge_window_saliency(
-                [(window_list[w][1], outputs[(w, q)].saliency) for w in groups[(q, v)]],
-                videos[v].features.num_clips,
-            )
-            for q, v in keys
-        }
-        moments = _moments_frame(run_id, queries, videos, keys, merged, model_info, options)
-        timings["merge_s"] = time.perf_counter() - tick
-
-        # 8. write
-        tick = time.perf_counter()
-        files = _write_outputs(
-            out_dir, run_id, queries, videos, keys, merged, saliency, moments, model_info, options, fps, grounder
-        )
-        timings["write_s"] = time.perf_counter() - tick
-        timings["total_s"] = time.perf_counter() - started
-        counts = {
-            "queries": len(queries),
-            "videos_selected": len(records),
-            "videos_searched": len(videos),
-            "videos_skipped": len(skipped),
-            "windows": len(window_list),
-            "candidate_windows": len({w for w, _ in pairs}),
-            "pairs": len(pairs),
-            "moments": int(len(moments)),
-            "truncated_queries": int(sum(truncated)),
-        }
-        timings = {name: round(value, 4) for name, value in timings.items()}
-        manifest = {
-            "run_id": run_id,
-            "kind": "search",
-            "status": "done",
-            "settings_key": key,
-            "settings": settings_dict,
-            "queries": query_records,
-            "model": model_info,
-            "counts": counts,
-            "timings": timings,
-            "skipped": [asdict(s) for s in skipped],
-            "files": {name: path.name for name, path in files.items()},
-        }
-        files["manifest"] = runs.write_manifest(out_dir, manifest)
-        status = "done"
-    finally:
-        runs.record_run_end(workspace, run_id=run_id, status=status, timings=timings, counts=counts)
-    return SearchResult(
-        run_id=run_id,
-        out_dir=out_dir,
-        moments=moments,
-        counts=counts,
-        timings=timings,
-        files=files,
-        skipped=skipped,
-        warnings=warnings,
-        model=model_info,
-    )
-
-
-def _settings_record(options: SearchOptions, preset: str, fps: float, window_clips: int, stride_clips: int) -> dict:
-    return {
-        "videos": list(options.videos),
-        "min_duration": options.min_duration,
-        "max_duration": options.max_duration,
-        "path_contains": options.path_contains,
-        "candidates": options.candidates,
-        "top_k": options.top_k,
-        "min_score": options.min_score,
-        "preset": preset,
-        "fps": fps,
-        "window_s": options.window_s,
-        "stride_s": options.stride_s,
-        "window_clips": window_clips,
-        "stride_clips": stride_clips,
-        "format": options.format,
-        "precision": options.precision,
-        "save_saliency": options.save_saliency,
+    else:
+        moments = [np.zeros((0, 3)) for _ in keys]
+    saliency = {
+        (q, v): merge_window_saliency([(plan.windows[w][1], outputs[(w, q)].saliency) for w in groups[(q, v)]],
+                                      plan.videos[v].features.num_clips)
+        for q, v in keys
     }
+    return Merged(keys=keys, moments=moments, saliency=saliency)
 
 
-def _whole_videos(pairs: list[tuple[int, int]], window_list: list[tuple[_Video, Any]]) -> list[tuple[int, int]]:
-    """Extend each (window, query) pair to every window of the window's video (official files need whole videos)."""
-    by_video: dict[int, list[int]] = {}
-    for index, (video, _) in enumerate(window_list):
-        by_video.setdefault(id(video), []).append(index)
-    wanted = {(id(window_list[w][0]), q) for w, q in pairs}
-    return sorted({(w, q) for vid, q in wanted for w in by_video[vid]})
-
-
-def _moments_frame(run_id, queries, videos, keys, merged, model_info, options) -> "pd.DataFrame":
-    """All moments of all pairs, ranked within video and across videos, cut to ``top_k`` per query."""
+def rank_moments(merged: Merged, plan: SearchPlan, queries: list["Query"], *, run_id: str, top_k: int,
+                 min_score: float | None, model_id: str, preset: str) -> "pd.DataFrame":
+    """All moments of a batch, ranked within each video and across videos, cut to ``top_k`` per query."""
     import numpy as np
     import pandas as pd
 
     parts = []
-    for (q, v), rows in zip(keys, merged):
+    for (q, v), rows in zip(merged.keys, merged.moments):
+        if min_score is not None and len(rows):
+            rows = rows[rows[:, 2] >= min_score]
         if not len(rows):
             continue
-        if options.min_score is not None:
-            rows = rows[rows[:, 2] >= options.min_score]
-        if not len(rows):
-            continue
-        video = videos[v]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "query_index": q,
-                    "video_index": v,
-                    "start_s": rows[:, 0],
-                    "end_s": rows[:, 1],
-                    "score": rows[:, 2],
-                    "rank_in_video": np.arange(1, len(rows) + 1, dtype=np.int32),
-                    "video_id": video.record.id,
-                    "path": video.record.path,
-                }
-            )
-        )
-    columns = ["run_id", "query_id", "query", "video_id", "path", "start_s", "end_s", "score",
-               "rank_in_query", "rank_in_video", "model", "preset"]
+        video = plan.videos[v]
+        parts.append(pd.DataFrame({
+            "query_index": q, "video_index": v, "start_s": rows[:, 0], "end_s": rows[:, 1], "score": rows[:, 2],
+            "rank_in_video": np.arange(1, len(rows) + 1, dtype=np.int32), "video_id": video.record.id,
+            "path": video.record.path,
+        }))
     if not parts:
-        return pd.DataFrame({name: pd.Series(dtype=_dtype(name)) for name in columns})
+        return empty_moments()
     frame = pd.concat(parts, ignore_index=True)
     frame = frame.sort_values(
         ["query_index", "score", "video_index", "start_s"], ascending=[True, False, True, True], kind="stable"
     )
     frame["rank_in_query"] = frame.groupby("query_index").cumcount().astype(np.int32) + 1
-    frame = frame[frame["rank_in_query"] <= options.top_k].copy()
+    frame = frame[frame["rank_in_query"] <= top_k].copy()
     frame["run_id"] = run_id
     frame["query_id"] = [queries[i].qid for i in frame["query_index"]]
     frame["query"] = [queries[i].text for i in frame["query_index"]]
-    frame["model"] = model_info["checkpoint_id"]
-    frame["preset"] = model_info["preset"]
+    frame["model"] = model_id
+    frame["preset"] = preset
     frame["video_id"] = frame["video_id"].astype("Int64")
-    return frame[columns].reset_index(drop=True)
+    return frame[MOMENT_COLUMNS].reset_index(drop=True)
 
 
 def _dtype(name: str) -> str:
-    return {
-        "video_id": "Int64", "start_s": "float64", "end_s": "float64", "score": "float64",
-        "rank_in_query": "int32", "rank_in_video": "int32",
-    }.get(name, "object")
+    return {"video_id": "Int64", "start_s": "float64", "end_s": "float64", "score": "float64",
+            "rank_in_query": "int32", "rank_in_video": "int32"}.get(name, "object")
 
 
-def _saliency_frame(run_id, queries, videos, keys, saliency, fps) -> "pd.DataFrame":
+def empty_moments() -> "pd.DataFrame":
+    """A moments frame without rows."""
+    import pandas as pd
+
+    return pd.DataFrame({name: pd.Series(dtype=_dtype(name)) for name in MOMENT_COLUMNS})
+
+
+def saliency_frame(merged: Merged, plan: SearchPlan, queries: list["Query"], run_id: str) -> "pd.DataFrame":
+    """Per-clip saliency of every (query, video) group of a batch (clips no window covered left out)."""
     import numpy as np
     import pandas as pd
 
     parts = []
-    for q, v in keys:
-        scores = saliency[(q, v)]
+    fps = plan.fps
+    for q, v in merged.keys:
+        scores = merged.saliency[(q, v)]
         covered = np.flatnonzero(~np.isnan(scores))
         if not len(covered):
             continue
-        video = videos[v]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "run_id": run_id,
-                    "query_id": queries[q].qid,
-                    "video_id": video.record.id,
-                    "path": video.record.path,
-                    "clip_index": covered.astype(np.int32),
-                    "clip_start_s": covered / fps,
-                    "clip_end_s": np.minimum((covered + 1) / fps, max(video.duration, covered[-1] / fps)),
-                    "score": scores[covered].astype(np.float32),
-                }
-            )
-        )
+        video = plan.videos[v]
+        parts.append(pd.DataFrame({
+            "run_id": run_id, "query_id": queries[q].qid, "video_id": video.record.id, "path": video.record.path,
+            "clip_index": covered.astype(np.int32), "clip_start_s": covered / fps,
+            "clip_end_s": np.minimum((covered + 1) / fps, max(video.duration, covered[-1] / fps)),
+            "score": scores[covered].astype(np.float32),
+        }))
     if not parts:
-        return pd.DataFrame(
-            {
-                "run_id": pd.Series(dtype="object"), "query_id": pd.Series(dtype="object"),
-                "video_id": pd.Series(dtype="Int64"), "path": pd.Series(dtype="object"),
-                "clip_index": pd.Series(dtype="int32"), "clip_start_s": pd.Series(dtype="float64"),
-                "clip_end_s": pd.Series(dtype="float64"), "score": pd.Series(dtype="float32"),
-            }
-        )
+        return pd.DataFrame({
+            "run_id": pd.Series(dtype="object"), "query_id": pd.Series(dtype="object"),
+            "video_id": pd.Series(dtype="Int64"), "path": pd.Series(dtype="object"),
+            "clip_index": pd.Series(dtype="int32"), "clip_start_s": pd.Series(dtype="float64"),
+            "clip_end_s": pd.Series(dtype="float64"), "score": pd.Series(dtype="float32"),
+        })
     frame = pd.concat(parts, ignore_index=True)
     frame["video_id"] = frame["video_id"].astype("Int64")
     return frame
 
 
-def _write_outputs(out_dir, run_id, queries, videos, keys, merged, saliency, moments, model_info, options, fps,
-                   grounder) -> dict[str, Path]:
-    from r2cli.outputs import write_table
-
-    metadata = {"run_id": run_id, "preset": model_info["preset"], "model": model_info["checkpoint_id"]}
-    files: dict[str, Path] = {}
-    files["moments"] = write_table("moments", moments, out_dir / MOMENTS_FILE, metadata=metadata)
-    if options.save_saliency:
-        frame = _saliency_frame(run_id, queries, videos, keys, saliency, fps)
-        files["saliency"] = write_table("saliency", frame, out_dir / SALIENCY_FILE, metadata=metadata)
-    if options.format == "official":
-        files["official"] = _write_official(out_dir / OFFICIAL_FILE, queries, videos, keys, merged, saliency,
-                                            grounder.has_boundaries)
-    return files
+# ----------------------------------------------------------------------------------------------
+# One batch of queries through stages 2-4
 
 
-def _write_official(path: Path, queries, videos, keys, merged, saliency, has_boundaries: bool) -> Path:
-    """One line per (query, video) in the official submission format (vid = file stem)."""
-    from r2cli.eval.formats import MomentPrediction, SaliencyPrediction, write_moment_predictions, write_saliency_predictions
+@dataclass
+class BatchResult:
+    """What one batch of queries produced."""
 
-    if has_boundaries:
-        predictions = [
-            MomentPrediction(
-                qid=_official_qid(queries[q].qid),
-                query=queries[q].text,
-                vid=Path(videos[v].record.path).stem,
-                windows=[[round(float(x), 4) for x in row] for row in rows],
-                saliency=[round(float(x), 4) for x in saliency[(q, v)]],
-            )
-            for (q, v), rows in zip(keys, merged)
-        ]
-        return write_moment_predictions(predictions, path)
-    predictions = [
-        SaliencyPrediction(vid=Path(videos[v].record.path).stem, query=queries[q].text,
-                           scores=[round(float(x), 4) for x in saliency[(q, v)]])
-        for q, v in keys
-    ]
-    return write_saliency_predictions(predictions, path)
+    queries: list["Query"]
+    moments: "pd.DataFrame"  # ranked, top_k per query
+    merged: Merged
+    pairs: int  # (window, query) pairs grounded
+    candidate_windows: set[int]  # windows grounded for at least one query
+    truncated: list[bool]  # per query: longer than CLIP's context
+    new_bad_windows: list[int]  # windows found damaged in this batch
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: queries_s, coarse_s, fine_s, merge_s
 
 
-def _official_qid(qid: str) -> int | str:
-    return int(qid) if qid.isdigit() else qid
+def search_batch(plan: SearchPlan, tower: Any, grounder: Any, queries: list["Query"], *, k: int, candidates: int,
+                 top_k: int, min_score: float | None, run_id: str, model_id: str, preset: str,
+                 whole_videos: bool = False, reporter: Reporter = NULL_REPORTER) -> BatchResult:
+    """Stages 2-4 for one batch of queries: candidates, grounding, merge and rank."""
+    import time
 
+    import numpy as np
 
-def _resumed_result(out_dir: Path, manifest: dict[str, Any], skipped: list[SkippedVideo]) -> SearchResult:
-    from r2cli.outputs import read_results
-
-    files = {name: out_dir / filename for name, filename in (manifest.get("files") or {}).items()}
-    files["manifest"] = out_dir / "run.json"
-    moments = read_results(out_dir / MOMENTS_FILE, kind="moments").df
-    return SearchResult(
-        run_id=str(manifest.get("run_id")),
-        out_dir=out_dir,
-        moments=moments,
-        counts=dict(manifest.get("counts") or {}),
-        timings=dict(manifest.get("timings") or {}),
-        files=files,
-        skipped=skipped,
-        model=dict(manifest.get("model") or {}),
-        resumed=True,
+    ticks = [time.perf_counter()]
+    query_layers, query_embed, truncated = tower.query_features([q.text for q in queries], k=k)
+    query_embed_np = query_embed.detach().cpu().numpy().astype(np.float32)
+    ticks.append(time.perf_counter())
+    pairs = select_candidates(plan, query_embed_np, candidates, whole_videos=whole_videos)
+    ticks.append(time.perf_counter())
+    before = set(plan.bad_windows)
+    outputs, kept = ground_windows(grounder, plan, query_layers, pairs, reporter=reporter)
+    ticks.append(time.perf_counter())
+    merged = merge_moments(plan, kept, outputs, has_boundaries=grounder.has_boundaries)
+    moments = rank_moments(merged, plan, queries, run_id=run_id, top_k=top_k, min_score=min_score,
+                           model_id=model_id, preset=preset)
+    ticks.append(time.perf_counter())
+    timings = {name: ticks[i + 1] - ticks[i] for i, name in enumerate(("queries_s", "coarse_s", "fine_s", "merge_s"))}
+    return BatchResult(timings=timings, 
+        queries=queries, moments=moments, merged=merged, pairs=len(kept),
+        candidate_windows={w for w, _ in kept}, truncated=list(truncated),
+        new_bad_windows=[w for w in plan.bad_windows if w not in before],
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# Outputs
+
+
+class SearchWriter:
+    """Appends each batch's outputs to the staged files of a run folder (see ``RunFolder``).
+
+    ``moments.parquet`` and ``saliency.parquet`` get one row group per batch; with ``official``
+    the official submission JSON Lines get one line per (query, video).
+    """
+
+    def __init__(self, folder: Any, *, run_id: str, metadata: dict[str, str], saliency: bool, official: bool,
+                 has_boundaries: bool) -> None:
+        from r2cli.outputs.io import TableWriter
+
+        self.folder = folder
+        self.run_id = run_id
+        self.has_boundaries = has_boundaries
+        self.moments = TableWriter("moments", folder.stage(MOMENTS_FILE), metadata=metadata)
+        self.saliency = TableWriter("saliency", folder.stage(SALIENCY_FILE), metadata=metadata) if saliency else None
+        self._official_path = folder.stage(OFFICIAL_FILE) if official else None
+        self._official = None
+
+    def write(self, batch: BatchResult, plan: SearchPlan) -> None:
+        """Append one batch.
+
+        Raises:
+            InputError: a file cannot be written (a full disk), naming it.
+        """
+        self.moments.write(batch.moments)
+        if self.saliency is not None:
+            self.saliency.write(saliency_frame(batch.merged, plan, batch.queries, self.run_id))
+        if self._official_path is not None:
+            self._write_official(batch, plan)
+
+    def _write_official(self, batch: BatchResult, plan: SearchPlan) -> None:
+        from r2cli.eval.formats import MomentPrediction, SaliencyPrediction
+
+        merged, queries = batch.merged, batch.queries
+        lines = []
+        for (q, v), rows in zip(merged.keys, merged.moments):
+            vid = Path(plan.videos[v].record.path).stem
+            scores = [round(float(x), 4) for x in merged.saliency[(q, v)]]
+            if self.has_boundaries:
+                qid = queries[q].qid
+                item = MomentPrediction(qid=int(qid) if qid.isdigit() else qid, query=queries[q].text, vid=vid,
+                                        windows=[[round(float(x), 4) for x in row] for row in rows], saliency=scores)
+            else:
+                item = SaliencyPrediction(vid=vid, query=queries[q].text, scores=scores)
+            lines.append(json.dumps(item.to_official(), ensure_ascii=False, allow_nan=False))
+        try:
+            if self._official is None:
+                self._official = open(self._official_path, "w", encoding="utf-8", newline="\n")
+            self._official.write("".join(line + "\n" for line in lines))
+        except ValueError as exc:
+            raise InputError(f"{OFFICIAL_FILE}: predictions must hold finite numbers ({exc})") from None
+        except OSError as exc:
+            raise InputError(f"cannot write {self._official_path}: {exc.strerror or exc}") from None
+
+    def close(self) -> list[str]:
+        """Finish every file; returns the names of the files written."""
+        names = []
+        self.moments.close()
+        names.append(MOMENTS_FILE)
+        if self.saliency is not None:
+            self.saliency.close()
+            names.append(SALIENCY_FILE)
+        if self._official_path is not None:
+            try:
+                if self._official is None:
+                    self._official = open(self._official_path, "w", encoding="utf-8")
+                self._official.close()
+            except OSError as exc:
+                raise InputError(f"cannot write {self._official_path}: {exc.strerror or exc}") from None
+            names.append(OFFICIAL_FILE)
+        return names
+
+    def abort(self) -> None:
+        """Close open handles after a failure (the run folder discards the staged files)."""
+        if self._official is not None:
+            self._official.close()
+
+
+def __getattr__(name: str) -> Any:
+    # compatibility for callers written before the use case moved to r2cli.app.search
+    # (tests/train/test_train_learnability.py); new code imports r2cli.app.search
+    if name in ("SearchOptions", "search", "SearchResult"):
+        from r2cli.app import search as app_search
+
+        return getattr(app_search, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,6 @@ numpy only (imported inside functions).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -295,7 +294,3 @@ def merge_window_saliency(per_window: list[tuple[Window, "np.ndarray"]], num_cli
         margin[clips[better]] = edge[better]
     return best
 
-
-def windows_per_hour(window_s: float, stride_s: float) -> float:
-    """Number of windows per video-hour (the fine stage's cost grows with window/stride)."""
-    return math.ceil(max(0.0, 3600.0 - window_s) / stride_s) + 1

@@ -164,6 +164,11 @@ class DataConfig:
     fps: float | None = 0.5  # frames (clips) per second; None: per-video rate (YouTube Highlights)
     unit: float | None = 2.0  # rounding unit of predicted windows in seconds; None: no rounding
     nms: NmsConfig | None = field(default_factory=NmsConfig)  # post-processing NMS; None: no NMS
+    # inference on archives: videos up to window_s are grounded whole (the length the head was
+    # trained and evaluated on, at most the official 1,024 clips); longer ones in windows of
+    # window_s every stride_s. None: not set by the preset (r2cli.inference.models resolves it).
+    window_s: float | None = None
+    stride_s: float | None = None
     max_saliency: float = 12.0  # divisor turning summed annotator scores into [0, 1] saliency
     min_video_len: float = 5.0  # training videos shorter than this (seconds) are skipped
     query_source: str = "query"  # annotation field holding the text query ("query", "title", "info[5]")
@@ -175,6 +180,17 @@ class DataConfig:
             raise UsageError(f"data.unit must be > 0 or null, got {self.unit}")
         if self.nms is not None:
             self.nms.validate()
+        for name in ("window_s", "stride_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise UsageError(f"data.{name} must be > 0 or null, got {value}")
+        if (self.window_s is None) != (self.stride_s is None):
+            raise UsageError("data.window_s and data.stride_s must be given together")
+        if self.window_s is not None and self.stride_s > self.window_s:
+            raise UsageError(f"data.stride_s ({self.stride_s:g}) must not exceed data.window_s ({self.window_s:g})")
+        if self.window_s is not None and self.fps is not None and self.window_s * self.fps > 1024:
+            raise UsageError(f"data.window_s ({self.window_s:g} s) exceeds the official limit of 1,024 clips "
+                             f"at {self.fps:g} fps")
         if self.max_saliency <= 0:
             raise UsageError(f"data.max_saliency must be > 0, got {self.max_saliency}")
 

@@ -233,3 +233,51 @@ def read_results(path: str | os.PathLike, kind: str | None = None) -> Results:
     df = table.select(ordered).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     return Results(kind=found_kind, df=df, metadata=meta, path=source)
 
+
+
+class TableWriter:
+    """Writes an r2cli ``kind`` Parquet file in parts (one row group per ``write``), for results too
+    large to hold at once. The file is written where it is asked to be (a staging path of
+    ``r2cli.outputs.publish.RunFolder``); ``close`` finishes it (an empty file when nothing was written).
+
+    Raises (``write``/``close``):
+        UsageError: rows that do not fit the kind's schema (see ``write_table``).
+        InputError: the file cannot be written (a full disk), naming it.
+    """
+
+    def __init__(self, kind: str, path: str | os.PathLike, *, metadata: dict[str, str] | None = None) -> None:
+        self.kind = kind
+        self.path = Path(path)
+        self.metadata = metadata
+        self.rows = 0
+        self._writer = None
+        self._schema = None
+
+    def write(self, data: Any) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = _to_table(self.kind, data, self.metadata)
+        if not table.num_rows and self._writer is not None:
+            return
+        try:
+            if self._writer is None:
+                self._schema = table.schema
+                self._writer = pq.ParquetWriter(self.path, self._schema, compression="zstd")
+            elif table.schema != self._schema:
+                table = table.cast(self._schema)
+            self._writer.write_table(table)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
+        self.rows += table.num_rows
+
+    def close(self) -> Path:
+        import pyarrow as pa
+
+        if self._writer is None:
+            self.write([])
+        try:
+            self._writer.close()
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
+        return self.path

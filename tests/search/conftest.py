@@ -31,3 +31,13 @@ def workspace(tmp_path):
     from r2cli.paths import resolve_workspace
 
     return resolve_workspace(tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
+def tacos_head_path(tmp_path_factory) -> Path:
+    """The random head saved in the r2cli layout with the TACoS preset (0.5 fps, no rounding, linear
+    NMS, whole videos up to 1,404 s): a checkpoint whose preset is not QVHighlights."""
+    from r2cli.model.checkpoint import save_checkpoint
+
+    return save_checkpoint(random_head(), tmp_path_factory.mktemp("heads") / "tiny_tacos_head.safetensors",
+                           preset="tacos")

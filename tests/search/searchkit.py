@@ -189,3 +189,28 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def flip_to_nan(workspace, video_name: str, tensor: str, clips: range) -> Path:
+    """Overwrite the stored ``tensor`` ("layers" or "embed") of ``clips`` of a video with fp16 NaN bytes,
+    in place in its safetensors file, as flipped bytes on a disk would. Returns the file."""
+    import json as _json
+    import struct
+
+    from r2cli.catalog import Catalog
+    from r2cli.catalog.schema import FeatureSet, Video
+
+    with Catalog.open(workspace) as catalog, catalog.session() as session:
+        video = next(v for v in session.query(Video) if v.path.endswith("/" + video_name))
+        relpath = session.query(FeatureSet).filter(FeatureSet.fingerprint == video.fingerprint).first().relpath
+    path = workspace.features_dir / relpath
+    with open(path, "r+b") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = _json.loads(handle.read(length))
+        entry = header[tensor]
+        begin, end = entry["data_offsets"]
+        per_clip = (end - begin) // entry["shape"][0]
+        for clip in clips:
+            handle.seek(8 + length + begin + clip * per_clip)
+            handle.write(b"\xff\x7f" * (per_clip // 2))
+    return path

@@ -9,7 +9,7 @@ from searchkit import ArchiveVideo, build_archive, marker_features, run_cli
 
 
 def test_plain_text_query_file(tmp_path):
-    from r2cli.inference.queries import load_query_file
+    from r2cli.inference.query_files import load_query_file
 
     path = tmp_path / "queries.txt"
     path.write_text("# dogs first\n\n  a dog catches a frisbee  \r\nsunset\n", encoding="utf-8")
@@ -18,7 +18,7 @@ def test_plain_text_query_file(tmp_path):
 
 
 def test_csv_and_jsonl_query_files(tmp_path):
-    from r2cli.inference.queries import load_query_file
+    from r2cli.inference.query_files import load_query_file
 
     csv_path = tmp_path / "q.csv"
     csv_path.write_text('qid,query,notes\n7,"a man, a plan",x\nq8,sunset,\n', encoding="utf-8")
@@ -43,7 +43,7 @@ def test_csv_and_jsonl_query_files(tmp_path):
 )
 def test_bad_query_files_name_the_file_and_line(tmp_path, name, content, message):
     from r2cli.errors import InputError
-    from r2cli.inference.queries import load_query_file
+    from r2cli.inference.query_files import load_query_file
 
     path = tmp_path / name
     path.write_bytes(content)
@@ -57,7 +57,7 @@ def test_empty_command_line_query_is_refused(capsys):
     assert "query 2 on the command line is empty" in (out + err)
     code, out, err = run_cli(capsys, "search")
     assert code == 2
-    assert "give a query" in (out + err)
+    assert "QUERY or --queries: give at least one query" in " ".join((out + err).split())
 
 
 def test_non_utf8_query_file_through_the_cli(capsys, tmp_path):
@@ -73,7 +73,7 @@ def test_non_utf8_query_file_through_the_cli(capsys, tmp_path):
     ("args", "message"),
     [
         (["--window", "60", "--stride", "90"], "--stride (90 s) must not exceed --window (60 s)"),
-        (["--format", "xml"], "--format must be parquet or official"),
+        (["--format", "xml"], "--format must be one of parquet, official, got 'xml'"),
         (["--window", "10", "--stride", "5"], "--window must cover at least 8 clips"),
     ],
 )
@@ -86,7 +86,7 @@ def test_bad_options(capsys, workspace, tiny_tower, tiny_clip_path, marker_head_
 
 
 def test_long_query_is_truncated_with_a_warning(workspace, tiny_tower, tiny_clip_path, marker_head_path):
-    from r2cli.inference.search import SearchOptions, search
+    from r2cli.app.search import SearchOptions, search
 
     build_archive(workspace, tiny_tower, [ArchiveVideo("a.mp4", marker_features(20, [(3, 5, 0.9)]))])
     long_query = " ".join(["word"] * 120)

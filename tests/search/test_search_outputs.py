@@ -19,7 +19,7 @@ def archive(workspace, tiny_tower):
 
 
 def _search(workspace, head, clip, queries=("a red scene", "blue"), **extra):
-    from r2cli.inference.search import SearchOptions, search
+    from r2cli.app.search import SearchOptions, search
 
     return search(workspace, list(queries), options=SearchOptions(checkpoint=str(head), clip_weights=str(clip),
                                                                   device="cpu", **extra))

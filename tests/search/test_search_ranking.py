@@ -9,7 +9,7 @@ from searchkit import FPS, ArchiveVideo, build_archive, marker_features, random_
 
 
 def _options(head, clip, **extra):
-    from r2cli.inference.search import SearchOptions
+    from r2cli.app.search import SearchOptions
 
     return SearchOptions(checkpoint=str(head), clip_weights=str(clip), device="cpu", **extra)
 
@@ -21,7 +21,7 @@ def _iou(a, b):
 
 
 def test_moments_are_ranked_across_videos(workspace, tiny_tower, tiny_clip_path, marker_head_path):
-    from r2cli.inference.search import search
+    from r2cli.app.search import search
 
     build_archive(workspace, tiny_tower, [
         ArchiveVideo("plain.mp4", marker_features(40, seed=1)),
@@ -47,7 +47,7 @@ def test_moments_are_ranked_across_videos(workspace, tiny_tower, tiny_clip_path,
 
 
 def test_top_k_and_min_score_cut_the_ranking(workspace, tiny_tower, tiny_clip_path, marker_head_path):
-    from r2cli.inference.search import search
+    from r2cli.app.search import search
 
     build_archive(workspace, tiny_tower, [
         ArchiveVideo("a.mp4", marker_features(75, [(10, 14, 0.95)], seed=1)),
@@ -63,7 +63,7 @@ def test_top_k_and_min_score_cut_the_ranking(workspace, tiny_tower, tiny_clip_pa
 
 def test_moment_in_last_window_of_a_three_hour_video(workspace, tiny_tower, tiny_clip_path, marker_head_path):
     """8,100 clips at 0.5 fps: far beyond the official 1,024-clip limit; the planted moment sits in the last window only."""
-    from r2cli.inference.search import search
+    from r2cli.app.search import search
     from r2cli.outputs import read_results
 
     num_clips = 8100
@@ -96,7 +96,7 @@ def test_moment_in_last_window_of_a_three_hour_video(workspace, tiny_tower, tiny
 
 
 def test_pair_result_does_not_depend_on_the_batch(workspace, tiny_tower, tiny_clip_path, random_head_path):
-    from r2cli.inference.search import search
+    from r2cli.app.search import search
     from r2cli.outputs import read_results
 
     lengths = (75, 50, 7, 23, 75, 200)
@@ -128,7 +128,7 @@ def test_pair_result_does_not_depend_on_the_batch(workspace, tiny_tower, tiny_cl
 def test_coarse_stage_keeps_the_windows_closest_to_the_query(workspace, tiny_tower, tiny_clip_path, random_head_path):
     from searchkit import random_embed
 
-    from r2cli.inference.search import search
+    from r2cli.app.search import search
 
     _, text_embed, _ = tiny_tower.query_features(["a red scene"], k=4)
     target = text_embed[0].numpy()

@@ -1,4 +1,4 @@
-"""Budgets, shots, windows and query-free titles of ``r2cli.inference.summarize.summarize`` (real media, tiny models)."""
+"""Budgets, shots, windows and query-free titles of ``r2cli.app.summarize.run_summarize`` (real media, tiny models)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from r2cli.inference.summarize import readable_title, summarize, video_query
+from r2cli.app.summarize import summarize
+from r2cli.inference.summaries import readable_title, video_query
 
 FPS = 0.5
 CLIP_S = 1 / FPS
@@ -84,7 +85,7 @@ def test_shots_are_found_at_the_planted_cuts(run):
 def test_long_videos_are_summarized_through_overlapping_windows(run, archive, tmp_path):
     import json
 
-    result = run((str(archive.long),), ratio=0.25, window_s=20.0, stride_s=10.0, output_format="official")
+    result = run((str(archive.long),), ratio=0.25, window=20.0, stride=10.0, format="official")
     video = result.videos[0]
     assert video.clips == 32 and video.windows == 6  # starts 0, 5, 10, 15, 20 and the end-aligned 22
     assert result.counts["windows"] == 6
@@ -92,7 +93,7 @@ def test_long_videos_are_summarized_through_overlapping_windows(run, archive, tm
     lines = [json.loads(line) for line in result.files["official"].read_text().splitlines()]
     scores = lines[0]["pred_saliency_scores"]
     assert len(scores) == 32 and all(np.isfinite(scores))
-    whole = run((str(archive.long),), ratio=0.25, output_format="official")
+    whole = run((str(archive.long),), ratio=0.25, format="official")
     assert whole.videos[0].windows == 1
     whole_scores = json.loads(whole.files["official"].read_text().splitlines()[0])["pred_saliency_scores"]
     assert not np.allclose(scores, whole_scores)  # the windows saw less context, so scores differ
@@ -110,7 +111,7 @@ def _clip_scores(result, path) -> np.ndarray:
 
 
 def test_query_free_summaries_use_the_title(run, archive):
-    result = run(ratio=0.3, output_format="official")
+    result = run(ratio=0.3, format="official")
     by_name = {Path(v.path).name: v for v in result.videos}
     assert (by_name["scenes.mp4"].query, by_name["scenes.mp4"].query_source) == ("Three coloured scenes", "title")
     assert (by_name["holiday_trip-2019.mp4"].query, by_name["holiday_trip-2019.mp4"].query_source) == (
@@ -123,8 +124,8 @@ def test_query_free_summaries_use_the_title(run, archive):
 
     # the saliency really comes from the title: the same sentence as --query gives the same scores,
     # another sentence different ones (other batch sizes change float rounding only)
-    same = run((str(archive.scenes),), ratio=0.3, query="Three coloured scenes", output_format="official")
-    other = run((str(archive.scenes),), ratio=0.3, query="a man rides a horse on the beach", output_format="official")
+    same = run((str(archive.scenes),), ratio=0.3, query="Three coloured scenes", format="official")
+    other = run((str(archive.scenes),), ratio=0.3, query="a man rides a horse on the beach", format="official")
     title_scores = _clip_scores(result, archive.scenes)
     assert same.videos[0].query_source == "--query"
     assert np.allclose(_clip_scores(same, archive.scenes), title_scores, rtol=0, atol=1e-4)

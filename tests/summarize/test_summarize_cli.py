@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from r2cli.errors import InputError, UsageError
-from r2cli.inference.summarize import check_budget, summarize
+from r2cli.app.summarize import summarize
+from r2cli.inference.summaries import check_budget
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def model_args(head_path, tiny_clip_path):
         ((), "give exactly one of --ratio or --seconds"),
         (("--ratio", "1.5"), "--ratio must be in (0, 1], got 1.5"),
         (("--ratio", "0"), "--ratio must be in (0, 1], got 0.0"),
-        (("--seconds", "-3"), "--seconds must be a positive number, got -3.0"),
+        (("--seconds", "-3"), "--seconds must be > 0, got -3.0"),
         (("--ratio", "0.2", "--format", "csv"), "--format must be one of parquet, official, got 'csv'"),
         (("--ratio", "0.2", "--query", "  "), "--query must not be empty"),
         (("--ratio", "0.2", "--shots", "scenes"), "--shots must be one of kts, threshold, got 'scenes'"),

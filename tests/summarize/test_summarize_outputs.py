@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from r2cli.errors import UsageError
-from r2cli.inference.summarize import summarize
+from r2cli.app.summarize import summarize
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_official_format_with_a_saliency_only_preset(archive, saliency_head_path
 
     result = summarize(archive.workspace, ("scenes.mp4", "long_walk.mp4"), ratio=0.2, preset="tvsum_bk",
                        checkpoint=str(saliency_head_path), clip_weights=str(tiny_clip_path), device="cpu",
-                       out=tmp_path / "run", output_format="official")
+                       out=tmp_path / "run", format="official")
     assert result.model["preset"] == "tvsum_bk"
     predictions = read_saliency_predictions(result.files["official"])
     assert [p["vid"] for p in predictions] == ["long_walk", "scenes"]
@@ -110,7 +110,7 @@ def test_reel_lasts_the_sum_of_the_selected_segments(archive, options, tmp_path)
 
     with pytest.raises(UsageError, match=r"--reel .*reel\.mp4 exists \(use --force to overwrite\)"):
         summarize(archive.workspace, ("scenes.mp4",), ratio=0.3, reel=reel, **options)
-    with pytest.raises(UsageError, match=r"--reel .*reel\.gif: the reel must end in \.mp4"):
+    with pytest.raises(UsageError, match=r"--reel must end in \.mp4, .*reel\.gif"):
         summarize(archive.workspace, ("scenes.mp4",), ratio=0.3, reel=tmp_path / "reel.gif", **options)
-    with pytest.raises(UsageError, match="is one of the source videos"):
+    with pytest.raises(UsageError, match="is a source video of the catalog; an input is never an output"):
         summarize(archive.workspace, ("scenes.mp4",), ratio=0.3, reel=archive.scenes, force=True, **options)

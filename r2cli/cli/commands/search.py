@@ -7,9 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from r2cli.cli._common import CatalogOpt, ClipWeightsOpt, DeviceOpt, JsonOpt, RichReporter, WorkspaceOpt, console, err_console, print_json, workspace_from
+from r2cli.app.search import SearchOptions as O
+
+from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, err_console, print_json, workspace_from
 
 _TABLE_ROWS_PER_QUERY = 10
+_TABLE_QUERIES = 20  # queries shown in the terminal table (all are in moments.parquet)
 
 
 def _clock(seconds: float) -> str:
@@ -18,38 +21,74 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:05.2f}" if hours else f"{minutes}:{secs:05.2f}"
 
 
-def render_search_result(result) -> None:
-    """Rich table of the top moments of each query, then where the outputs are."""
+def printable(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``), safe to print on a terminal."""
+    out = []
+    for char in str(text):
+        code = ord(char)
+        if code < 32 or code == 127 or 0x80 <= code < 0xA0:
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\x{code:02x}"))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """``1 query``, ``2 queries``."""
+    return f"{count} {singular if count == 1 else (many or singular + 's')}"
+
+
+def search_table(frame, title: str):
+    """The ranked table: one row per moment, the query named on its first row.
+
+    Columns never wrap a word in the middle: long queries and file names wrap at spaces and,
+    when a single word is too long, are cut with an ellipsis.
+    """
     from rich.markup import escape
     from rich.table import Table
 
-    frame = result.moments
-    table = Table(title=f"search run {result.run_id}", show_header=True, header_style="bold")
-    for name, justify in (("query", "left"), ("#", "right"), ("score", "right"), ("start", "right"),
-                          ("end", "right"), ("video", "left")):
-        table.add_column(name, justify=justify, overflow="fold")
-    shown = frame[frame["rank_in_query"] <= _TABLE_ROWS_PER_QUERY] if len(frame) else frame
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("query", justify="left", overflow="fold", ratio=3, min_width=8)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("start", justify="right", no_wrap=True)
+    table.add_column("end", justify="right", no_wrap=True)
+    table.add_column("video", justify="left", overflow="ellipsis", ratio=2, min_width=8)
     last_query = None
-    for row in shown.itertuples(index=False):
-        label = escape(f"{row.query_id}: {row.query}") if row.query_id != last_query else ""
+    for row in frame.itertuples(index=False):
+        label = escape(printable(f"{row.query_id}: {row.query}")) if row.query_id != last_query else ""
         last_query = row.query_id
         table.add_row(label, str(row.rank_in_query), f"{row.score:.4f}", _clock(row.start_s), _clock(row.end_s),
-                      escape(Path(row.path).name))
+                      escape(printable(Path(row.path).name)))
+    return table
+
+
+def render_search_result(result) -> None:
+    """Rich table of the top moments of the first queries, then where the outputs are."""
+    frame = result.preview(_TABLE_QUERIES)
+    shown = frame[frame["rank_in_query"] <= _TABLE_ROWS_PER_QUERY] if len(frame) else frame
     if len(shown):
-        console.print(table)
+        console.print(search_table(shown, f"search run {result.run_id}"))
     else:
         console.print("no moment passed the filters (try a lower --min-score)", highlight=False)
     counts = result.counts
+    if counts.get("queries", 0) > _TABLE_QUERIES:
+        console.print(f"(the table shows the first {_TABLE_QUERIES} queries; all are in moments.parquet)",
+                      highlight=False)
     verb = "reused" if result.resumed else "searched"
     console.print(
-        f"{counts.get('queries', 0)} queries {verb} over {counts.get('videos_searched', 0)} videos "
-        f"({counts.get('pairs', 0)} window-query pairs) in {result.timings.get('total_s', 0):.1f} s; "
+        f"{plural(counts.get('queries', 0), 'query', 'queries')} {verb} over "
+        f"{plural(counts.get('videos_searched', 0), 'video')} "
+        f"({plural(counts.get('pairs', 0), 'window-query pair')}) in {result.timings.get('total_s', 0):.1f} s; "
         f"outputs: {result.out_dir}",
-        highlight=False,
-        soft_wrap=True,
+        highlight=False, markup=False, soft_wrap=True,
     )
+    if counts.get("windows_skipped"):
+        err_console.print(f"{plural(counts['windows_skipped'], 'window')} skipped (damaged features); see run.json",
+                          highlight=False, markup=False, soft_wrap=True)
     for skipped in result.skipped[:10]:
-        err_console.print(f"skipped {skipped.path}: {skipped.reason}", highlight=False, markup=False, soft_wrap=True)
+        err_console.print(f"skipped {printable(skipped.path)}: {skipped.reason}", highlight=False, markup=False,
+                          soft_wrap=True)
     if len(result.skipped) > 10:
         err_console.print(f"... and {len(result.skipped) - 10} more videos skipped", highlight=False)
 
@@ -72,6 +111,7 @@ def result_to_json(result) -> dict:
         "counts": result.counts,
         "timings": result.timings,
         "model": result.model,
+        "settings": result.settings,
         "skipped": [{"video_id": s.video_id, "path": s.path, "reason": s.reason} for s in result.skipped],
         "warnings": result.warnings,
         "moments": rows,
@@ -81,57 +121,28 @@ def result_to_json(result) -> dict:
 def register(app: typer.Typer) -> None:
     @app.command("search")
     def search(
-        texts: Annotated[
-            Optional[list[str]], typer.Argument(metavar="[QUERY]...", help="Sentences to search for (one or more).")
-        ] = None,
-        queries_file: Annotated[
-            Optional[Path],
-            typer.Option("--queries", "-q", help="Query file: text (one per line), .csv or .jsonl with qid/query columns."),
-        ] = None,
-        video: Annotated[
-            Optional[list[str]],
-            typer.Option("--video", help="Only videos whose catalog id, path or file name matches this glob (repeat)."),
-        ] = None,
-        min_duration: Annotated[
-            Optional[float], typer.Option("--min-duration", help="Only videos at least this long (s).", min=0)
-        ] = None,
-        max_duration: Annotated[
-            Optional[float], typer.Option("--max-duration", help="Only videos at most this long (s).", min=0)
-        ] = None,
-        path_contains: Annotated[
-            Optional[str], typer.Option("--path-contains", help="Only videos whose path contains this text.")
-        ] = None,
-        candidates: Annotated[
-            Optional[int],
-            typer.Option("--candidates", help="Windows per query that R2-Tuning grounds, best by CLIP similarity (default 40 on a CPU, 2000 on a GPU; all when fewer).", min=1),
-        ] = None,
-        top_k: Annotated[int, typer.Option("--top-k", help="Moments per query kept, ranked across videos.", min=1)] = 10,
-        min_score: Annotated[Optional[float], typer.Option("--min-score", help="Drop moments scoring below this.")] = None,
-        preset: Annotated[
-            Optional[str], typer.Option("--preset", help="Dataset preset (fps, rounding, NMS). Default: the checkpoint's.")
-        ] = None,
-        checkpoint: Annotated[
-            Optional[str],
-            typer.Option("--checkpoint", help="Head checkpoint file or registry name. Default: $R2CLI_CHECKPOINT, else qvhighlights."),
-        ] = None,
-        clip_weights: ClipWeightsOpt = None,
-        device: DeviceOpt = "auto",
-        window: Annotated[
-            float, typer.Option("--window", help="Window length (s) for long videos.", min=0.001)
-        ] = 150.0,
-        stride: Annotated[float, typer.Option("--stride", help="Distance between window starts (s).", min=0.001)] = 75.0,
-        out: Annotated[
-            Optional[Path], typer.Option("--out", help="Run folder for the outputs. Default: <workspace>/runs/<run id>.")
-        ] = None,
-        output_format: Annotated[
-            str, typer.Option("--format", help="parquet, or official (also the official submission JSON Lines).")
-        ] = "parquet",
-        batch_size: Annotated[
-            Optional[int], typer.Option("--batch-size", help="Window-query pairs per forward pass.", min=1)
-        ] = None,
-        precision: Annotated[
-            str, typer.Option("--precision", help="fp32 (official), or bf16/fp16 autocast on a GPU.")
-        ] = "fp32",
+        texts: Annotated[Optional[list[str]], typer.Argument(metavar="[QUERY]...", help=O.help("queries"))] = None,
+        queries_file: Annotated[Optional[Path], typer.Option("--queries", "-q", help=O.help("queries_file"))] = None,
+        video: Annotated[Optional[list[str]], typer.Option("--video", help=O.help("videos") + " Repeat the flag.")] = None,
+        min_duration: Annotated[Optional[float], typer.Option("--min-duration", help=O.help("min_duration"))] = None,
+        max_duration: Annotated[Optional[float], typer.Option("--max-duration", help=O.help("max_duration"))] = None,
+        path_contains: Annotated[Optional[str], typer.Option("--path-contains", help=O.help("path_contains"))] = None,
+        candidates: Annotated[Optional[int], typer.Option("--candidates", help=O.help("candidates"))] = None,
+        top_k: Annotated[Optional[int], typer.Option("--top-k", help=O.help("top_k"))] = None,
+        min_score: Annotated[Optional[float], typer.Option("--min-score", help=O.help("min_score"))] = None,
+        preset: Annotated[Optional[str], typer.Option("--preset", help=O.help("preset"))] = None,
+        checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help=O.help("checkpoint"))] = None,
+        clip_weights: Annotated[
+            Optional[str], typer.Option("--clip-weights", metavar="PATH|TAG", help=O.help("clip_weights"))] = None,
+        device: Annotated[Optional[str], typer.Option("--device", help=O.help("device"))] = None,
+        window: Annotated[Optional[float], typer.Option("--window", help=O.help("window"))] = None,
+        stride: Annotated[Optional[float], typer.Option("--stride", help=O.help("stride"))] = None,
+        out: Annotated[Optional[Path], typer.Option("--out", help=O.help("out"))] = None,
+        output_format: Annotated[Optional[str], typer.Option("--format", help=O.help("format"))] = None,
+        batch_size: Annotated[Optional[int], typer.Option("--batch-size", help=O.help("batch_size"))] = None,
+        precision: Annotated[Optional[str], typer.Option("--precision", help=O.help("precision"))] = None,
+        query_batch: Annotated[Optional[int], typer.Option("--query-batch", help=O.help("query_batch"))] = None,
+        wait: Annotated[Optional[float], typer.Option("--wait", help=O.help("wait"))] = None,
         json_output: JsonOpt = False,
         workspace: WorkspaceOpt = None,
         catalog: CatalogOpt = None,
@@ -146,36 +157,18 @@ def register(app: typer.Typer) -> None:
 
         Example:  r2cli search --queries queries.csv --video '*.mp4' --out results/
         """
-        from r2cli.errors import UsageError
-        from r2cli.inference.queries import collect_queries
-        from r2cli.inference.search import SearchOptions, search as run_search
+        from r2cli.app.search import run_search
 
-        if output_format not in ("parquet", "official"):
-            raise UsageError(f"--format must be parquet or official, got {output_format!r}")
-        queries = collect_queries(texts or [], queries_file)
-        options = SearchOptions(
-            videos=tuple(video or ()),
-            min_duration=min_duration,
-            max_duration=max_duration,
-            path_contains=path_contains,
-            candidates=candidates,
-            top_k=top_k,
-            min_score=min_score,
-            preset=preset,
-            checkpoint=checkpoint,
-            clip_weights=clip_weights,
-            device=device,
-            window_s=window,
-            stride_s=stride,
-            out=out,
-            format=output_format,
-            batch_size=batch_size,
-            precision=precision,
+        options = O.from_flags(
+            queries=tuple(texts or ()), queries_file=queries_file, videos=tuple(video) if video else None,
+            min_duration=min_duration, max_duration=max_duration, path_contains=path_contains,
+            candidates=candidates, top_k=top_k, min_score=min_score, preset=preset, checkpoint=checkpoint,
+            clip_weights=clip_weights, device=device, window=window, stride=stride, out=out, format=output_format,
+            batch_size=batch_size, precision=precision, query_batch=query_batch, wait=wait,
         )
-        options.validate()
         ws = workspace_from(workspace, catalog)
         with RichReporter(enabled=not json_output) as reporter:
-            result = run_search(ws, queries, options=options, reporter=reporter)
+            result = run_search(ws, options, reporter=reporter)
         if json_output:
             print_json(result_to_json(result))
         else:

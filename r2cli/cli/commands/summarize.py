@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from r2cli.cli._common import CatalogOpt, ClipWeightsOpt, DeviceOpt, JsonOpt, RichReporter, WorkspaceOpt, console, err_console, print_json, workspace_from
+from r2cli.app.summarize import SummarizeOptions as O
+from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, err_console, print_json, workspace_from
+from r2cli.cli.commands.search import plural, printable
 
 
 def _clock(seconds: float) -> str:
@@ -23,14 +25,15 @@ def render_summary_result(result) -> None:
 
     verb = "reused" if result.resumed else "summarized"
     table = Table(title=f"summarize run {result.run_id}", show_header=True, header_style="bold")
-    for name, justify in (("video", "left"), ("query", "left"), ("shots", "right"), ("selected", "right"),
-                          ("summary", "right"), ("budget", "right"), ("duration", "right")):
-        table.add_column(name, justify=justify, overflow="fold")
+    table.add_column("video", justify="left", overflow="ellipsis", ratio=2, min_width=8)
+    table.add_column("query", justify="left", overflow="fold", ratio=3, min_width=8)
+    for name in ("shots", "selected", "summary", "budget", "duration"):
+        table.add_column(name, justify="right", no_wrap=True)
     for video in result.videos:
         source = "" if video.query_source == "--query" else f" ({video.query_source})"
         table.add_row(
-            escape(Path(video.path).name),
-            escape(f"{video.query}{source}"),
+            escape(printable(Path(video.path).name)),
+            escape(printable(f"{video.query}{source}")),
             str(video.shots),
             f"{video.segments_selected}/{video.segments}",
             _clock(video.selected_s),
@@ -40,12 +43,16 @@ def render_summary_result(result) -> None:
     console.print(table)
     counts = result.counts
     console.print(
-        f"{counts.get('videos_summarized', len(result.videos))} videos {verb} "
-        f"({counts.get('segments_selected', 0)} segments selected) in {result.timings.get('total_s', 0):.1f} s; "
+        f"{plural(counts.get('videos_summarized', len(result.videos)), 'video')} {verb} "
+        f"({plural(counts.get('segments_selected', 0), 'segment')} selected) in {result.timings.get('total_s', 0):.1f} s; "
         f"outputs: {result.out_dir}",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
+    if counts.get("windows_skipped"):
+        err_console.print(f"{plural(counts['windows_skipped'], 'window')} skipped (damaged features); see run.json",
+                          highlight=False, markup=False, soft_wrap=True)
     if "reel" in result.files:
         console.print(f"reel: {result.files['reel']}", highlight=False, markup=False, soft_wrap=True)
     for skipped in result.skipped[:10]:
@@ -64,6 +71,7 @@ def result_to_json(result) -> dict:
         "counts": result.counts,
         "timings": result.timings,
         "model": result.model,
+        "settings": result.settings,
         "videos": [video.to_dict() for video in result.videos],
         "skipped": [{"video_id": s.video_id, "path": s.path, "reason": s.reason} for s in result.skipped],
         "warnings": result.warnings,
@@ -74,47 +82,27 @@ def result_to_json(result) -> dict:
 def register(app: typer.Typer) -> None:
     @app.command("summarize")
     def summarize(
-        videos: Annotated[
-            Optional[list[str]],
-            typer.Argument(metavar="[VIDEO]...", help="Catalog ids, paths, file names or globs. Default: every indexed video."),
-        ] = None,
-        ratio: Annotated[
-            Optional[float], typer.Option("--ratio", help="Budget as a fraction of each video's duration, in (0, 1].")
-        ] = None,
-        seconds: Annotated[
-            Optional[float], typer.Option("--seconds", help="Budget in seconds per video (capped at its duration).")
-        ] = None,
-        query: Annotated[
-            Optional[str],
-            typer.Option("--query", help="Summarize for this sentence. Default: each video's title (query-free)."),
-        ] = None,
-        preset: Annotated[
-            Optional[str],
-            typer.Option("--preset", help="Domain preset, e.g. tvsum_bk or youtube_dog; without --checkpoint its pretrained head."),
-        ] = None,
-        checkpoint: Annotated[
-            Optional[str],
-            typer.Option("--checkpoint", help="Head checkpoint file or registry name. Default: the preset's, $R2CLI_CHECKPOINT, else qvhighlights."),
-        ] = None,
-        clip_weights: ClipWeightsOpt = None,
-        device: DeviceOpt = "auto",
-        reel: Annotated[
-            Optional[Path], typer.Option("--reel", help="Render the selected segments, in time order, into this file (.mp4, .mov, .mkv).")
-        ] = None,
-        force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --reel file.")] = False,
-        out: Annotated[
-            Optional[Path], typer.Option("--out", help="Run folder for the outputs. Default: <workspace>/runs/<run id>.")
-        ] = None,
-        output_format: Annotated[
-            str, typer.Option("--format", help="parquet, or official (also YouTube/TVSum saliency JSON Lines).")
-        ] = "parquet",
-        window: Annotated[
-            Optional[float], typer.Option("--window", help="Window length (s) for long videos. Default 150.", min=0.001)
-        ] = None,
-        stride: Annotated[
-            Optional[float], typer.Option("--stride", help="Distance between window starts (s). Default 75.", min=0.001)
-        ] = None,
-        shots: Annotated[str, typer.Option("--shots", help="Shot detection: kts (default) or threshold.")] = "kts",
+        videos: Annotated[Optional[list[str]], typer.Argument(metavar="[VIDEO]...", help=O.help("videos"))] = None,
+        ratio: Annotated[Optional[float], typer.Option("--ratio", help=O.help("ratio"))] = None,
+        seconds: Annotated[Optional[float], typer.Option("--seconds", help=O.help("seconds"))] = None,
+        query: Annotated[Optional[str], typer.Option("--query", help=O.help("query"))] = None,
+        min_duration: Annotated[Optional[float], typer.Option("--min-duration", help=O.help("min_duration"))] = None,
+        max_duration: Annotated[Optional[float], typer.Option("--max-duration", help=O.help("max_duration"))] = None,
+        path_contains: Annotated[Optional[str], typer.Option("--path-contains", help=O.help("path_contains"))] = None,
+        preset: Annotated[Optional[str], typer.Option("--preset", help=O.help("preset"))] = None,
+        checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help=O.help("checkpoint"))] = None,
+        clip_weights: Annotated[
+            Optional[str], typer.Option("--clip-weights", metavar="PATH|TAG", help=O.help("clip_weights"))] = None,
+        device: Annotated[Optional[str], typer.Option("--device", help=O.help("device"))] = None,
+        reel: Annotated[Optional[Path], typer.Option("--reel", help=O.help("reel"))] = None,
+        force: Annotated[Optional[bool], typer.Option("--force", help=O.help("force"))] = None,
+        out: Annotated[Optional[Path], typer.Option("--out", help=O.help("out"))] = None,
+        output_format: Annotated[Optional[str], typer.Option("--format", help=O.help("format"))] = None,
+        window: Annotated[Optional[float], typer.Option("--window", help=O.help("window"))] = None,
+        stride: Annotated[Optional[float], typer.Option("--stride", help=O.help("stride"))] = None,
+        shots: Annotated[Optional[str], typer.Option("--shots", help=O.help("shots"))] = None,
+        batch_size: Annotated[Optional[int], typer.Option("--batch-size", help=O.help("batch_size"))] = None,
+        wait: Annotated[Optional[float], typer.Option("--wait", help=O.help("wait"))] = None,
         json_output: JsonOpt = False,
         workspace: WorkspaceOpt = None,
         catalog: CatalogOpt = None,
@@ -131,30 +119,17 @@ def register(app: typer.Typer) -> None:
 
         Example:  r2cli summarize match.mp4 --seconds 60 --query "goal celebration" --reel highlights.mp4
         """
-        from r2cli.inference.summarize import check_budget, summarize as run_summarize
+        from r2cli.app.summarize import run_summarize
 
-        check_budget(ratio, seconds)
+        options = O.from_flags(
+            videos=tuple(videos or ()), ratio=ratio, seconds=seconds, query=query, min_duration=min_duration,
+            max_duration=max_duration, path_contains=path_contains, preset=preset, checkpoint=checkpoint,
+            clip_weights=clip_weights, device=device, reel=reel, force=force, out=out, format=output_format,
+            window=window, stride=stride, shots=shots, batch_size=batch_size, wait=wait,
+        )
         ws = workspace_from(workspace, catalog)
         with RichReporter(enabled=not json_output) as reporter:
-            result = run_summarize(
-                ws,
-                tuple(videos or ()),
-                ratio=ratio,
-                seconds=seconds,
-                query=query,
-                preset=preset,
-                checkpoint=checkpoint,
-                clip_weights=clip_weights,
-                device=device,
-                reel=reel,
-                force=force,
-                out=out,
-                output_format=output_format,
-                window_s=window,
-                stride_s=stride,
-                shot_method=shots,
-                reporter=reporter,
-            )
+            result = run_summarize(ws, options, reporter=reporter)
         if json_output:
             print_json(result_to_json(result))
         else:

@@ -14,8 +14,8 @@ Pure standard library: the CLI can parse and validate a query file before torch 
 from __future__ import annotations
 
 import csv
-import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -60,41 +60,53 @@ def queries_from_texts(texts: list[str] | tuple[str, ...]) -> list[Query]:
     return queries
 
 
-def _decode_lines(path: Path) -> list[str]:
-    """Read ``path`` as UTF-8 (a BOM is allowed) and split it into lines, naming the line of a bad byte."""
+def _raw_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of ``path`` read as UTF-8 one line at a time (a BOM is allowed).
+
+    Streams: memory holds one line, whatever the file's length.
+
+    Raises:
+        InputError: the file is missing, a folder or unreadable, or a line is not UTF-8 (named).
+    """
     try:
-        data = path.read_bytes()
+        handle = open(path, "rb")
     except FileNotFoundError:
         raise InputError(f"query file {path} does not exist") from None
     except IsADirectoryError:
         raise InputError(f"query file {path} is a folder, not a file") from None
     except OSError as exc:
         raise InputError(f"cannot read query file {path}: {exc.strerror or exc}") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    raw_lines = data.split(b"\n")
-    lines = []
-    for number, raw in enumerate(raw_lines, start=1):
+    with handle:
+        if path.is_dir():
+            raise InputError(f"query file {path} is a folder, not a file")
         try:
-            lines.append(raw.decode("utf-8").rstrip("\r"))
-        except UnicodeDecodeError as exc:
-            raise InputError(
-                f"{path}:{number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
-                "save the query file as UTF-8"
-            ) from None
-    if lines and lines[-1] == "":
-        lines.pop()  # the newline at the end of the last line
-    return lines
+            for number, raw in enumerate(handle, start=1):
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                if raw.endswith(b"\n"):
+                    raw = raw[:-1]
+                try:
+                    text = raw.decode("utf-8").rstrip("\r")
+                except UnicodeDecodeError as exc:
+                    raise InputError(
+                        f"{path}:{number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                        "save the query file as UTF-8"
+                    ) from None
+                yield number, text
+        except IsADirectoryError:
+            raise InputError(f"query file {path} is a folder, not a file") from None
+        except OSError as exc:
+            raise InputError(f"cannot read query file {path}: {exc.strerror or exc}") from None
 
 
-def _plain_text(path: Path, lines: list[str]) -> list[Query]:
-    queries = []
-    for number, line in enumerate(lines, start=1):
+def _plain_text(path: Path) -> Iterator[Query]:
+    ordinal = 0
+    for number, line in _raw_lines(path):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
-        queries.append(Query(qid=f"q{len(queries) + 1}", text=text, source=str(path), line=number))
-    return queries
+        ordinal += 1
+        yield Query(qid=f"q{ordinal}", text=text, source=str(path), line=number)
 
 
 def _record_to_query(path: Path, number: int, record: dict, ordinal: int) -> Query:
@@ -117,9 +129,9 @@ def _record_to_query(path: Path, number: int, record: dict, ordinal: int) -> Que
     return Query(qid=qid_text, text=text.strip(), source=str(path), line=number, auto_qid=auto)
 
 
-def _jsonl(path: Path, lines: list[str]) -> list[Query]:
-    queries = []
-    for number, line in enumerate(lines, start=1):
+def _jsonl(path: Path) -> Iterator[Query]:
+    ordinal = 0
+    for number, line in _raw_lines(path):
         if not line.strip():
             continue
         try:
@@ -128,23 +140,24 @@ def _jsonl(path: Path, lines: list[str]) -> list[Query]:
             raise InputError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(record, dict):
             raise InputError(f"{path}:{number}: each line must be a JSON object with a '{QUERY_COLUMN}' key")
-        queries.append(_record_to_query(path, number, record, len(queries) + 1))
-    return queries
+        ordinal += 1
+        yield _record_to_query(path, number, record, ordinal)
 
 
-def _csv(path: Path, lines: list[str]) -> list[Query]:
-    if not lines:
-        return []
-    reader = csv.reader(io.StringIO("\n".join(lines) + "\n"))
+def _csv(path: Path) -> Iterator[Query]:
+    lines = (text + "\n" for _, text in _raw_lines(path))
+    reader = csv.reader(lines)
     try:
         header = [name.strip() for name in next(reader)]
+    except StopIteration:
+        return
     except csv.Error as exc:
         raise InputError(f"{path}:1: cannot parse the CSV header ({exc})") from None
     if QUERY_COLUMN not in header:
         raise InputError(
             f"{path}:1: the CSV header has no '{QUERY_COLUMN}' column (found: {', '.join(header) or 'nothing'})"
         )
-    queries = []
+    ordinal = 0
     try:
         for row in reader:
             number = reader.line_num
@@ -156,10 +169,28 @@ def _csv(path: Path, lines: list[str]) -> list[Query]:
                 )
             record = dict(zip(header, row))
             record.setdefault(QUERY_COLUMN, "")
-            queries.append(_record_to_query(path, number, record, len(queries) + 1))
+            ordinal += 1
+            yield _record_to_query(path, number, record, ordinal)
     except csv.Error as exc:
         raise InputError(f"{path}:{reader.line_num}: cannot parse CSV ({exc})") from None
-    return queries
+
+
+def iter_query_file(path: str | Path) -> Iterator[Query]:
+    """The queries of a file (plain text, CSV or JSONL by suffix), one at a time, as they are read.
+
+    Memory holds one line; qids are not checked for repeats here (``QuerySet`` does that).
+
+    Raises:
+        InputError: the file is missing or unreadable, not UTF-8, malformed, or contains an empty
+            query. The message names the file and line.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        return _csv(path)
+    if suffix in JSONL_SUFFIXES:
+        return _jsonl(path)
+    return _plain_text(path)
 
 
 def load_query_file(path: str | Path) -> list[Query]:
@@ -170,14 +201,7 @@ def load_query_file(path: str | Path) -> list[Query]:
             query or a duplicated qid, or holds no query at all. The message names the file and line.
     """
     path = Path(path)
-    lines = _decode_lines(path)
-    suffix = path.suffix.lower()
-    if suffix in CSV_SUFFIXES:
-        queries = _csv(path, lines)
-    elif suffix in JSONL_SUFFIXES:
-        queries = _jsonl(path, lines)
-    else:
-        queries = _plain_text(path, lines)
+    queries = list(iter_query_file(path))
     if not queries:
         raise InputError(f"query file {path} contains no query")
     seen: dict[str, Query] = {}
@@ -214,3 +238,78 @@ def collect_queries(texts: list[str] | tuple[str, ...] = (), query_file: str | P
     if not queries:
         raise UsageError("give a query (r2cli search \"a red scene\") or a query file (--queries FILE)")
     return queries
+
+
+@dataclass(frozen=True)
+class QuerySet:
+    """The queries of a run, from command-line sentences and/or a query file, streamed.
+
+    ``open_queries`` reads the file once to check it (and to count and hash the queries); each
+    iteration reads it again, so memory holds one batch of queries, not the file.
+    """
+
+    texts: tuple[str, ...]  # command-line sentences (first, qids q1, q2, ...)
+    file: Path | None  # the query file, None without one
+    count: int  # number of queries
+    digest: str  # "sha256:<hex>" of every (qid, text) in order: equal digests, equal queries
+
+    def __iter__(self) -> Iterator[Query]:
+        yield from queries_from_texts(list(self.texts)) if self.texts else []
+        if self.file is None:
+            return
+        offset = len(self.texts)
+        for query in iter_query_file(self.file):
+            if query.auto_qid and offset:
+                query = replace(query, qid=f"q{offset + int(query.qid[1:])}")
+            yield query
+
+    def batches(self, size: int) -> Iterator[list[Query]]:
+        """The queries in lists of at most ``size``, in order."""
+        batch: list[Query] = []
+        for query in self:
+            batch.append(query)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def head(self, n: int) -> list[Query]:
+        """The first ``n`` queries."""
+        out: list[Query] = []
+        for query in self:
+            if len(out) >= n:
+                break
+            out.append(query)
+        return out
+
+
+def open_queries(texts: list[str] | tuple[str, ...] = (), query_file: str | Path | None = None) -> QuerySet:
+    """Check command-line sentences and a query file (sentences first) without holding the file.
+
+    Raises:
+        UsageError: neither sentences nor a file were given, or a sentence is empty.
+        InputError: the query file is unusable (missing, not UTF-8, malformed, an empty query, no
+            query at all) or a qid repeats; the message names the file and line.
+    """
+    import hashlib
+
+    texts = tuple(texts or ())
+    if not texts and query_file is None:
+        raise UsageError("give a query (r2cli search \"a red scene\") or a query file (--queries FILE)")
+    queries = QuerySet(texts=texts, file=Path(query_file) if query_file is not None else None, count=0, digest="")
+    digest = hashlib.sha256()
+    seen: dict[str, str] = {}
+    count = 0
+    for query in queries:
+        if query.qid in seen:
+            first = seen[query.qid]
+            if first.startswith("argument"):
+                raise InputError(f"{query.where}: qid '{query.qid}' is also used by a command-line query")
+            raise InputError(f"{query.where}: qid '{query.qid}' is used again (first at {first}); qids must be unique")
+        seen[query.qid] = query.where if query.line is None else f"line {query.line}"
+        digest.update(f"{query.qid}\t{query.text}\n".encode("utf-8"))
+        count += 1
+    if query_file is not None and count == len(texts):
+        raise InputError(f"query file {query_file} contains no query")
+    return replace(queries, count=count, digest="sha256:" + digest.hexdigest()[:24])

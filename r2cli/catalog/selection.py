@@ -1,0 +1,202 @@
+"""Which catalog videos a use case works on: ``VideoFilter`` and the queries behind it.
+
+The rule "a usable video is a row with status ``ok``" is written once here (``usable``), and every
+selection of search, summarize and the catalog's statistics goes through it. Results are plain
+``VideoRecord`` rows; no other layer needs SQL.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from r2cli.catalog.schema import VideoRecord
+from r2cli.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from r2cli.paths import Workspace
+
+USABLE_STATUS = "ok"  # videos with this status are readable and may be searched, summarized or cut
+
+
+def usable(video_table: Any) -> Any:
+    """The SQL condition of a usable video (``status = 'ok'``) on the ``Video`` table."""
+    return video_table.status == USABLE_STATUS
+
+
+@dataclass(frozen=True)
+class VideoFilter:
+    """Which usable catalog videos to work on. Every field empty: all of them."""
+
+    patterns: tuple[str, ...] = ()  # catalog ids, absolute paths, file names or globs of either
+    min_duration: float | None = None  # seconds; shorter videos are left out
+    max_duration: float | None = None  # seconds; longer videos are left out
+    path_contains: str | None = None  # only paths containing this text
+
+    @property
+    def catalog_filters(self) -> bool:
+        """Whether a filter besides ``patterns`` is set."""
+        return self.min_duration is not None or self.max_duration is not None or bool(self.path_contains)
+
+    def matches(self, record: Any) -> bool:
+        """Whether ``record`` passes ``patterns`` (the SQL filters are applied by ``select_videos``)."""
+        return matches_video(record, self.patterns)
+
+    def describe(self) -> str:
+        """The filters in words, for an error message."""
+        what = []
+        if self.patterns:
+            what.append("--video " + " ".join(self.patterns))
+        if self.catalog_filters:
+            what.append("the catalog filters")
+        return " and ".join(what) or f"status {USABLE_STATUS}"
+
+
+def matches_video(record: Any, patterns: tuple[str, ...]) -> bool:
+    """Whether a video's id, path or file name matches one of ``patterns`` (all match when empty)."""
+    if not patterns:
+        return True
+    name = Path(record.path).name
+    for pattern in patterns:
+        if pattern.isdigit() and int(pattern) == record.id:
+            return True
+        if fnmatch.fnmatchcase(record.path, pattern) or fnmatch.fnmatchcase(name, pattern):
+            return True
+        if fnmatch.fnmatchcase(record.path, str(Path(pattern).expanduser().resolve())):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The usable videos a filter selected, and how many rows the catalog holds in all."""
+
+    videos: list[VideoRecord]  # in catalog id order
+    total: int  # rows of every status
+
+
+def select_videos(workspace: "Workspace", video_filter: VideoFilter | None = None) -> Selection:
+    """Usable videos passing ``video_filter``, in id order.
+
+    Raises:
+        CatalogError: there is no catalog (the message says to run ``r2cli index``).
+    """
+    from sqlalchemy import func, select
+
+    from r2cli.catalog.db import Catalog
+    from r2cli.catalog.schema import Video
+
+    video_filter = video_filter or VideoFilter()
+    statement = select(Video).where(usable(Video)).order_by(Video.id)
+    if video_filter.min_duration is not None:
+        statement = statement.where(Video.duration >= video_filter.min_duration)
+    if video_filter.max_duration is not None:
+        statement = statement.where(Video.duration <= video_filter.max_duration)
+    if video_filter.path_contains:
+        statement = statement.where(Video.path.contains(video_filter.path_contains))
+    with Catalog.open(workspace, create=False) as catalog, catalog.session() as session:
+        total = session.scalar(select(func.count()).select_from(Video)) or 0
+        records = [row.to_record() for row in session.scalars(statement) if video_filter.matches(row)]
+    return Selection(videos=records, total=int(total))
+
+
+def require_videos(workspace: "Workspace", video_filter: VideoFilter | None = None) -> list[VideoRecord]:
+    """``select_videos``, refusing an empty archive or an empty selection.
+
+    Raises:
+        CatalogError: there is no catalog.
+        InputError: the archive is empty, or no usable video passes the filter.
+    """
+    video_filter = video_filter or VideoFilter()
+    selection = select_videos(workspace, video_filter)
+    if selection.total == 0:
+        raise InputError(
+            f"the archive is empty: the catalog {workspace.catalog_url} has no videos; index a folder first "
+            "(r2cli index ./archive)"
+        )
+    if not selection.videos:
+        raise InputError(
+            f"no video of the catalog ({selection.total} rows) matches {video_filter.describe()}; "
+            "see `r2cli catalog list`"
+        )
+    return selection.videos
+
+
+def compatible_feature_sets(
+    workspace: "Workspace", fingerprints: list[str], *, weights_id: str, clip_model: str, fps: float, k: int
+) -> dict[str, list[str]]:
+    """Stored feature files usable for ``fingerprints``: same CLIP weights, model and fps, at least k layers.
+
+    Returns fingerprint -> relative paths in the feature store (catalog order). Features indexed
+    with non-default options (another frame rule, bf16 CLIP) are found this way.
+
+    Raises:
+        CatalogError: there is no catalog.
+    """
+    from sqlalchemy import select
+
+    from r2cli.catalog.db import Catalog
+    from r2cli.catalog.schema import FeatureSet
+
+    found: dict[str, list[str]] = {}
+    if not fingerprints:
+        return found
+    with Catalog.open(workspace, create=False) as catalog, catalog.session() as session:
+        for start in range(0, len(fingerprints), 500):
+            chunk = fingerprints[start : start + 500]
+            statement = select(FeatureSet).where(FeatureSet.fingerprint.in_(chunk)).order_by(FeatureSet.id)
+            for row in session.scalars(statement):
+                data = row.settings or {}
+                if (
+                    data.get("weights_id") == weights_id
+                    and data.get("clip_model") == clip_model
+                    and abs(float(data.get("fps", -1)) - fps) < 1e-9
+                    and int(data.get("k", 0)) >= k
+                ):
+                    found.setdefault(row.fingerprint, []).append(row.relpath)
+    return found
+
+
+def _same_file_names(path: Path) -> list[str]:
+    names = {os.path.abspath(path), os.path.realpath(path)}
+    return sorted(names)
+
+
+def is_source_video(workspace: "Workspace", path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file the catalog knows as a source video (of any status).
+
+    No r2cli command may write over a source video, with or without ``--force``. The path is
+    compared as given (absolute) and with symlinks resolved; an existing file is also compared by
+    inode, so a hard link or another spelling of a catalogued video counts. A workspace without a
+    catalog knows no source video.
+
+    Raises:
+        CatalogError: the catalog exists but cannot be read.
+    """
+    from sqlalchemy import select
+
+    from r2cli.catalog.db import Catalog, catalog_exists
+    from r2cli.catalog.schema import Video
+
+    target = Path(path).expanduser()
+    if not catalog_exists(workspace):
+        return False
+    names = _same_file_names(target)
+    with Catalog.open(workspace, create=False) as catalog, catalog.session() as session:
+        if session.scalars(select(Video.id).where(Video.path.in_(names))).first() is not None:
+            return True
+        try:
+            stat = target.stat()
+        except OSError:
+            return False
+        rows = session.execute(select(Video.path).where(Video.size == stat.st_size)).all()
+    for (candidate,) in rows:
+        try:
+            if os.path.samefile(candidate, target):
+                return True
+        except OSError:
+            continue
+    return False

@@ -1,0 +1,52 @@
+"""The ranked table of ``r2cli search`` at 80 columns, compared in full (APP_CONTRACT item 5)."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+
+EXPECTED = """\
+                       search run 20260101-000000-abcdef                        
+┏━━━━━━━━━━━━━━━━━━━┳━━━┳━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━┓
+┃ query             ┃ # ┃  score ┃      start ┃        end ┃ video             ┃
+┡━━━━━━━━━━━━━━━━━━━╇━━━╇━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━┩
+│ q1: a dog catches │ 1 │ 0.9123 │    0:12.00 │    0:20.00 │ 2019_summer_vaca… │
+│ a frisbee on the  │   │        │            │            │                   │
+│ beach at sunset   │   │        │            │            │                   │
+│                   │ 2 │ 0.5000 │ 1:02:05.50 │ 1:02:11.00 │ b.mp4             │
+│ q2: red\\x1b[31m   │ 1 │ 0.2500 │    0:00.00 │    0:02.00 │ red car.mp4       │
+│ car               │   │        │            │            │                   │
+└───────────────────┴───┴────────┴────────────┴────────────┴───────────────────┘
+"""
+
+
+def test_ranked_table_at_80_columns():
+    from rich.console import Console
+
+    from r2cli.cli.commands.search import search_table
+
+    query = "a dog catches a frisbee on the beach at sunset"
+    frame = pd.DataFrame({
+        "query_id": ["q1", "q1", "q2"],
+        "query": [query, query, "red\x1b[31m car"],  # a control character is shown escaped
+        "rank_in_query": [1, 2, 1],
+        "score": [0.91234, 0.5, 0.25],
+        "start_s": [12.0, 3725.5, 0.0],
+        "end_s": [20.0, 3731.0, 2.0],
+        "path": ["/archive/holidays/2019_summer_vacation_at_the_beach_with_the_dog.mp4", "/a/b.mp4",
+                 "/a/red car.mp4"],
+    })
+    buffer = io.StringIO()
+    Console(file=buffer, width=80, color_system=None).print(search_table(frame, "search run 20260101-000000-abcdef"))
+    assert buffer.getvalue() == EXPECTED
+    # every column is kept and no line is wider than the terminal
+    assert all(len(line) <= 80 for line in buffer.getvalue().splitlines())
+
+
+def test_counts_read_as_english():
+    from r2cli.cli.commands.search import plural
+
+    assert plural(1, "query", "queries") == "1 query"
+    assert plural(2, "query", "queries") == "2 queries"
+    assert plural(1, "segment") == "1 segment" and plural(0, "segment") == "0 segments"
