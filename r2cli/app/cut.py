@@ -166,7 +166,7 @@ def run_cut(workspace: "Workspace | None", options: CutOptions, *, reporter: Rep
         )
     if options.concat is not None:
         return make_reel(segments, options.concat, force=options.force, pad=options.pad, jobs=options.jobs,
-                         protected=protected, reporter=reporter)
+                         protected=protected, flag="--concat", reporter=reporter)
     return cut_segments(segments, out_dir, copy=options.copy, template=options.template, force=options.force,
                         pad=options.pad, jobs=options.jobs, protected=protected, reporter=reporter)
 

@@ -87,7 +87,7 @@ def make_reel(
     pad: float = 0.0,
     jobs: int | None = None,
     protected: Protected | None = None,
-    flag: str = "--concat",
+    flag: str = "reel",
     timeout: float | None = None,
     reporter: Reporter = NULL_REPORTER,
 ) -> CutReport:
@@ -99,7 +99,7 @@ def make_reel(
     The reel lasts the sum of its segments (within a frame per segment). Bad rows and missing
     sources are skipped and named; temporary pieces are always removed. ``protected`` names
     paths that are never written (the catalog's videos); ``flag`` is how messages name
-    ``output`` (``--concat``, ``--reel``); ``timeout``: seconds one ffmpeg may run.
+    ``output`` (``--concat`` for cut, ``--reel`` for summarize); ``timeout``: seconds one ffmpeg may run.
 
     Raises:
         UsageError: ``output`` exists without ``force``, is a source video, has an unsupported
