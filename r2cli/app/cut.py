@@ -117,10 +117,7 @@ def run_cut(workspace: "Workspace | None", options: CutOptions, *, reporter: Rep
         CatalogError: the catalog exists but cannot be read.
     """
     from r2cli.errors import UsageError
-    from r2cli.media import _process
-    from r2cli.media.clips import cut_segments
-    from r2cli.media.reels import make_reel
-    from r2cli.media.segments import ClipOutcome, CutReport, check_segments, segments_from_results
+    from r2cli.media.segments import segments_from_results
     from r2cli.outputs import read_results
 
     if options.results is None:
@@ -128,16 +125,31 @@ def run_cut(workspace: "Workspace | None", options: CutOptions, *, reporter: Rep
     results_path = Path(options.results)
     results = read_results(results_path)
     segments = segments_from_results(results, top=options.top, min_score=options.min_score)
-    protected = catalog_guard(workspace)
     out_dir = options.out_dir()
-    target_dir = Path(options.concat).parent if options.concat is not None else out_dir
-    if workspace is not None:
-        from r2cli.catalog.guards import catalogued_folder_above
+    report = _cut(options, results, segments, out_dir, catalog_guard(workspace), reporter)
+    if workspace is not None and report.written and report.format == "media":
+        _warn_inside_archive(workspace, Path(report.out_dir or out_dir), reporter)
+    return report
 
-        archive = catalogued_folder_above(workspace, target_dir)
-        if archive is not None:
-            reporter.warn(f"{target_dir} is inside {archive}, a folder of catalogued videos; r2cli marks what it "
-                          "writes so that `r2cli index` skips it")
+
+def _warn_inside_archive(workspace: "Workspace", folder: Path, reporter: Reporter) -> None:
+    from r2cli.catalog.guards import catalogued_folder_above
+
+    archive = catalogued_folder_above(workspace, folder)
+    if archive is not None:
+        where = "holds" if archive == folder.resolve() else f"is inside {archive}, a folder with"
+        reporter.warn(f"{folder} {where} catalogued videos; r2cli marked its outputs (container comment "
+                      "'r2cli output') so that `r2cli index` does not take them for new videos")
+
+
+def _cut(options: CutOptions, results: Any, segments: list, out_dir: Path, protected: Any,
+         reporter: Reporter) -> "CutReport":
+    from r2cli.media import _process
+    from r2cli.media.clips import cut_segments
+    from r2cli.media.reels import make_reel
+    from r2cli.media.segments import ClipOutcome, CutReport, check_segments
+
+    results_path = Path(options.results)
     if options.format != "media":
         from r2cli.media.timeline import write_timeline
 
