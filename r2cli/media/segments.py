@@ -93,16 +93,19 @@ class CutReport:
         return {"written": len(self.written), "skipped": len(self.skipped), "failed": len(self.failed)}
 
     def describe(self) -> str:
-        """One line for people that says what was written: clips, one reel, or one timeline."""
+        """One line for people that says what was written: clips, one reel, or one timeline.
+
+        No timing (it is in ``elapsed_s``), so the line depends only on what was cut.
+        """
         counts = self.counts()
         if self.timeline:
             return (f"wrote 1 timeline ({self.format}) with {counts['written']} event(s): {self.timeline}; "
-                    f"{counts['skipped']} row(s) skipped in {self.elapsed_s:.1f} s")
+                    f"{counts['skipped']} row(s) skipped")
         if self.reel:
             return (f"wrote 1 reel with {counts['written']} segment(s): {self.reel}; "
-                    f"{counts['skipped']} row(s) skipped in {self.elapsed_s:.1f} s")
+                    f"{counts['skipped']} row(s) skipped")
         return (f"{counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed "
-                f"in {self.elapsed_s:.1f} s ({self.mode}, {self.jobs} job(s))")
+                f"({self.mode}, {self.jobs} job(s))")
 
     def to_dict(self) -> dict:
         return {

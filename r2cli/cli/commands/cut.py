@@ -73,7 +73,11 @@ def render(report) -> None:
     from rich.table import Table
 
     if report.written and not report.timeline and not report.reel:
-        table = Table("clip", "source", "start s", "end s", title=f"{len(report.written)} clip(s) in {report.out_dir}")
+        table = Table(title=f"{len(report.written)} clip(s) in {report.out_dir}")
+        table.add_column("clip")
+        table.add_column("source")
+        table.add_column("start s", justify="right")
+        table.add_column("end s", justify="right")
         for outcome in report.written:
             table.add_row(
                 escape(Path(outcome.output or "").name),
@@ -82,7 +86,7 @@ def render(report) -> None:
                 f"{outcome.end_s:.3f}",
             )
         console.print(table)
-    console.print(report.describe(), highlight=False, markup=False)
+    console.print(report.describe(), highlight=False, markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
