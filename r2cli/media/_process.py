@@ -68,6 +68,23 @@ def _kill_group(process: subprocess.Popen) -> None:
     process.wait()
 
 
+def spawn(args: list[str], **popen: object) -> subprocess.Popen:
+    """Start a child (ffmpeg, ffprobe) in its own process group that dies with this process.
+
+    ``popen`` goes to ``subprocess.Popen`` (pipes); stdin is /dev/null unless given.
+
+    Raises:
+        OSError: the executable cannot be started.
+    """
+    popen.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.Popen(args, start_new_session=True, preexec_fn=_child_setup(os.getpid()), **popen)  # type: ignore[call-overload]
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """Kill a child started by ``spawn`` and everything it started, and reap it."""
+    _kill_group(process)
+
+
 def run_ffmpeg(args: list[str], *, timeout: float | None = None) -> tuple[int, str]:
     """Run ``args`` (the executable first); return (exit code, stderr text).
 
@@ -76,14 +93,7 @@ def run_ffmpeg(args: list[str], *, timeout: float | None = None) -> tuple[int, s
     is raised again. Tests replace this function to simulate failures.
     """
     try:
-        process = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=_child_setup(os.getpid()),
-        )
+        process = spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except OSError as exc:
         return 127, f"cannot run {args[0]}: {exc}"
     try:

@@ -190,3 +190,14 @@ def test_reel_of_summarize_into_a_read_only_folder_is_one_error_line(source_vide
                             timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"error: --reel {read_only}: cannot write there: Permission denied"]
+
+
+def test_timeout_stops_ffmpeg_and_says_so(ffmpeg):
+    from r2cli.media._process import run_ffmpeg
+
+    began = time.monotonic()
+    code, message = run_ffmpeg([ffmpeg, "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=d=3600", "-f", "null", "-"],
+                               timeout=0.5)
+    assert code == 124 and message == "ffmpeg did not finish within 0.5 s and was stopped"
+    assert time.monotonic() - began < 10
+    assert not [c for c in _children(os.getpid()) if c[1] == "ffmpeg"]
