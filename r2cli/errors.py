@@ -69,3 +69,9 @@ class FeatureError(R2Error):
     """Features are missing, stale or unreadable."""
 
     exit_code = 1
+
+
+class ClusterError(R2Error):
+    """The distributed engine (Ray) cannot be reached, or a node cannot do its part."""
+
+    exit_code = 7

@@ -1,97 +1,47 @@
-"""Declarative batch jobs: one reviewed TOML file runs index → search → summarize → cut.
+"""Declarative batch jobs: one reviewed TOML file runs index -> search -> summarize -> cut -> report.
 
-A job file has up to five tables (see ``jobs/sample.toml`` for every key with a comment):
+A job file has a ``[job]`` table (name, workspace, out) and one table per step. The keys of a
+step's table are the fields of that use case's options (``r2cli.app.<step>.OPTIONS``): the same
+dataclass the command line builds from its flags, with the same defaults and rules, so a job step
+and the equivalent command produce the same outputs. This module knows no option of any step; it
+reads the file, checks the tables, and hands each one to ``r2cli.app.<step>.job_step``.
 
-- ``[job]``: name, workspace, where outputs go;
-- ``[index]``: folders to index (the same library calls as ``r2cli index``);
-- ``[search]``: queries (inline or a query file) and search options (as ``r2cli search``);
-- ``[summarize]``: videos to summarize and the budget (``r2cli.inference.summarize.summarize``);
-- ``[cut]``: which results to cut into clips (needs ``r2cli.media.cut.cut_results``).
-
-Relative paths in a job file are relative to the folder holding the job file, so a job runs
-the same from any working directory. A job is resumable like its parts: indexing is incremental,
-and a search (summary, cut) whose outputs exist for the same settings is not redone unless
-``force``. The library never prints: ``run_job`` returns a ``JobResult``.
+Relative paths in a job file are relative to the folder holding the job file, so a job runs the
+same from any working directory. A job is resumable like its parts: indexing is incremental, and a
+step whose outputs exist for the same settings is not redone unless ``force``. The library never
+prints: ``run_job`` returns a ``JobResult``.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from r2cli.app.options import Options, name_rule, option
+from r2cli.app.steps import JOB_STEPS, JobContext, StepResult
 from r2cli.errors import InputError, MissingDependencyError, R2Error
 from r2cli.progress import NULL_REPORTER, Reporter
 
-SECTIONS = ("job", "index", "search", "summarize", "cut")
-FORMATS = ("parquet", "official")
+SECTIONS = ("job", *JOB_STEPS)
 
-
-# ----------------------------------------------------------------------------------------------
-# Schema: key -> (kind, default). Kinds: str, path, int+, float+, float, bool, [str], [path], choice:a|b
+__all__ = ["Job", "JobOptions", "JobResult", "StepResult", "load_job", "run_job", "validate_job", "step_module"]
 
 
 @dataclass(frozen=True)
-class Key:
-    """One allowed key of a job table."""
+class JobOptions(Options):
+    """The ``[job]`` table."""
 
-    kind: str  # value rule: "str", "path", "int+", "float+", "ratio", "float", "bool", "[str]", "[path]", "device", "format"
-    default: Any = None  # value when the key is absent
-    required: bool = False  # whether the key must be present
-
-
-SCHEMA: dict[str, dict[str, Key]] = {
-    "job": {
-        "name": Key("str"),
-        "workspace": Key("path"),
-        "out": Key("path"),
-    },
-    "index": {
-        "paths": Key("[path]", required=True),
-        "extensions": Key("[str]"),
-        "ignore": Key("[str]", default=[]),
-        "features": Key("bool", default=True),
-        "clip_weights": Key("str"),
-        "fps": Key("float+"),
-        "device": Key("device", default="auto"),
-        "batch_size": Key("int+"),
-    },
-    "search": {
-        "queries": Key("[str]", default=[]),
-        "queries_file": Key("path"),
-        "videos": Key("[str]", default=[]),
-        "candidates": Key("int+"),
-        "top_k": Key("int+", default=10),
-        "min_score": Key("float"),
-        "preset": Key("str", default="qvhighlights"),
-        "checkpoint": Key("str"),
-        "clip_weights": Key("str"),
-        "device": Key("device", default="auto"),
-        "window": Key("float+"),
-        "stride": Key("float+"),
-        "format": Key("format", default="parquet"),
-        "batch_size": Key("int+"),
-    },
-    "summarize": {
-        "videos": Key("[str]", default=[]),
-        "ratio": Key("ratio", default=0.15),
-        "query": Key("str"),
-        "preset": Key("str"),
-        "checkpoint": Key("str"),
-        "clip_weights": Key("str"),
-        "device": Key("device", default="auto"),
-    },
-    "cut": {
-        "source": Key("str", default="search"),
-        "top": Key("int+", default=5),
-        "padding": Key("float", default=0.0),
-        "format": Key("cutformat", default="media"),
-        "out": Key("path"),
-    },
-}
-CUT_SOURCES = ("search", "summarize")
-CUT_FORMATS = ("media", "edl", "otio")
+    section = "job"
+    name: str | None = option(None, help="Name of the job: shown in the catalog's run record and used in the "
+                                         "default output folder. Default: the job file's name.", check=name_rule)
+    workspace: Path | None = option(None, help="Workspace (catalog, feature store, runs). Default: --workspace, "
+                                               "$R2CLI_WORKSPACE or ./.r2cli.")
+    out: Path | None = option(None, help="Where the job's outputs go (one folder per step below it). "
+                                         "Default: <workspace>/runs/job-<name>.")
 
 
 @dataclass(frozen=True)
@@ -103,26 +53,16 @@ class Job:
     base: Path  # folder relative paths are resolved against (the job file's folder)
     workspace: Path | None  # [job].workspace, resolved; None: the caller's workspace
     out: Path | None  # [job].out, resolved; None: <workspace>/runs/job-<name>
-    index: dict[str, Any] | None  # validated [index] table (defaults filled), or None
-    search: dict[str, Any] | None  # validated [search] table, or None
-    summarize: dict[str, Any] | None  # validated [summarize] table, or None
-    cut: dict[str, Any] | None  # validated [cut] table, or None
+    tables: dict[str, dict[str, Any]]  # step name -> its raw table, in running order
+    options: dict[str, Options]  # step name -> its options as the file gives them (validated)
 
     def steps(self) -> list[str]:
         """Names of the steps this job runs, in order."""
-        return [name for name in ("index", "search", "summarize", "cut") if getattr(self, name) is not None]
+        return list(self.tables)
 
-
-@dataclass
-class StepResult:
-    """What one step of a job did."""
-
-    name: str  # "index" | "search" | "summarize" | "cut"
-    status: str  # "done" | "skipped" (finished earlier, same settings) | "error" (the step could not run)
-    detail: str  # one line for people
-    seconds: float = 0.0  # wall time of the step
-    outputs: dict[str, str] = field(default_factory=dict)  # named output paths
-    counts: dict[str, Any] = field(default_factory=dict)  # numbers worth reporting
+    def where(self, section: str) -> str:
+        """How messages name one table of this file."""
+        return f"{self.path}: [{section}]"
 
 
 @dataclass
@@ -139,6 +79,13 @@ class JobResult:
     def ok(self) -> bool:
         """True when no step ended in error."""
         return all(step.status != "error" for step in self.steps)
+
+
+def step_module(name: str) -> ModuleType:
+    """The use-case module that runs the job step ``name`` (``r2cli.app.<name>``)."""
+    if name not in JOB_STEPS:
+        raise InputError(f"unknown job step {name!r}; known steps: {', '.join(JOB_STEPS)}")
+    return importlib.import_module(f"r2cli.app.{name}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -170,279 +117,60 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: not valid TOML ({exc})") from None
 
 
-def _check_value(where: str, kind: str, value: Any, base: Path) -> Any:
-    def fail(rule: str) -> InputError:
-        return InputError(f"{where} {rule}, got {value!r}")
-
-    if kind == "str":
-        if not isinstance(value, str) or not value.strip():
-            raise fail("must be a non-empty string")
-        return value
-    if kind == "path":
-        if not isinstance(value, str) or not value.strip():
-            raise fail("must be a path (a non-empty string)")
-        return _resolve(base, value)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise fail("must be true or false")
-        return value
-    if kind == "int+":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise fail("must be an integer >= 1")
-        return value
-    if kind in ("float+", "float", "ratio"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise fail("must be a number")
-        if kind == "float+" and not value > 0:
-            raise fail("must be > 0")
-        if kind == "ratio" and not 0 < value <= 1:
-            raise fail("must be in (0, 1]")
-        return float(value)
-    if kind in ("[str]", "[path]"):
-        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            raise fail("must be a list of non-empty strings")
-        return [_resolve(base, v) for v in value] if kind == "[path]" else list(value)
-    if kind == "device":
-        if not isinstance(value, str) or not (value in ("auto", "cpu", "cuda", "mps") or value.startswith("cuda:")):
-            raise fail("must be auto, cpu, cuda or cuda:N")
-        return value
-    if kind == "cutformat":
-        if value not in CUT_FORMATS:
-            raise fail(f"must be one of {', '.join(CUT_FORMATS)}")
-        return value
-    if kind == "format":
-        if value not in FORMATS:
-            raise fail(f"must be one of {', '.join(FORMATS)}")
-        return value
-    raise AssertionError(f"unknown key kind {kind}")  # pragma: no cover - schema bug
-
-
-def _resolve(base: Path, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (base / path).resolve()
-
-
-def _table(path: Path, data: dict[str, Any], section: str, base: Path) -> dict[str, Any] | None:
-    if section not in data:
-        return None
-    table = data[section]
-    if not isinstance(table, dict):
-        raise InputError(f"{path}: '{section}' must be a table ([{section}]), got {type(table).__name__}")
-    schema = SCHEMA[section]
-    unknown = sorted(set(table) - set(schema))
-    if unknown:
-        raise InputError(
-            f"{path}: [{section}] has unknown key '{unknown[0]}'; known keys: {', '.join(schema)}"
-        )
-    values: dict[str, Any] = {}
-    for key, spec in schema.items():
-        where = f"{path}: [{section}].{key}"
-        if key not in table:
-            if spec.required:
-                raise InputError(f"{where} is required")
-            values[key] = list(spec.default) if isinstance(spec.default, list) else spec.default
-            continue
-        values[key] = _check_value(where, spec.kind, table[key], base)
-    return values
-
-
 def load_job(path: str | Path) -> Job:
     """Read and validate a job file; every error names the file and the key.
 
+    Each step's table is checked by that step's options class (unknown keys, types, rules).
+
     Raises:
         InputError: the file is missing, not UTF-8 or not TOML, has an unknown table or key, a value
-            that breaks its rule, or no step to run.
+            that breaks its rule, a [cut] whose source step is absent, or no step to run.
     """
     path = Path(path).expanduser().resolve()
     data = _load_toml(path)
-    unknown = sorted(set(data) - set(SECTIONS))
+    unknown = [name for name in data if name not in SECTIONS]
     if unknown:
         raise InputError(f"{path}: unknown table [{unknown[0]}]; known tables: {', '.join(SECTIONS)}")
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise InputError(f"{path}: '{section}' must be a table ([{section}]), got {type(table).__name__}")
     base = path.parent
-    job_table = _table(path, data, "job", base) or {"name": None, "workspace": None, "out": None}
-    index = _table(path, data, "index", base)
-    search = _table(path, data, "search", base)
-    summarize = _table(path, data, "summarize", base)
-    cut = _table(path, data, "cut", base)
-    if index is not None and not index["paths"]:
-        raise InputError(f"{path}: [index].paths must list at least one folder or file")
-    if search is not None:
-        if not search["queries"] and search["queries_file"] is None:
-            raise InputError(f"{path}: [search] needs 'queries' (a list of sentences) or 'queries_file'")
-        if search["window"] is not None and search["stride"] is not None and search["stride"] > search["window"]:
-            raise InputError(
-                f"{path}: [search].stride ({search['stride']:g}) must not exceed [search].window ({search['window']:g})"
-            )
-    if cut is not None:
-        if cut["source"] not in CUT_SOURCES:
-            raise InputError(f"{path}: [cut].source must be one of {', '.join(CUT_SOURCES)}, got {cut['source']!r}")
-        if cut["source"] == "search" and search is None:
-            raise InputError(f"{path}: [cut].source is 'search' but the job has no [search] table")
-        if cut["source"] == "summarize" and summarize is None:
-            raise InputError(f"{path}: [cut].source is 'summarize' but the job has no [summarize] table")
-        if cut["padding"] < 0:
-            raise InputError(f"{path}: [cut].padding must be >= 0 seconds, got {cut['padding']}")
-    name = job_table["name"] or path.stem
-    job = Job(
-        path=path,
-        name=name,
-        base=base,
-        workspace=job_table["workspace"],
-        out=job_table["out"],
-        index=index,
-        search=search,
-        summarize=summarize,
-        cut=cut,
-    )
-    if not job.steps():
-        raise InputError(f"{path}: the job has no step; add an [index], [search], [summarize] or [cut] table")
+    job_options = JobOptions.from_table(data.get("job", {}), where=f"{path}: [job]", base=base)
+    tables = {name: dict(data[name]) for name in JOB_STEPS if name in data}
+    if not tables:
+        raise InputError(f"{path}: the job has no step; add one of the tables "
+                         + ", ".join(f"[{name}]" for name in JOB_STEPS))
+    options: dict[str, Options] = {}
+    for name, table in tables.items():
+        module = step_module(name)
+        options[name] = module.OPTIONS.from_table(table, where=f"{path}: [{name}]", base=base)
+    source = tables.get("cut", {}).get("source")
+    if isinstance(source, str) and source in JOB_STEPS and source not in tables:
+        raise InputError(f"{path}: [cut].source is '{source}' but the job has no [{source}] table")
+    return Job(path=path, name=job_options.name or path.stem, base=base, workspace=job_options.workspace,
+               out=job_options.out, tables=tables, options=options)
+
+
+def validate_job(path: str | Path) -> Job:
+    """Load and validate a job file without running it (``r2cli run --check``).
+
+    Besides the file itself, the inputs it names must exist (the fields marked ``exists``: the
+    folders to index, a query file ...).
+
+    Raises:
+        InputError: see ``load_job``; or a named input does not exist (the key is named).
+    """
+    job = load_job(path)
+    for name, options in job.options.items():
+        missing = options.missing_inputs()
+        if missing:
+            key, target = missing[0]
+            raise InputError(f"{job.path}: [{name}].{key} names {target}, which does not exist")
     return job
 
 
 # ----------------------------------------------------------------------------------------------
-# Steps
-
-
-def _run_index(job: Job, workspace, reporter: Reporter) -> StepResult:
-    """The two library calls of ``r2cli index``: the catalog pass, then feature extraction.
-
-    The catalog pass is committed before the CLIP weights are needed, so a machine without weights
-    still gets an up-to-date catalog and a one-line ``MissingWeightsError``.
-    """
-    from r2cli.catalog.scan import scan_archive
-
-    options = job.index or {}
-    started = time.perf_counter()
-    paths = [str(p) for p in options["paths"]]
-    scan = scan_archive(paths, workspace, extensions=options["extensions"], ignore=tuple(options["ignore"]),
-                        reporter=reporter)
-    counts: dict[str, Any] = {"new": scan.new, "updated": scan.updated, "unchanged": scan.unchanged,
-                              "moved": scan.moved, "missing": scan.missing, "errors": scan.errors}
-    detail = f"{scan.seen} paths ({scan.new} new, {scan.updated} updated, {scan.errors} errors)"
-    if options["features"]:
-        from r2cli.features.extract import extract_features
-
-        extra: dict[str, Any] = {}
-        if options["fps"] is not None:
-            extra["fps"] = options["fps"]
-        report = extract_features(workspace, clip_weights=options["clip_weights"], device=options["device"],
-                                  batch_size=options["batch_size"], paths=paths, reporter=reporter, **extra)
-        counts.update(features_extracted=report.videos_extracted, features_skipped=report.videos_skipped,
-                      features_failed=report.videos_failed)
-        detail += (f"; features: {report.videos_extracted} extracted, {report.videos_skipped} up to date, "
-                   f"{report.videos_failed} failed")
-    return StepResult(name="index", status="done", detail=detail, seconds=time.perf_counter() - started, counts=counts)
-
-
-def _search_options(options: dict[str, Any], out: Path, force: bool):
-    from r2cli.inference.search import SearchOptions
-
-    extra: dict[str, Any] = {}
-    if options["window"] is not None:
-        extra["window_s"] = options["window"]
-    if options["stride"] is not None:
-        extra["stride_s"] = options["stride"]
-    if options["batch_size"] is not None:
-        extra["batch_size"] = options["batch_size"]
-    return SearchOptions(
-        videos=tuple(options["videos"]),
-        candidates=options["candidates"],
-        top_k=options["top_k"],
-        min_score=options["min_score"],
-        preset=options["preset"],
-        checkpoint=options["checkpoint"],
-        clip_weights=options["clip_weights"],
-        device=options["device"],
-        out=out,
-        format=options["format"],
-        resume=not force,
-        **extra,
-    )
-
-
-def _run_search(job: Job, workspace, out_dir: Path, force: bool, reporter: Reporter) -> StepResult:
-    from r2cli.inference.queries import collect_queries
-    from r2cli.inference.search import search
-
-    options = job.search or {}
-    started = time.perf_counter()
-    queries = collect_queries(options["queries"], options["queries_file"])
-    result = search(workspace, queries, options=_search_options(options, out_dir / "search", force), reporter=reporter)
-    status = "skipped" if result.resumed else "done"
-    detail = (
-        f"{result.counts.get('queries', 0)} queries over {result.counts.get('videos_searched', 0)} videos: "
-        f"{result.counts.get('moments', 0)} moments in {result.out_dir}"
-    )
-    if result.resumed:
-        detail = f"outputs for the same settings exist in {result.out_dir} (run {result.run_id}); use --force to redo"
-    return StepResult(
-        name="search",
-        status=status,
-        detail=detail,
-        seconds=time.perf_counter() - started,
-        outputs={name: str(p) for name, p in result.files.items()},
-        counts=dict(result.counts),
-    )
-
-
-def _run_summarize(job: Job, workspace, out_dir: Path, force: bool, reporter: Reporter) -> StepResult:
-    from r2cli.inference.summarize import summarize
-
-    options = dict(job.summarize or {})
-    started = time.perf_counter()
-    result = summarize(
-        workspace,
-        tuple(options["videos"]),
-        ratio=options["ratio"],
-        query=options["query"],
-        preset=options["preset"],
-        checkpoint=options["checkpoint"],
-        clip_weights=options["clip_weights"],
-        device=options["device"],
-        out=out_dir / "summarize",
-        resume=not force,
-        reporter=reporter,
-    )
-    outputs = {str(name): str(path) for name, path in result.files.items()}
-    outputs.setdefault("out_dir", str(result.out_dir))
-    return StepResult(
-        name="summarize",
-        status="skipped" if result.resumed else "done",
-        detail=f"summaries in {result.out_dir}",
-        seconds=time.perf_counter() - started,
-        outputs=outputs,
-    )
-
-
-def _run_cut(job: Job, workspace, out_dir: Path, steps: list[StepResult], force: bool, reporter: Reporter) -> StepResult:
-    from r2cli.media.cut import cut_results
-
-    options = job.cut or {}
-    source = next((s for s in steps if s.name == options["source"]), None)
-    if source is None or source.status == "error":
-        return StepResult(name="cut", status="error", detail=f"nothing to cut: the {options['source']} step did not finish")
-    results_file = source.outputs.get("moments") or source.outputs.get("summary")
-    if not results_file:
-        return StepResult(name="cut", status="error", detail=f"the {options['source']} step wrote no results file to cut")
-    target = options["out"] or out_dir / "clips"
-    if source.status == "skipped" and not force and target.is_dir() and any(target.iterdir()):
-        return StepResult(name="cut", status="skipped", detail=f"the {options['source']} results did not change; "
-                          f"clips are in {target} (use --force to cut again)", outputs={"out_dir": str(target)})
-    started = time.perf_counter()
-    # results that were just recomputed replace what an earlier run cut from the old ones
-    report = cut_results(results_file, target, top=options["top"], pad=options["padding"], format=options["format"],
-                         force=force or source.status == "done", reporter=reporter)
-    counts = report.counts()
-    status = "done" if report.ok else "error"
-    return StepResult(
-        name="cut",
-        status=status,
-        detail=f"{counts.get('written', 0)} written, {counts.get('skipped', 0)} up to date, "
-               f"{counts.get('failed', 0)} failed, in {target}",
-        seconds=time.perf_counter() - started,
-        outputs={"out_dir": str(target)},
-        counts=counts,
-    )
+# Running
 
 
 def job_out_dir(job: Job, workspace) -> Path:
@@ -459,10 +187,9 @@ def run_job(
 ) -> JobResult:
     """Run the steps of a job in order and record the job in the catalog.
 
-    ``workspace`` is used when the job file names none (``[job].workspace`` wins). Indexing is
-    incremental; a search whose outputs in the job's out folder were made with the same settings
-    is skipped unless ``force``. A configured summarize/cut step whose library function is not
-    installed ends as an ``error`` step with a clear message, and the job goes on.
+    ``workspace`` is used when the job file names none (``[job].workspace`` wins). Each step is
+    ``r2cli.app.<step>.job_step`` with the step's table; a step that ends in error is reported and
+    the job goes on with the steps that do not need it.
 
     Raises:
         InputError: the job file is invalid (the message names the key).
@@ -497,16 +224,12 @@ def run_job(
     status = "failed"
     try:
         for name in job.steps():
-            reporter.begin(f"job: {name}", total=None, unit="steps")
+            context = JobContext(job_file=job.path, base=job.base, out_dir=out_dir, force=force,
+                                 previous=tuple(steps))
+            reporter.begin(f"job: {name}", total=1, unit="step")
             try:
-                if name == "index":
-                    steps.append(_run_index(job, workspace, reporter))
-                elif name == "search":
-                    steps.append(_run_search(job, workspace, out_dir, force, reporter))
-                elif name == "summarize":
-                    steps.append(_run_summarize(job, workspace, out_dir, force, reporter))
-                elif name == "cut":
-                    steps.append(_run_cut(job, workspace, out_dir, steps, force, reporter))
+                steps.append(step_module(name).job_step(workspace, job.tables[name], context, reporter=reporter))
+                reporter.advance(f"job: {name}", 1, status=steps[-1].status)
             finally:
                 reporter.end(f"job: {name}")
             if steps[-1].status == "error":
@@ -526,22 +249,33 @@ def run_job(
     return JobResult(job=job, run_id=run_id, out_dir=out_dir, steps=steps, seconds=time.perf_counter() - started)
 
 
-def validate_job(path: str | Path) -> Job:
-    """Load and validate a job file without running it (``r2cli run --check``).
+def job_template() -> str:
+    """A job file with every table and key, each commented with its help text and default.
 
-    Besides the file itself, the inputs it names must exist: every ``[index].paths`` entry and
-    ``[search].queries_file``.
-
-    Raises:
-        InputError: see ``load_job``; or a named input does not exist (the key is named).
+    Built from the options classes, so it never disagrees with what ``load_job`` accepts.
     """
-    job = load_job(path)
-    named: list[tuple[str, Path]] = []
-    if job.index is not None:
-        named += [("[index].paths", Path(p)) for p in job.index["paths"]]
-    if job.search is not None and job.search["queries_file"] is not None:
-        named.append(("[search].queries_file", Path(job.search["queries_file"])))
-    for key, target in named:
-        if not target.exists():
-            raise InputError(f"{path}: {key} names {target}, which does not exist")
-    return job
+    lines = ["# r2cli job file: `r2cli run THIS.toml`. Relative paths are relative to this file's folder.",
+             "# Uncomment the tables of the steps to run and the keys to set; a key left out takes its default.", ""]
+    for section in SECTIONS:
+        cls: type[Options] = JobOptions if section == "job" else step_module(section).OPTIONS
+        lines.append(f"# [{section}]")
+        defaults = cls.defaults()
+        for key in cls.job_keys():
+            lines.append(f"# {cls.help(key, show_default=False)}")
+            lines.append(f"# {key} = {_toml_value(defaults[key])}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    import json
+
+    if value is None:
+        return '""'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))

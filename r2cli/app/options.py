@@ -51,6 +51,7 @@ class Spec:
     check: Callable[[Any], str | None] | None = None  # extra rule: returns the rule's text when broken
     job: bool = True  # whether a job file may set it (False: command line or library only)
     flag: str | None = None  # the CLI flag when it is not --field-name
+    exists: bool = False  # an input path (or paths) that must exist; `r2cli run --check` checks it
 
 
 def option(
@@ -64,10 +65,11 @@ def option(
     check: Callable[[Any], str | None] | None = None,
     job: bool = True,
     flag: str | None = None,
+    exists: bool = False,
 ) -> Any:
     """A dataclass field with its default, its rule and its help text, each written once here."""
     spec = Spec(help=help, minimum=minimum, above=above, maximum=maximum, choices=choices, check=check,
-                job=job, flag=flag)
+                job=job, flag=flag, exists=exists)
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple (immutable) as the default of a list option")
     return dataclasses.field(default=default, metadata={_META: spec})
@@ -142,7 +144,8 @@ class Options:
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         """Field name -> its default value."""
-        return {f.name: f.default for f in dataclasses.fields(cls)}
+        return {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                for f in dataclasses.fields(cls)}
 
     @classmethod
     def default(cls, name: str) -> Any:
@@ -245,6 +248,18 @@ class Options:
         shows them (flags or job keys).
         """
         return None
+
+    def missing_inputs(self) -> list[tuple[str, Path]]:
+        """(field, path) of every ``exists=True`` input that does not exist."""
+        missing: list[tuple[str, Path]] = []
+        for name, spec in self.specs().items():
+            value = getattr(self, name)
+            if not spec.exists or value is None:
+                continue
+            for item in value if isinstance(value, tuple) else (value,):
+                if not Path(item).exists():
+                    missing.append((name, Path(item)))
+        return missing
 
     def replace(self: T, **changes: Any) -> T:
         """A copy with some fields changed (the copy is not validated again)."""

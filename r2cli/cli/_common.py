@@ -90,54 +90,90 @@ def handle_errors() -> Iterator[None]:
 
 
 class RichReporter(Reporter):
-    """Draws one rich progress bar per stage on stderr; warnings are printed above the bars."""
+    """Progress of long calls on stderr.
+
+    On a terminal: one rich progress bar per stage, started at the first stage (so a command that
+    fails before any work prints nothing but its error). Piped or redirected: no live display; one
+    plain line per finished stage (``index: 5/5 videos in 3.2 s``), so logs stay complete.
+    Warnings are printed above the bars.
+    """
 
     def __init__(self, enabled: bool = True) -> None:
         self._enabled = enabled and not os.environ.get("R2CLI_NO_PROGRESS")
-        self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=False,
-            disable=not self._enabled,
-        )
+        self._live = self._enabled and err_console.is_terminal
+        self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
-        self._started: dict[str, float] = {}
+        self._plain: dict[str, dict[str, Any]] = {}
 
     def __enter__(self) -> "RichReporter":
-        self._progress.__enter__()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._progress.__exit__(*exc_info)
+        if self._progress is not None:
+            self._progress.__exit__(*exc_info)
+            self._progress = None
+
+    def _bars(self) -> Progress:
+        if self._progress is None:
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=False,
+            )
+            self._progress.__enter__()
+        return self._progress
 
     def begin(self, stage: str, total: float | None = None, unit: str = "items") -> None:
-        self._tasks[stage] = self._progress.add_task(stage, total=total, info="")
-        self._started[stage] = time.monotonic()
+        if not self._enabled:
+            return
+        if self._live:
+            self._tasks[stage] = self._bars().add_task(escape(stage), total=total, info="")
+        else:
+            self._plain[stage] = {"done": 0.0, "total": total, "unit": unit, "info": "", "started": time.monotonic()}
 
     def set_total(self, stage: str, total: float) -> None:
-        if stage in self._tasks:
+        if stage in self._tasks and self._progress is not None:
             self._progress.update(self._tasks[stage], total=total)
+        elif stage in self._plain:
+            self._plain[stage]["total"] = total
 
     def advance(self, stage: str, amount: float = 1.0, **fields: object) -> None:
-        if stage not in self._tasks:
+        if not self._enabled:
+            return
+        if stage not in self._tasks and stage not in self._plain:
             self.begin(stage)
         info = "  ".join(f"{k}={v}" for k, v in fields.items())
-        self._progress.update(self._tasks[stage], advance=amount, info=info)
+        if self._live and self._progress is not None:
+            self._progress.update(self._tasks[stage], advance=amount, info=escape(info))
+        elif stage in self._plain:
+            self._plain[stage]["done"] += amount
+            self._plain[stage]["info"] = info
 
     def end(self, stage: str) -> None:
-        if stage in self._tasks:
-            task = self._tasks[stage]
+        if stage in self._tasks and self._progress is not None:
+            task = self._tasks.pop(stage)
             total = self._progress.tasks[task].total
             if total is not None:
                 self._progress.update(task, completed=total)
             self._progress.stop_task(task)
+        elif stage in self._plain:
+            state = self._plain.pop(stage)
+            done = _amount(state["total"] if state["total"] is not None else state["done"])
+            count = f"{done} {state['unit']}" if state["total"] is None else f"{done}/{done} {state['unit']}"
+            info = f" ({state['info']})" if state["info"] else ""
+            err_console.print(f"{stage}: {count}{info} in {time.monotonic() - state['started']:.1f} s",
+                              highlight=False, markup=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:
         err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _amount(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"

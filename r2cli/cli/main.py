@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import sys
 
+from typing import Any
+
 import typer
+import typer.main
 
 from r2cli import __version__
 from r2cli.cli import commands as _commands_pkg
@@ -67,10 +71,49 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _reflow(text: str | None) -> str | None:
+    """Join the hard line breaks of source code inside each paragraph, so help text wraps to the
+    terminal instead of breaking where the docstring did; paragraphs (blank lines) stay."""
+    if not text:
+        return text
+    paragraphs = [" ".join(line.strip() for line in block.splitlines() if line.strip())
+                  for block in inspect.cleandoc(text).split("\n\n")]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def _tidy(command: Any) -> None:
+    """Help as a person reads it: reflowed paragraphs, and no value hint on on/off flags (typer
+    shows ``<bool>`` for them, though they take no value)."""
+    command.help = _reflow(command.help)
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+        if getattr(param, "help", None):
+            param.help = _reflow(param.help)
+    original_help_option = command.get_help_option
+
+    def help_option(ctx: Any) -> Any:
+        option = original_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        _tidy(sub)
+
+
+def build_command() -> Any:
+    """The click command behind ``r2cli``, with its help tidied."""
+    command = typer.main.get_command(app)
+    _tidy(command)
+    return command
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; library errors become one line on stderr and an exit code."""
     with handle_errors():
-        app(args=argv, prog_name="r2cli", standalone_mode=True)
+        build_command()(args=argv, prog_name="r2cli", standalone_mode=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

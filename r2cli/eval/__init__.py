@@ -1,6 +1,6 @@
 """Official benchmark metrics (moment retrieval, QVHighlights highlights, YouTube Highlights, TVSum).
 
-Pure functions returning dicts keyed by the official metric names; no printing. See /work/notes/eval/API.md.
+Pure functions returning dicts keyed by the official metric names; no printing.
 """
 
 from __future__ import annotations

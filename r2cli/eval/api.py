@@ -21,7 +21,7 @@ __all__ = [
     "normalize_domains",
 ]
 
-DATASETS = ("qvhighlights", "charades", "tacos", "ego4d", "youtube", "tvsum")
+from r2cli.eval.names import DATASETS  # noqa: E402  (re-exported)
 
 # The numbers each benchmark's papers report (R2-Tuning README / spec §6); the CLI table shows these first.
 HEADLINE_KEYS: dict[str, tuple[str, ...]] = {

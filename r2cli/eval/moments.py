@@ -44,7 +44,7 @@ R1_THRESHOLDS: tuple[float, ...] = (0.3, 0.35, 0.4, 0.45, *MAP_THRESHOLDS)
 MAX_PREDICTED_WINDOWS = 10  # mAP keeps the first 10 predicted windows of each query (list order)
 RECALL_AT_5 = 5
 
-PROTOCOLS = ("r2tuning", "moment_detr")
+from r2cli.eval.names import PROTOCOLS  # noqa: E402  (re-exported)
 INF = float("inf")
 _BUCKETS = {
     # name -> (low, high): a GT window of length L is in the bucket when low < L <= high

@@ -32,6 +32,7 @@ from r2cli.errors import InputError, UsageError
 from r2cli.progress import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:  # pragma: no cover
+    from r2cli.app.finetune import FinetuneOptions
     from r2cli.model.config import Preset
     from r2cli.paths import Workspace
 
@@ -41,57 +42,6 @@ BEST_FILE = "best.safetensors"
 CHECKPOINT_DIR = "checkpoints"
 STAGE_EPOCH = "train"
 STAGE_VALIDATION = "validate"
-
-
-@dataclass(frozen=True)
-class FinetuneOptions:
-    """Everything that shapes a training run. ``None`` means: the preset's value."""
-
-    preset: "str | Preset" = "qvhighlights"  # preset name, preset JSON path, or a Preset
-    train: str | os.PathLike | None = None  # training annotations (jsonl; TVSum/YouTube: the anno json)
-    val: str | os.PathLike | None = None  # validation annotations (TVSum/YouTube default: the train file, val split)
-    features_dir: str | os.PathLike | None = None  # official layout folder; None: the r2cli feature store
-    init: str | None = None  # start from this checkpoint (file or registry name); None: from scratch
-    epochs: int | None = None  # override train.epochs
-    batch_size: int | None = None  # override train.batch_size
-    lr: float | None = None  # override train.lr (warm-up and decay scale with it)
-    model_overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (e.g. {"dims": 64})
-    seed: int | None = None  # None: a random 8-digit seed (logged)
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    amp: bool | None = None  # None: the preset's (fp16) on CUDA, off on the CPU
-    workers: int = 0  # data-loading processes (0: in the training process)
-    out: str | os.PathLike | None = None  # run folder; None: <workspace>/runs/<run id>
-    resume: bool = False  # continue the run in ``out`` from its state.pt
-    clip_weights: str | None = None  # CLIP tower for store features and queries (store mode)
-    index_missing: bool = True  # store mode: index annotation videos given by path that lack features
-    official_padding: bool = True  # train with the official padded-batch behaviour (False: batch-invariant)
-    val_batch_size: int = 16  # pairs per validation forward (the batch-invariant path: same as batch 1)
-    log_every: int = 10  # iterations between iteration records in the log
-    keep_last: int | None = None  # keep only the newest N epoch checkpoints (None: all)
-    validate_every: int = 1  # epochs between validations (the official engine: 1)
-
-    def validate_options(self) -> None:
-        """Check flag values; messages name the flag.
-
-        Raises:
-            UsageError: a value breaks its rule.
-        """
-        for name, flag in (("epochs", "--epochs"), ("batch_size", "--batch-size")):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise UsageError(f"{flag} must be an integer >= 1, got {value!r}")
-        if self.lr is not None and not self.lr > 0:
-            raise UsageError(f"--lr must be > 0, got {self.lr}")
-        if self.workers < 0:
-            raise UsageError(f"--workers must be >= 0, got {self.workers}")
-        if self.val_batch_size < 1 or self.log_every < 1 or self.validate_every < 1:
-            raise UsageError("--val-batch-size, log interval and validation interval must be >= 1")
-        if self.keep_last is not None and self.keep_last < 1:
-            raise UsageError(f"--keep-last must be >= 1, got {self.keep_last}")
-        if self.train is None and not self.resume:
-            raise UsageError("--train is required (the training annotations)")
-        if self.resume and self.out is None:
-            raise UsageError("--resume needs --out (the run folder to continue)")
 
 
 @dataclass
@@ -300,7 +250,7 @@ def finetune(workspace: "Workspace", options: FinetuneOptions, *, reporter: Repo
     from r2cli.train.data import OfficialFeatureDir, PairDataset, batches, collate, epoch_order
     from r2cli.train.schedule import StepSchedule
 
-    options.validate_options()
+    options.validate()
     started = time.monotonic()
     warnings: list[str] = []
 

@@ -83,7 +83,8 @@ def test_finetune_learns_to_ground_held_out_synthetic_videos(synthetic_archive, 
     from r2cli.model import load_checkpoint
     from r2cli.paths import resolve_workspace
     from r2cli.train import loop
-    from r2cli.train.finetune import FinetuneOptions, finetune, read_annotations, resolve_preset
+    from r2cli.app.finetune import FinetuneOptions
+    from r2cli.train.finetune import finetune, read_annotations, resolve_preset
     from r2cli.train.data import PairDataset
     from r2cli.train.sources import store_features
 

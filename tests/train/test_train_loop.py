@@ -14,7 +14,8 @@ torch = pytest.importorskip("torch")
 from r2cli.errors import UsageError  # noqa: E402
 from r2cli.train import loop  # noqa: E402
 from r2cli.train.data import OfficialFeatureDir, PairDataset, collate, items_from_moments  # noqa: E402
-from r2cli.train.finetune import FinetuneOptions, finetune  # noqa: E402
+from r2cli.app.finetune import FinetuneOptions  # noqa: E402
+from r2cli.train.finetune import finetune  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +184,7 @@ def test_resume_refuses_other_settings(layout, tmp_path, workspace):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"epochs": 0}, "--epochs must be an integer >= 1"),
+    ({"epochs": 0}, "--epochs must be >= 1, got 0"),
     ({"lr": -1.0}, "--lr must be > 0"),
     ({"amp": True}, "--amp needs a CUDA device"),
     ({"model_overrides": {"width": 3}}, "unknown model field"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,55 +10,21 @@ import typer
 from r2cli.cli._common import JsonOpt, console, err_console, print_json
 
 
-class Dataset(str, Enum):
-    qvhighlights = "qvhighlights"
-    charades = "charades"
-    tacos = "tacos"
-    ego4d = "ego4d"
-    youtube = "youtube"
-    tvsum = "tvsum"
+def _help(name: str) -> str:
+    from r2cli.app.evaluate import EvaluateOptions
 
-
-class Protocol(str, Enum):
-    r2tuning = "r2tuning"
-    moment_detr = "moment_detr"
+    return EvaluateOptions.help(name)
 
 
 def evaluate(
-    predictions: Annotated[
-        Path, typer.Argument(help="Predictions in the official submission format (JSON Lines).", show_default=False)
-    ],
-    ground_truth: Annotated[
-        Path,
-        typer.Argument(
-            help="Ground truth: the benchmark's annotation file (jsonl; Charades .txt; youtube_anno.json; tvsum_anno.json).",
-            show_default=False,
-        ),
-    ],
-    dataset: Annotated[
-        Dataset, typer.Option("--dataset", "-d", help="Benchmark whose evaluator to use.", show_default=False)
-    ],
+    predictions: Annotated[Path, typer.Argument(help=_help("predictions"), show_default=False)],
+    ground_truth: Annotated[Path, typer.Argument(help=_help("ground_truth"), show_default=False)],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help=_help("dataset"), show_default=False)],
     json_output: JsonOpt = False,
-    allow_missing: Annotated[
-        bool,
-        typer.Option("--allow-missing", help="Score the ids present in both files instead of failing when they differ."),
-    ] = False,
-    domain: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--domain",
-            help="YouTube/TVSum domain to score (repeatable; default all): dog, gymnastics, ... or BK, BT, ...",
-            show_default=False,
-        ),
-    ] = None,
-    protocol: Annotated[
-        Protocol,
-        typer.Option(
-            "--protocol",
-            help="Moment-retrieval evaluator: r2tuning (R2-Tuning vtg_eval, adds R1@0.3, R5, mIoU) or "
-            "moment_detr (QVHighlights standalone_eval).",
-        ),
-    ] = Protocol.r2tuning,
+    allow_missing: Annotated[bool, typer.Option("--allow-missing", help=_help("allow_missing"))] = False,
+    domain: Annotated[Optional[list[str]], typer.Option("--domain", help=_help("domains"), show_default=False)] = None,
+    protocol: Annotated[Optional[str], typer.Option("--protocol", help=_help("protocol"), show_default=False)] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help=_help("split"), show_default=False)] = None,
     detail: Annotated[
         bool,
         typer.Option(
@@ -78,16 +43,11 @@ def evaluate(
 
     Example:  r2cli evaluate --dataset qvhighlights hl_val_submission.jsonl highlight_val_release.jsonl --json
     """
-    from r2cli.eval import evaluate_files
+    from r2cli.app.evaluate import EvaluateOptions, run_evaluate
 
-    report = evaluate_files(
-        dataset.value,
-        predictions,
-        ground_truth,
-        allow_missing=allow_missing,
-        domains=domain or None,
-        protocol=protocol.value,
-    )
+    options = EvaluateOptions.from_flags(predictions=predictions, ground_truth=ground_truth, dataset=dataset,
+                                         allow_missing=allow_missing, domains=domain, protocol=protocol, split=split)
+    report = run_evaluate(options)
     if report.missing or report.extra:
         from r2cli.eval._align import describe_ids
 

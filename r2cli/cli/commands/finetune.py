@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from r2cli.cli._common import CatalogOpt, ClipWeightsOpt, DeviceOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, workspace_from
+from r2cli.cli._common import CatalogOpt, ClipWeightsOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, workspace_from
 
 
 def _model_overrides(values: list[str] | None) -> dict:
@@ -25,6 +25,12 @@ def _model_overrides(values: list[str] | None) -> dict:
         except json.JSONDecodeError:
             out[key.strip()] = raw
     return out
+
+
+def _help(name: str) -> str:
+    from r2cli.app.finetune import FinetuneOptions
+
+    return FinetuneOptions.help(name)
 
 
 def result_to_json(result) -> dict:
@@ -76,60 +82,31 @@ def render_result(result) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("finetune")
     def finetune(
-        preset: Annotated[
-            str, typer.Option("--preset", "-p", help="Preset name (models/presets) or a preset JSON file: architecture + recipe.")
-        ] = "qvhighlights",
-        train: Annotated[
-            Optional[Path],
-            typer.Option("--train", help="Training annotations: QVHighlights-format JSON Lines (vid or video path per "
-                                         "line), a benchmark file, or youtube_anno.json / tvsum_anno.json."),
-        ] = None,
-        val: Annotated[
-            Optional[Path],
-            typer.Option("--val", help="Validation annotations, scored every epoch with the preset's selection metric."),
-        ] = None,
-        features_dir: Annotated[
-            Optional[Path],
-            typer.Option("--features-dir", help="Features in the official released layout (DIR/clip_b32_vid_k4/<vid>.npy, "
-                                                "DIR/clip_b32_txt_k4/<qid>.npy) instead of the r2cli feature store."),
-        ] = None,
-        init: Annotated[
-            Optional[str], typer.Option("--init", help="Start from this checkpoint (file or registry name). Default: scratch.")
-        ] = None,
-        epochs: Annotated[Optional[int], typer.Option("--epochs", help="Override the preset's epochs.", min=1)] = None,
-        batch_size: Annotated[
-            Optional[int], typer.Option("--batch-size", help="Override the preset's training batch size.", min=1)
-        ] = None,
-        lr: Annotated[Optional[float], typer.Option("--lr", help="Override the preset's learning rate.")] = None,
+        preset: Annotated[Optional[str], typer.Option("--preset", "-p", help=_help("preset"))] = None,
+        train: Annotated[Optional[Path], typer.Option("--train", help=_help("train"))] = None,
+        val: Annotated[Optional[Path], typer.Option("--val", help=_help("val"))] = None,
+        features_dir: Annotated[Optional[Path], typer.Option("--features-dir", help=_help("features_dir"))] = None,
+        init: Annotated[Optional[str], typer.Option("--init", help=_help("init"))] = None,
+        epochs: Annotated[Optional[int], typer.Option("--epochs", help=_help("epochs"))] = None,
+        batch_size: Annotated[Optional[int], typer.Option("--batch-size", help=_help("batch_size"))] = None,
+        lr: Annotated[Optional[float], typer.Option("--lr", help=_help("lr"))] = None,
         model_set: Annotated[
             Optional[list[str]],
             typer.Option("--model-set", help="Override a head field, FIELD=VALUE (repeat), e.g. dims=128 or dropout=0.3."),
         ] = None,
-        seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (a CPU run is then repeatable).")] = None,
-        device: DeviceOpt = "auto",
-        amp: Annotated[
-            Optional[bool], typer.Option("--amp/--no-amp", help="fp16 mixed precision (default: on with CUDA, as the recipe).")
-        ] = None,
-        workers: Annotated[int, typer.Option("--workers", help="Data-loading processes (0: in process).", min=0)] = 0,
-        out: Annotated[
-            Optional[Path], typer.Option("--out", help="Run folder. Default: <workspace>/runs/<run id>.")
-        ] = None,
-        resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last epoch.")] = False,
+        seed: Annotated[Optional[int], typer.Option("--seed", help=_help("seed"))] = None,
+        device: Annotated[Optional[str], typer.Option("--device", help=_help("device"))] = None,
+        amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help=_help("amp"))] = None,
+        workers: Annotated[Optional[int], typer.Option("--workers", help=_help("workers"))] = None,
+        out: Annotated[Optional[Path], typer.Option("--out", help=_help("out"))] = None,
+        resume: Annotated[bool, typer.Option("--resume", help=_help("resume"))] = False,
         clip_weights: ClipWeightsOpt = None,
-        index: Annotated[
-            bool, typer.Option("--index/--no-index", help="Index annotation videos given by path that lack features.")
-        ] = True,
+        index: Annotated[Optional[bool], typer.Option("--index/--no-index", help=_help("index_missing"))] = None,
         official_padding: Annotated[
-            bool,
-            typer.Option("--official-padding/--batch-invariant",
-                         help="Train with the official padded-batch behaviour (default) or the batch-invariant path."),
-        ] = True,
-        val_batch_size: Annotated[
-            int, typer.Option("--val-batch-size", help="Pairs per validation forward (results do not depend on it).", min=1)
-        ] = 16,
-        keep_last: Annotated[
-            Optional[int], typer.Option("--keep-last", help="Keep only the newest N epoch checkpoints (best is always kept).", min=1)
+            Optional[bool], typer.Option("--official-padding/--batch-invariant", help=_help("official_padding"))
         ] = None,
+        val_batch_size: Annotated[Optional[int], typer.Option("--val-batch-size", help=_help("val_batch_size"))] = None,
+        keep_last: Annotated[Optional[int], typer.Option("--keep-last", help=_help("keep_last"))] = None,
         json_output: JsonOpt = False,
         workspace: WorkspaceOpt = None,
         catalog: CatalogOpt = None,
@@ -146,12 +123,12 @@ def register(app: typer.Typer) -> None:
 
         Example:  r2cli finetune --out runs/mine --resume
         """
-        from r2cli.train.finetune import FinetuneOptions, finetune as run_finetune
+        from r2cli.app.finetune import FinetuneOptions, run_finetune
 
-        options = FinetuneOptions(
+        options = FinetuneOptions.from_flags(
             preset=preset, train=train, val=val, features_dir=features_dir, init=init, epochs=epochs,
             batch_size=batch_size, lr=lr, model_overrides=_model_overrides(model_set), seed=seed, device=device,
-            amp=amp, workers=workers, out=out, resume=resume, clip_weights=clip_weights, index_missing=index,
+            amp=amp, workers=workers, out=out, resume=resume or None, clip_weights=clip_weights, index_missing=index,
             official_padding=official_padding, val_batch_size=val_batch_size, keep_last=keep_last,
         )
         with RichReporter(enabled=not json_output) as reporter:

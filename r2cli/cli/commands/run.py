@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+import sys
+from typing import Annotated, Optional
 
 import typer
 
@@ -17,21 +18,24 @@ def _job_to_json(job) -> dict:
         "steps": job.steps(),
         "workspace": str(job.workspace) if job.workspace else None,
         "out": str(job.out) if job.out else None,
-        **{name: {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v)
-                  for k, v in (getattr(job, name) or {}).items()}
-           for name in job.steps()},
+        **{name: job.options[name].to_dict() for name in job.steps()},
     }
 
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
-        job_file: Annotated[Path, typer.Argument(metavar="JOB.toml", help="Job file (see jobs/sample.toml).")],
+        job_file: Annotated[
+            Optional[Path], typer.Argument(metavar="JOB.toml", help="Job file (see jobs/sample.toml).")
+        ] = None,
         force: Annotated[
             bool, typer.Option("--force", help="Redo steps whose outputs exist for the same settings.")
         ] = False,
         check: Annotated[
             bool, typer.Option("--check", help="Only validate the job file and show its steps; run nothing.")
+        ] = False,
+        template: Annotated[
+            bool, typer.Option("--template", help="Print a job file with every table and key, commented; run nothing.")
         ] = False,
         json_output: JsonOpt = False,
         workspace: WorkspaceOpt = None,
@@ -45,10 +49,18 @@ def register(app: typer.Typer) -> None:
         Example:  r2cli run jobs/sample.toml
 
         Example:  r2cli run jobs/sample.toml --check
-        """
-        from r2cli.jobs import load_job, run_job
 
-        job = load_job(job_file)
+        Example:  r2cli run --template > nightly.toml
+        """
+        from r2cli.errors import UsageError
+        from r2cli.jobs import job_template, load_job, run_job, validate_job
+
+        if template:
+            sys.stdout.write(job_template() + "\n")
+            return
+        if job_file is None:
+            raise UsageError("give a job file (JOB.toml), or --template to print one")
+        job = validate_job(job_file) if check else load_job(job_file)
         if check:
             if json_output:
                 print_json(_job_to_json(job))

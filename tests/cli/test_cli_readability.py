@@ -1,0 +1,64 @@
+"""The command line as a person reads it: help at 80 columns, errors, piped progress (issue #10, item 7)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _r2cli(*args: str, columns: int = 80, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": str(columns), "TERM": "dumb"}
+    env.pop("R2CLI_NO_PROGRESS", None)
+    return subprocess.run([sys.executable, "-m", "r2cli.cli.main", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=120)
+
+
+def _commands() -> list[str]:
+    import typer.main
+
+    from r2cli.cli.main import app
+
+    return sorted(typer.main.get_command(app).commands)
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_help_at_80_columns_has_no_bool_hints_and_no_overflow(command):
+    result = _r2cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines, "no help printed"
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert "<bool>" not in result.stdout
+
+
+def test_help_reflows_docstring_line_breaks():
+    """A docstring's hard line breaks are joined, so paragraphs wrap at the terminal's width."""
+    from r2cli.cli.main import _reflow
+
+    text = "First line of\n    a paragraph.\n\n    Second\n    paragraph."
+    assert _reflow(text) == "First line of a paragraph.\n\nSecond paragraph."
+
+
+def test_error_is_one_line_without_a_blank_line_before(tmp_path):
+    result = _r2cli("cut", str(tmp_path / "nope.parquet"), "--out", str(tmp_path / "clips"))
+    assert result.returncode != 0
+    assert result.stderr.splitlines()[0].startswith("error: ")
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.skipif(not (REPO / "sample_media").is_dir(), reason="sample_media missing")
+def test_piped_progress_is_plain_lines(tmp_path, ffmpeg):
+    """Redirected stderr gets one plain line per finished stage: no escape codes, no spinner frames."""
+    result = _r2cli("index", str(REPO / "sample_media"), "--no-features", "--workspace", str(tmp_path / "ws"))
+    assert result.returncode == 0, result.stderr
+    assert "\x1b[" not in result.stderr and "\r" not in result.stderr
+    stages = [line.split(":", 1)[0] for line in result.stderr.splitlines()]
+    assert "index" in stages, result.stderr
+    index_line = next(line for line in result.stderr.splitlines() if line.startswith("index:"))
+    assert index_line.startswith("index: 5/5 files")
