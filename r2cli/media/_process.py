@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from r2cli.errors import InputError
@@ -85,17 +86,59 @@ def kill_group(process: subprocess.Popen) -> None:
     _kill_group(process)
 
 
-def run_ffmpeg(args: list[str], *, timeout: float | None = None) -> tuple[int, str]:
+class Batch:
+    """The ffmpeg processes of one cut or reel, so that an interrupt stops them all at once.
+
+    Children run in their own process group, so a Ctrl-C in the terminal reaches only r2cli;
+    the thread that catches it calls ``stop()``, which kills every running child and keeps new
+    ones from starting.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen] = set()
+        self.stopped = False
+
+    def start(self, args: list[str], **popen: object) -> subprocess.Popen | None:
+        """``spawn(args)`` unless the batch was stopped (then None)."""
+        with self._lock:
+            if self.stopped:
+                return None
+            process = spawn(args, **popen)
+            self._running.add(process)
+            return process
+
+    def done(self, process: subprocess.Popen) -> None:
+        with self._lock:
+            self._running.discard(process)
+
+    def stop(self) -> None:
+        """Kill every running child (and its group); no child starts afterwards."""
+        with self._lock:
+            self.stopped = True
+            running = list(self._running)
+        for process in running:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def run_ffmpeg(args: list[str], *, timeout: float | None = None, batch: Batch | None = None) -> tuple[int, str]:
     """Run ``args`` (the executable first); return (exit code, stderr text).
 
     The child runs in its own process group and dies with this process (Linux). A timeout
     kills the group and returns exit code 124 with a message; an interrupt kills the group and
-    is raised again. Tests replace this function to simulate failures.
+    is raised again; a stopped ``batch`` starts nothing and returns 130. Tests replace this
+    function to simulate failures.
     """
+    batch = batch or Batch()
     try:
-        process = spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = batch.start(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except OSError as exc:
         return 127, f"cannot run {args[0]}: {exc}"
+    if process is None:
+        return 130, "not started: the cut was interrupted"
     try:
         _, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -104,6 +147,8 @@ def run_ffmpeg(args: list[str], *, timeout: float | None = None) -> tuple[int, s
     except BaseException:
         _kill_group(process)
         raise
+    finally:
+        batch.done(process)
     return process.returncode, stderr.decode("utf-8", "replace")
 
 

@@ -146,6 +146,7 @@ def cut_segments(
 
     threads = max(1, _process.default_jobs() // min(jobs, max(1, len(plan))))
     disk_full = {"hit": False}
+    batch = _process.Batch()
     reporter.begin("cut", total=len(plan), unit="clips")
 
     def work(item: tuple[int, Segment, float, float, Path]) -> tuple[int, ClipOutcome]:
@@ -158,7 +159,7 @@ def cut_segments(
         clock = time.monotonic()
         try:
             command = clip_command(ffmpeg, segment.path, start, end, tmp, copy, threads)
-            code, stderr = _process.run_ffmpeg(command, timeout=timeout)
+            code, stderr = _process.run_ffmpeg(command, timeout=timeout, batch=batch)
             outcome.seconds = time.monotonic() - clock
             if code != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
                 if _process.NO_SPACE in stderr:
@@ -179,11 +180,16 @@ def cut_segments(
             _process.remove_quietly(tmp)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for position, outcome in pool.map(work, plan):
-            outcomes[position] = outcome
-            if outcome.status == "failed":
-                reporter.warn(f"failed {outcome.segment.describe()}: {outcome.reason}")
-            reporter.advance("cut")
+        try:
+            for position, outcome in pool.map(work, plan):
+                outcomes[position] = outcome
+                if outcome.status == "failed":
+                    reporter.warn(f"failed {outcome.segment.describe()}: {outcome.reason}")
+                reporter.advance("cut")
+        except BaseException:  # Ctrl-C: the children are in their own group, stop them ourselves
+            pool.shutdown(wait=False, cancel_futures=True)
+            batch.stop()
+            raise
     reporter.end("cut")
     report.outcomes = [outcomes[i] for i in sorted(outcomes)]
     report.elapsed_s = time.monotonic() - began

@@ -137,6 +137,7 @@ def make_reel(
     work_dir = partial_name(target.with_suffix(".pieces"), os.getpid()).resolve()
     tmp = partial_name(target, os.getpid())
     outcomes: dict[int, ClipOutcome] = dict(skipped)
+    batch = _process.Batch()
     reporter.begin("reel", total=len(usable) + 1, unit="pieces")
     try:
         work_dir.mkdir()
@@ -146,7 +147,7 @@ def make_reel(
             path = work_dir / f"piece-{number:05d}.mov"
             clock = time.monotonic()
             command = piece_command(ffmpeg, segment.path, info, start, end, path, size, fps, audio)
-            code, stderr = _process.run_ffmpeg(command, timeout=timeout)
+            code, stderr = _process.run_ffmpeg(command, timeout=timeout, batch=batch)
             outcome = ClipOutcome(segment, "written", output=str(target), start_s=start, end_s=end)
             outcome.seconds = time.monotonic() - clock
             if code != 0 or not path.is_file():
@@ -156,18 +157,23 @@ def make_reel(
 
         pieces: list[Path] = []
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for position, outcome, path in pool.map(piece, enumerate(usable)):
-                outcomes[position] = outcome
-                reporter.advance("reel")
-                if outcome.status == "written":
-                    pieces.append(path)
+            try:
+                for position, outcome, path in pool.map(piece, enumerate(usable)):
+                    outcomes[position] = outcome
+                    reporter.advance("reel")
+                    if outcome.status == "written":
+                        pieces.append(path)
+            except BaseException:  # Ctrl-C: the children are in their own group, stop them ourselves
+                pool.shutdown(wait=False, cancel_futures=True)
+                batch.stop()
+                raise
         failures = [o for o in outcomes.values() if o.status == "failed"]
         if failures:
             raise MediaError(f"reel {target}: {failures[0].segment.describe()}: {failures[0].reason}")
         listing = work_dir / "pieces.txt"
         listing.write_text(_concat_listing(pieces), encoding="utf-8")
         command = concat_command(ffmpeg, listing, tmp, audio, MEDIA_FORMATS[suffix])
-        code, stderr = _process.run_ffmpeg(command, timeout=timeout)
+        code, stderr = _process.run_ffmpeg(command, timeout=timeout, batch=batch)
         if code != 0 or not tmp.is_file():
             raise MediaError(f"reel {target}: ffmpeg concat failed (exit {code}): {_process.error_tail(stderr)}")
         _process.publish(tmp, target, force)

@@ -61,10 +61,7 @@ def long_source(ffmpeg, tmp_path_factory) -> Path:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 def test_kill_9_takes_ffmpeg_along_and_the_next_run_removes_the_partial_file(ffmpeg, long_source, tmp_path):
-    # ffmpeg reads its input at native speed (-re), so cutting the 60 s source takes a minute of wall time
-    slow = tmp_path / "ffmpeg-re"
-    slow.write_text(f'#!/bin/sh\nexec {ffmpeg} -re "$@"\n')
-    slow.chmod(0o755)
+    slow = _slow_ffmpeg(ffmpeg, tmp_path)
     out = tmp_path / "clips"
     script = textwrap.dedent(f"""
         from r2cli.media.clips import cut_segments
@@ -108,6 +105,49 @@ def test_kill_9_takes_ffmpeg_along_and_the_next_run_removes_the_partial_file(ffm
     assert report.counts() == {"written": 1, "skipped": 0, "failed": 0}
     assert not partial.exists() and live.exists()
     assert sorted(p.name for p in out.iterdir()) == sorted([".r2cli-output", live.name, "long-clip-1.mp4"])
+
+
+def _slow_ffmpeg(ffmpeg: str, folder: Path) -> Path:
+    """An ffmpeg that reads its input at native speed (-re): cutting 60 s takes a minute."""
+    slow = folder / "ffmpeg-re"
+    slow.write_text(f'#!/bin/sh\nexec {ffmpeg} -re "$@"\n')
+    slow.chmod(0o755)
+    return slow
+
+
+def test_ctrl_c_stops_every_ffmpeg_at_once_and_leaves_no_partial_file(ffmpeg, long_source, tmp_path):
+    """ffmpeg runs in its own process group (the terminal's Ctrl-C reaches only r2cli), so r2cli stops it."""
+    results = write_table("moments", [
+        {"run_id": "r", "query_id": "q1", "query": "q", "video_id": None, "path": str(long_source), "start_s": a,
+         "end_s": a + 25.0, "score": 1.0, "rank_in_query": i + 1, "rank_in_video": 1, "model": "m", "preset": None}
+        for i, a in enumerate((0.0, 30.0))], tmp_path / "moments.parquet")
+    out = tmp_path / "clips"
+    env = _env(R2CLI_FFMPEG=str(_slow_ffmpeg(ffmpeg, tmp_path)))
+    cutter = subprocess.Popen([sys.executable, "-m", "r2cli.cli.main", "cut", str(results), "--out", str(out), "--jobs",
+                               "2", "--workspace", str(tmp_path / "ws")], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    children: list[tuple[int, str]] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(children) < 2:
+            children = [c for c in _children(cutter.pid) if c[1] == "ffmpeg"]
+            assert cutter.poll() is None, cutter.stderr.read()
+            time.sleep(0.1)
+        assert len(children) == 2, "the cut never started its two ffmpeg"
+        began = time.monotonic()
+        cutter.send_signal(signal.SIGINT)
+        _, err = cutter.communicate(timeout=30)
+        assert time.monotonic() - began < 10
+    finally:
+        if cutter.poll() is None:
+            cutter.kill()
+            cutter.wait()
+        for pid, _name in children:  # only when the test fails: no orphan outlives it
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert cutter.returncode == 130, err  # the CLI's exit code for an interrupt
+    assert not any(pid_alive(pid) for pid, _ in children)
+    assert sorted(p.name for p in out.iterdir()) == [".r2cli-output"]  # no clip, no partial file
 
 
 def test_stale_partials_are_recognised_by_name(tmp_path):
