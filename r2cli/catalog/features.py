@@ -107,7 +107,8 @@ def compatible_sets(catalog: "Catalog", fingerprints: Sequence[str],
     with catalog.session() as session:
         for start in range(0, len(fingerprints), _IN_CHUNK):
             chunk = fingerprints[start : start + _IN_CHUNK]
-            for row in session.scalars(select(FeatureSet).where(FeatureSet.fingerprint.in_(chunk))):
+            statement = select(FeatureSet).where(FeatureSet.fingerprint.in_(chunk)).order_by(FeatureSet.id)
+            for row in session.scalars(statement):
                 if accept(dict(row.settings or {})):
                     found.setdefault(row.fingerprint, []).append(_record(row))
     return found

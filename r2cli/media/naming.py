@@ -16,6 +16,7 @@ from string import Formatter
 from typing import TYPE_CHECKING
 
 from r2cli.errors import UsageError
+from r2cli.paths import OUTPUT_COMMENT, OUTPUT_MARKER  # noqa: F401  (re-exported for the media modules)
 
 if TYPE_CHECKING:
     from r2cli.media.segments import Segment
@@ -26,10 +27,6 @@ MEDIA_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"
 MAX_NAME_BYTES = 200  # below the usual 255-byte limit, leaving room for the temporary prefix
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
-# a file in every output folder r2cli creates; the index scan skips folders holding it
-OUTPUT_MARKER = ".r2cli-output"
-# the container comment tag of every media file r2cli writes; the index scan skips such files
-OUTPUT_COMMENT = "r2cli output"
 
 # ".<stem>.part-<pid>-<8 hex><suffix>": a file being written by process <pid>
 _PARTIAL_RE = re.compile(r"^\..+\.part-(\d+)-[0-9a-f]{8}(\.[^.]+)?$")
