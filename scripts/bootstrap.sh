@@ -2,7 +2,7 @@
 # Set up r2cli on a fresh Debian/Ubuntu machine and run one of:
 #   demo   index sample_media/ and run the main job (needs weights, see README "Weights offline")
 #   test   run the test suite
-#   setup  only install (ffmpeg from apt when missing, .venv with r2cli and the dev extra)
+#   setup  only install (ffmpeg and postgresql from apt when missing, .venv with r2cli and the dev extra)
 # Idempotent: a second run reuses .venv and skips installs whose inputs did not change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,17 @@ if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; 
   log "installing ffmpeg with apt-get"
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg
+fi
+
+# 1b. PostgreSQL server binaries (Debian's `postgresql`): the catalog tests start a throw-away
+#     server from them (tests/_postgres.py); r2cli itself only needs a server to talk to.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  log "installing postgresql (server binaries for the catalog tests) with apt-get"
+  as_root apt-get update -q
+  # policy-rc.d exit 101: the package must not start (or fail to start) a system-wide server
+  as_root sh -c 'p=/usr/sbin/policy-rc.d; [ -e $p ] && exit 0; printf "#!/bin/sh\nexit 101\n" > $p; chmod +x $p; touch $p.r2cli'
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql
+  as_root sh -c 'p=/usr/sbin/policy-rc.d; if [ -e $p.r2cli ]; then rm -f $p $p.r2cli; fi'
 fi
 
 # 2. Python >= 3.10 and a virtual environment in .venv.

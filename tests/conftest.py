@@ -1,4 +1,5 @@
-"""Shared fixtures: shared-data folders (skipped when absent), ffmpeg, tiny CLIP weights, hygiene."""
+"""Shared fixtures: parity folders (the committed golden set, plus ../shared/parity when present),
+shared-data folders (skipped when absent), ffmpeg, tiny CLIP weights, hygiene."""
 
 from __future__ import annotations
 
@@ -21,15 +22,30 @@ def shared_root() -> Path:
 
 
 def parity_root() -> Path:
-    """Folder of parity files: $R2CLI_PARITY_DIR or ../shared/parity."""
+    """Folder of the full parity files: $R2CLI_PARITY_DIR or ../shared/parity."""
     return Path(os.environ.get("R2CLI_PARITY_DIR", shared_root() / "parity")).resolve()
 
 
-@pytest.fixture(scope="session")
-def parity_dir() -> Path:
-    path = parity_root()
+def parity_sources() -> list[tuple[str, Path]]:
+    """Where the parity tests read official vectors: the compact golden set committed in tests/golden
+    (always), plus the full folder when it exists ($R2CLI_PARITY_DIR, which must exist when set, or
+    ../shared/parity)."""
+    from golden.parity_files import GOLDEN_DIR
+
+    sources = [("golden", GOLDEN_DIR)]
+    full = parity_root()
+    if full != GOLDEN_DIR and (full.is_dir() or "R2CLI_PARITY_DIR" in os.environ):
+        sources.append(("shared" if "R2CLI_PARITY_DIR" not in os.environ else "R2CLI_PARITY_DIR", full))
+    return sources
+
+
+@pytest.fixture(scope="session", params=[path for _, path in parity_sources()],
+                ids=[name for name, _ in parity_sources()])
+def parity_dir(request) -> Path:
+    """Each parity folder in turn (see parity_sources); read its files with golden.parity_files."""
+    path = request.param
     if not path.is_dir():
-        pytest.skip(f"parity folder {path} is absent (set R2CLI_PARITY_DIR)")
+        pytest.fail(f"R2CLI_PARITY_DIR={path} is not a folder")
     return path
 
 

@@ -1,10 +1,17 @@
 """Open (create, migrate) the catalog and hand out sessions.
 
-Any SQLAlchemy URL works (``workspace.catalog_url``); SQLite, the default, is opened in WAL mode
-with a busy timeout so that readers never block the one writer and short write transactions
-queue instead of failing. Write transactions on SQLite start with ``BEGIN IMMEDIATE`` when asked
-(``session(immediate=True)``), which takes the write lock up front and so cannot fail half-way
-with "database is locked" after reading.
+Any SQLAlchemy URL works (``workspace.catalog_url``); SQLite (the default) and PostgreSQL are the
+two back-ends r2cli is tested on.
+
+SQLite is opened in WAL mode with a busy timeout so that readers never block the one writer and
+short write transactions queue instead of failing. Write transactions on SQLite start with
+``BEGIN IMMEDIATE`` when asked (``session(immediate=True)``), which takes the write lock up front
+and so cannot fail half-way with "database is locked" after reading.
+
+PostgreSQL goes through psycopg 3 (``pip install "r2cli[postgres]"``; a bare ``postgresql://``
+URL means ``postgresql+psycopg://``). The busy timeout becomes the session's ``lock_timeout``;
+``session(immediate=True)`` takes a transaction-level advisory lock first, so read-modify-write
+blocks of r2cli processes queue one after the other exactly as on SQLite.
 """
 
 from __future__ import annotations
@@ -21,12 +28,16 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from r2cli.catalog import migrations as _migrations
-from r2cli.errors import CatalogError
+from r2cli.errors import CatalogError, MissingDependencyError
 
 if TYPE_CHECKING:
     from r2cli.paths import Workspace
 
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds a statement waits for another writer before failing
+CONNECT_TIMEOUT = 10  # seconds to reach a database server
+# The transaction-level advisory lock of ``session(immediate=True)`` on PostgreSQL (one per schema).
+PG_WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('r2cli catalog write:' || current_schema(), 0))"
+_DRIVER_PACKAGES = {"psycopg": 'psycopg (pip install "r2cli[postgres]")', "psycopg2": "psycopg2 (pip install psycopg2-binary)"}
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -51,20 +62,34 @@ def describe_url(url: str) -> str:
         return url
 
 
+def one_line(exc: BaseException) -> str:
+    """A database error as one line: its class and message, whitespace (psycopg's DETAIL/HINT lines) folded."""
+    return f"{exc.__class__.__name__}: {' '.join(str(exc).split())}"
+
+
 def open_engine(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
-    """A SQLAlchemy engine for ``url`` with r2cli's SQLite settings; no migration, no schema check.
+    """A SQLAlchemy engine for ``url`` with r2cli's SQLite / PostgreSQL settings; no migration, no schema check.
 
     Raises:
-        CatalogError: ``url`` is not a SQLAlchemy URL or its driver is missing.
+        CatalogError: ``url`` is not a SQLAlchemy URL.
+        MissingDependencyError: the database driver is not installed (the message names the pip command).
     """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise CatalogError(f"--catalog {url!r} is not a SQLAlchemy URL ({exc})") from None
-    if parsed.get_backend_name() != "sqlite":
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return _open_postgresql(parsed, busy_timeout)
+    if backend != "sqlite":
         try:
             return create_engine(url, pool_pre_ping=True)
-        except (ImportError, SQLAlchemyError) as exc:
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"--catalog {describe_url(url)}: the database driver is not installed ({exc}); "
+                "r2cli is tested on SQLite and PostgreSQL"
+            ) from None
+        except SQLAlchemyError as exc:
             raise CatalogError(f"cannot open catalog {describe_url(url)}: {exc}") from None
 
     kwargs: dict = {"connect_args": {"timeout": busy_timeout, "check_same_thread": False}}
@@ -88,6 +113,43 @@ def open_engine(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
     def _on_begin(connection) -> None:
         mode = connection.get_execution_options().get("r2cli_begin", "")
         connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+    return engine
+
+
+def _open_postgresql(parsed, busy_timeout: float) -> Engine:
+    if parsed.drivername == "postgresql":  # SQLAlchemy would pick psycopg2; r2cli[postgres] installs psycopg 3
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    shown = parsed.render_as_string(hide_password=True)
+    connect_args: dict = {}
+    if "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    try:
+        engine = create_engine(parsed, pool_pre_ping=True, pool_size=2, max_overflow=8, connect_args=connect_args)
+    except ImportError:
+        driver = parsed.get_driver_name()
+        package = _DRIVER_PACKAGES.get(driver, f"the Python package of driver {driver!r}")
+        raise MissingDependencyError(
+            f"--catalog {shown}: the PostgreSQL driver is not installed; install {package}"
+        ) from None
+    except SQLAlchemyError as exc:
+        raise CatalogError(f"cannot open catalog {shown}: {one_line(exc)}") from None
+    lock_timeout_ms = max(1, int(busy_timeout * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # A lock wait (another writer's row or advisory lock) fails after busy_timeout, as on SQLite.
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET lock_timeout = {lock_timeout_ms}")
+        cursor.close()
+        dbapi_connection.autocommit = autocommit
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        if connection.get_execution_options().get("r2cli_begin") == "IMMEDIATE":
+            connection.exec_driver_sql(PG_WRITE_LOCK_SQL)
 
     return engine
 
@@ -158,12 +220,13 @@ class Catalog:
                     f"catalog {self.location} has schema version {todo[0].version - 1}, this r2cli needs "
                     f"{_migrations.LATEST_VERSION}; run `r2cli index` (without --dry-run) to migrate it"
                 )
-            # BEGIN IMMEDIATE: two processes migrating at once queue; the second finds nothing to do.
+            # BEGIN IMMEDIATE (SQLite) / the write advisory lock (PostgreSQL): two processes migrating
+            # at once queue; the second finds nothing to do.
             with self.engine.connect().execution_options(r2cli_begin="IMMEDIATE") as conn:
                 with conn.begin():
                     _migrations.upgrade(conn)
         except SQLAlchemyError as exc:
-            raise CatalogError(f"cannot open catalog {self.location}: {exc.__class__.__name__}: {exc}") from None
+            raise CatalogError(f"cannot open catalog {self.location}: {one_line(exc)}") from None
 
     # -- facts ---------------------------------------------------------------------------
     @property
@@ -183,8 +246,16 @@ class Catalog:
             return _migrations.current_version(conn)
 
     @property
+    def is_postgresql(self) -> bool:
+        """Whether the catalog lives on a PostgreSQL server (its writer lock is then an advisory lock)."""
+        return self.engine.dialect.name == "postgresql"
+
+    @property
     def lock_path(self) -> Path:
-        """The writer lock file: next to a SQLite file, else ``catalog.lock`` in the workspace."""
+        """The writer lock file: next to a SQLite file, else ``catalog.lock`` in the workspace.
+
+        Not used on PostgreSQL, whose writer lock is a session-level advisory lock on the server.
+        """
         if self.sqlite_path is not None:
             return self.sqlite_path.with_name(self.sqlite_path.name + ".lock")
         root = self.workspace.root if self.workspace is not None else Path.cwd()
@@ -208,7 +279,7 @@ class Catalog:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
-            raise CatalogError(f"catalog {self.location}: {exc.__class__.__name__}: {exc}") from None
+            raise CatalogError(f"catalog {self.location}: {one_line(exc)}") from None
         except BaseException:
             session.rollback()
             raise
@@ -219,12 +290,19 @@ class Catalog:
     def writer_lock(self, *, timeout: float = 0.0, purpose: str = "") -> Iterator[dict]:
         """Hold this catalog's writer lock (see ``r2cli.catalog.lock``) for the block.
 
+        SQLite and other back-ends: ``flock`` on ``lock_path`` (one machine). PostgreSQL: an
+        advisory lock on the server, which works across machines.
+
         Raises:
             CatalogBusyError: another live process is writing and did not finish within ``timeout`` s.
         """
-        from r2cli.catalog.lock import writer_lock
+        from r2cli.catalog.lock import pg_writer_lock, writer_lock
 
-        with writer_lock(self.lock_path, catalog=self.location, timeout=timeout, purpose=purpose) as holder:
+        if self.is_postgresql:
+            lock = pg_writer_lock(self.engine, catalog=self.location, timeout=timeout, purpose=purpose)
+        else:
+            lock = writer_lock(self.lock_path, catalog=self.location, timeout=timeout, purpose=purpose)
+        with lock as holder:
             yield holder
 
     def close(self) -> None:
@@ -250,7 +328,12 @@ def _is_url(url: str) -> bool:
 
 
 def catalog_exists(workspace: "Workspace") -> bool:
-    """Whether the workspace's catalog exists with at least one migration applied (never creates it)."""
+    """Whether the workspace's catalog exists with at least one migration applied (never creates it).
+
+    Raises:
+        CatalogError: a database server (PostgreSQL, ...) cannot be reached: that is not "no catalog".
+        MissingDependencyError: the URL's database driver is not installed.
+    """
     url = workspace.catalog_url
     if not _is_url(url):
         return False
@@ -259,11 +342,20 @@ def catalog_exists(workspace: "Workspace") -> bool:
         return False
     try:
         engine = open_engine(url, 1.0)
-        try:
-            with engine.connect() as conn:
-                return _migrations.current_version(conn) > 0
-        finally:
-            engine.dispose()
-    except (CatalogError, SQLAlchemyError):
+    except CatalogError:
         return False
-
+    try:
+        try:
+            conn = engine.connect()
+        except SQLAlchemyError as exc:
+            if engine.dialect.name == "sqlite":
+                return False
+            raise CatalogError(f"cannot open catalog {describe_url(url)}: {one_line(exc)}") from None
+        try:
+            return _migrations.current_version(conn) > 0
+        except SQLAlchemyError:
+            return False
+        finally:
+            conn.close()
+    finally:
+        engine.dispose()

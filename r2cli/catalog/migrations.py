@@ -7,6 +7,14 @@ never the ORM classes, so that old migrations keep producing the same schema aft
 turns the previous version into the new one (``op``-style ``ALTER TABLE`` / new tables).
 
 The migrated schema must match ``schema.py`` exactly; tests/catalog checks it.
+
+Migrations run on SQLite and on PostgreSQL (tests/catalog runs every one on both), inside one
+transaction that both roll back on failure. Write them with SQLAlchemy constructs, not dialect
+SQL; mind that SQLite's ``ALTER TABLE`` only adds and renames columns (anything else: create the
+new table, copy, drop, rename), and that PostgreSQL enforces ``String(n)`` lengths, rejects NUL
+characters in text and has no ``=`` on ``JSON`` columns (no DISTINCT / GROUP BY / UNIQUE on them).
+Concurrent upgrades queue: ``Catalog.open`` runs them under SQLite's ``BEGIN IMMEDIATE`` or the
+PostgreSQL write advisory lock, and ``upgrade`` re-reads the version under it.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The tables here are the *current* schema. The database is created and upgraded o
 numbered migrations in ``r2cli.catalog.migrations`` (never by ``metadata.create_all``); a test
 checks that a migrated database has exactly the columns declared here.
 
-Times are naive ``datetime`` values in UTC.
+Times are naive ``datetime`` values in UTC (``timestamp without time zone`` on PostgreSQL, so the
+server's TimeZone setting never shifts them). Floats are double precision on both back-ends.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ The ids are those of OpenAI's ``clip.tokenize(texts, truncate=True)``: the start
 the byte-pair encoding of the cleaned, lower-cased text, the end-of-text id, zero padding up to
 the context length. A text whose ids do not fit is cut to the context length and its last id is
 forced to end-of-text, which is what the official R2-Tuning query extractor does. The BPE itself
-comes from open_clip's ``SimpleTokenizer``, which ships OpenAI's vocabulary file unchanged.
+comes from open_clip's ``SimpleTokenizer``, which ships OpenAI's vocabulary file unchanged; only the
+framing (start/end ids, padding, the cut) is written here, because open_clip's ``__call__`` does not
+say which texts it cut and r2cli reports them.
 """
 
 from __future__ import annotations

@@ -205,7 +205,10 @@ def load_official_checkpoint(source: str | os.PathLike | dict, *, preset: str | 
         preset = preset_for_official_file(source)
     preset_obj = load_preset(preset) if isinstance(preset, str) else preset
     base = preset_obj.model if preset_obj is not None else None
-    config = infer_model_config(state_dict, base=base, num_tokens=num_tokens, video_width=video_width)
+    try:
+        config = infer_model_config(state_dict, base=base, num_tokens=num_tokens, video_width=video_width)
+    except CheckpointError as exc:  # the shape rules do not know the file; the user needs it named
+        raise CheckpointError(f"{where}: {exc}") from None
     if base is not None:
         for name in ("strides", "coord_head", "use_tef"):
             if getattr(base, name) != getattr(config, name):

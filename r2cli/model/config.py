@@ -316,11 +316,6 @@ def load_preset(name: str) -> Preset:
     return preset
 
 
-def default_model_config() -> ModelConfig:
-    """The QVHighlights architecture for ViT-B/32 (2,836,242 learnable parameters)."""
-    return ModelConfig()
-
-
 def expected_parameter_count(config: ModelConfig) -> int:
     """Closed-form count of learnable parameters of ``build_model(config)`` (used as a cross-check)."""
     d, cv, cq = config.dims, config.video_in_width, config.query_width

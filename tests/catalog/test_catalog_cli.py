@@ -1,10 +1,14 @@
-"""`r2cli index`, `r2cli catalog list|show|stats` and `r2cli doctor` through the real entry point."""
+"""`r2cli index`, `r2cli catalog list|show|stats` and `r2cli doctor` through the real entry point.
+
+The index/catalog tests run on SQLite and on PostgreSQL (``--catalog postgresql+psycopg://...``).
+"""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from catalogkit import is_sqlite, workspace_args
 
 from r2cli.cli.main import main
 
@@ -30,18 +34,19 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def indexed(tmp_path, make_copy, capsys):
+def indexed(tmp_path, workspace, make_copy, capsys):
+    """(archive, the CLI's workspace flags, the index report)."""
     archive = tmp_path / "archive"
     make_copy(archive / "a.mp4", "a")
     make_copy(archive / "b b.mp4", "b")
     (archive / "broken.mp4").write_text("not a video")
-    ws = str(tmp_path / "ws")
-    code, out, err = run(capsys, "index", str(archive), "--workspace", ws, "--no-features", "--json")
+    ws = workspace_args(workspace)
+    code, out, err = run(capsys, "index", str(archive), *ws, "--no-features", "--json")
     assert code == 0, err
     return archive, ws, json.loads(out)
 
 
-def test_index_json_shape(indexed):
+def test_index_json_shape(indexed, workspace):
     archive, ws, report = indexed
     assert set(report) == {
         "roots", "catalog", "dry_run", "new", "updated", "unchanged", "moved", "missing", "errors", "probed",
@@ -49,7 +54,11 @@ def test_index_json_shape(indexed):
     }
     assert (report["new"], report["errors"], report["seen"], report["dry_run"]) == (2, 1, 3, False)
     assert report["features"] is None  # --no-features
-    assert report["roots"] == [str(archive)] and report["catalog"].endswith("ws/catalog.sqlite")
+    assert report["roots"] == [str(archive)]
+    if is_sqlite(workspace):
+        assert report["catalog"].endswith("ws/catalog.sqlite")
+    else:
+        assert report["catalog"] == workspace.catalog_url
     assert report["file_errors"] == [
         {"path": str(archive / "broken.mp4"), "error": "ffprobe cannot read it: moov atom not found; "
          "Invalid data found when processing input", "known": False}
@@ -58,64 +67,66 @@ def test_index_json_shape(indexed):
 
 def test_index_table_and_exit_codes(indexed, capsys):
     archive, ws, _ = indexed
-    code, out, _ = run(capsys, "index", str(archive), "--workspace", ws, "--no-features")
+    code, out, _ = run(capsys, "index", str(archive), *ws, "--no-features")
     assert code == 0
     assert "unchanged │     2" in out and "errors    │     1" in out and "broken.mp4" in out
     assert "(unchanged since it failed)" in out
-    code, out, err = run(capsys, "index", str(archive), "--workspace", ws, "--no-features", "--strict")
+    code, out, err = run(capsys, "index", str(archive), *ws, "--no-features", "--strict")
     assert code == 1 and "error: 1 of 3 paths failed (--strict); first:" in err and "broken.mp4" in err
-    code, _, err = run(capsys, "index", str(archive / "nope"), "--workspace", ws)
+    code, _, err = run(capsys, "index", str(archive / "nope"), *ws)
     assert code == 2 and "nope: no such file or folder" in err
-    code, _, err = run(capsys, "index", str(archive), "--workspace", ws, "--ext", "*.mp4")
+    code, _, err = run(capsys, "index", str(archive), *ws, "--ext", "*.mp4")
     assert code == 2 and "--ext takes plain extensions" in err
-    code, _, err = run(capsys, "index", "--workspace", ws)
+    code, _, err = run(capsys, "index", *ws)
     assert code == 2 and "Missing argument" in err
 
 
-def test_index_dry_run_writes_nothing(tmp_path, make_copy, capsys):
+def test_index_dry_run_writes_nothing(tmp_path, workspace, make_copy, capsys):
+    from r2cli.catalog import catalog_exists
+
     make_copy(tmp_path / "archive" / "a.mp4", "a")
-    code, out, _ = run(capsys, "index", str(tmp_path / "archive"), "--workspace", str(tmp_path / "ws"), "--dry-run")
+    code, out, _ = run(capsys, "index", str(tmp_path / "archive"), *workspace_args(workspace), "--dry-run")
     assert code == 0 and "dry run: nothing written" in out and "new       │     1" in out
-    assert not (tmp_path / "ws").exists()
+    assert not workspace.root.exists() and not catalog_exists(workspace)
 
 
 def test_catalog_list_show_stats(indexed, capsys):
     archive, ws, _ = indexed
-    code, out, _ = run(capsys, "catalog", "list", "--workspace", ws, "--json")
+    code, out, _ = run(capsys, "catalog", "list", *ws, "--json")
     listed = json.loads(out)
     assert code == 0 and [v["path"] for v in listed] == sorted(str(archive / n) for n in ("a.mp4", "b b.mp4", "broken.mp4"))
-    code, out, _ = run(capsys, "catalog", "list", "--workspace", ws, "--status", "error", "--json")
+    code, out, _ = run(capsys, "catalog", "list", *ws, "--status", "error", "--json")
     assert [v["path"] for v in json.loads(out)] == [str(archive / "broken.mp4")]
-    code, out, _ = run(capsys, "catalog", "list", "--workspace", ws, "--path", "*/b *", "--json")
+    code, out, _ = run(capsys, "catalog", "list", *ws, "--path", "*/b *", "--json")
     assert [v["path"] for v in json.loads(out)] == [str(archive / "b b.mp4")]
-    code, out, _ = run(capsys, "catalog", "list", "--workspace", ws, "--status", "ok")
+    code, out, _ = run(capsys, "catalog", "list", *ws, "--status", "ok")
     assert code == 0 and "a.mp4" in out and "broken" not in out and "2 videos" in out
-    code, _, err = run(capsys, "catalog", "list", "--workspace", ws, "--status", "fine")
+    code, _, err = run(capsys, "catalog", "list", *ws, "--status", "fine")
     assert code == 2 and "--status must be one of ok, error, missing; got 'fine'" in err
 
     video_id = next(v["id"] for v in listed if v["path"].endswith("a.mp4"))
-    code, out, _ = run(capsys, "catalog", "show", str(video_id), "--workspace", ws, "--json")
+    code, out, _ = run(capsys, "catalog", "show", str(video_id), *ws, "--json")
     shown = json.loads(out)
     assert code == 0 and shown["video"]["path"] == str(archive / "a.mp4") and shown["feature_sets"] == []
     assert shown["video"]["frame_count"] == 10 and shown["video"]["first_seen"].endswith("Z")
-    code, out, _ = run(capsys, "catalog", "show", str(archive / "b b.mp4"), "--workspace", ws)
+    code, out, _ = run(capsys, "catalog", "show", str(archive / "b b.mp4"), *ws)
     assert code == 0 and "fingerprint" in out and "blake2b:" in out and "no feature sets yet" in out
-    code, _, err = run(capsys, "catalog", "show", "999", "--workspace", ws)
+    code, _, err = run(capsys, "catalog", "show", "999", *ws)
     assert code == 1 and "no video '999' in catalog" in err
 
-    code, out, _ = run(capsys, "catalog", "stats", "--workspace", ws, "--json")
+    code, out, _ = run(capsys, "catalog", "stats", *ws, "--json")
     stats = json.loads(out)
     assert stats["by_status"] == {"ok": 2, "error": 1, "missing": 0} and stats["videos"] == 3
     assert stats["hours"] == pytest.approx(2 / 3600, abs=1e-4) and stats["schema_version"] == 1
     assert stats["features"] == {"none": 2} and stats["feature_sets"] == 0
-    code, out, _ = run(capsys, "catalog", "stats", "--workspace", ws)
+    code, out, _ = run(capsys, "catalog", "stats", *ws)
     assert code == 0 and "schema version" in out and "hours (ok)" in out
 
 
-def test_catalog_commands_need_a_catalog(tmp_path, capsys):
-    code, _, err = run(capsys, "catalog", "stats", "--workspace", str(tmp_path / "empty"))
-    assert code == 5 and "no catalog at" in err and "r2cli index DIR" in err
-    assert not (tmp_path / "empty").exists()
+def test_catalog_commands_need_a_catalog(workspace, capsys):
+    code, _, err = run(capsys, "catalog", "stats", *workspace_args(workspace))
+    assert code == 5 and "no catalog" in err and "r2cli index DIR" in err
+    assert not workspace.root.exists()
 
 
 def test_doctor(tmp_path, monkeypatch, capsys, ffmpeg, make_copy):
@@ -126,8 +137,8 @@ def test_doctor(tmp_path, monkeypatch, capsys, ffmpeg, make_copy):
     (cache / "checkpoints").mkdir()
     (cache / "checkpoints" / "r2_tuning_qvhighlights-ed516355.pth.part").write_bytes(b"0" * 10)
     monkeypatch.setenv("R2CLI_CACHE", str(cache))
-    ws = str(tmp_path / "ws")
-    code, out, err = run(capsys, "doctor", "--workspace", ws, "--json")
+    ws = ["--workspace", str(tmp_path / "ws")]
+    code, out, err = run(capsys, "doctor", *ws, "--json")
     assert code == 0, err
     report = json.loads(out)
     assert report["ok"] is True
@@ -140,10 +151,10 @@ def test_doctor(tmp_path, monkeypatch, capsys, ffmpeg, make_copy):
     ]}
     assert not (tmp_path / "ws").exists()  # doctor creates nothing
     make_copy(tmp_path / "archive" / "a.mp4", "a")
-    run(capsys, "index", str(tmp_path / "archive"), "--workspace", ws, "--no-features")
-    code, out, _ = run(capsys, "doctor", "--workspace", ws)
+    run(capsys, "index", str(tmp_path / "archive"), *ws, "--no-features")
+    code, out, _ = run(capsys, "doctor", *ws)
     assert code == 0 and "schema version 1" in out and "1 videos" in out and "clip/ViT-B-32.pt" in out
     assert "partial download" in out and ".lock" not in out
     monkeypatch.setenv("R2CLI_FFMPEG", str(tmp_path / "no-ffmpeg"))
-    code, out, err = run(capsys, "doctor", "--workspace", ws, "--json")
+    code, out, err = run(capsys, "doctor", *ws, "--json")
     assert code == 3 and json.loads(out)["ok"] is False and "ffmpeg not found" in err

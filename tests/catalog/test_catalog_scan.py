@@ -1,4 +1,4 @@
-"""scan_archive: bad inputs, incremental re-runs, moves, deletions, dry runs, filters."""
+"""scan_archive: bad inputs, incremental re-runs, moves, deletions, dry runs, filters (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import shutil
 import subprocess
 
 import pytest
-from catalogkit import cli_command, cli_env, distinct_copy, sqlite_rows
+from catalogkit import BACKENDS, catalog_rows, cli_command, cli_env, distinct_copy, is_sqlite, sqlite_rows
+
 
 from r2cli.catalog import Catalog
 from r2cli.catalog.scan import ScanFailedError, scan_archive
@@ -41,8 +42,8 @@ BAD_INPUTS = {
 GOOD_INPUTS = ["good.mp4", "sub/ünïcode — name with  spaces.mp4", "folder.mp4/inside.MP4", "日本語/クリップ.mkv"]
 
 
-@pytest.fixture(scope="module")
-def bad_archive(ffmpeg, base_clip, tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def bad_archive(request, ffmpeg, base_clip, tmp_path_factory):
     root = tmp_path_factory.mktemp("bad archive")
     distinct_copy(base_clip, root / "good.mp4", "good")
     distinct_copy(base_clip, root / "sub" / "ünïcode — name with  spaces.mp4", "unicode")
@@ -60,9 +61,13 @@ def bad_archive(ffmpeg, base_clip, tmp_path_factory):
     os.symlink("gone.mp4", root / "dangling.mp4")
     os.mkfifo(root / "pipe.mp4")
     (root / "readme.txt").write_text("not indexed: wrong extension")
-    workspace = resolve_workspace(tmp_path_factory.mktemp("ws") / "ws")
+    server = request.getfixturevalue("pg_server") if request.param == "postgresql" else None
+    url = server.new_database() if server else None
+    workspace = resolve_workspace(tmp_path_factory.mktemp("ws") / "ws", url)
     report = scan_archive([root], workspace)
-    return root, workspace, report
+    yield root, workspace, report
+    if server:
+        server.drop_database(url)
 
 
 @pytest.mark.parametrize("name", sorted(BAD_INPUTS))
@@ -242,15 +247,16 @@ def test_dry_run_writes_nothing(archive, workspace, probe_counter):
     report = scan_archive([archive], workspace, dry_run=True)
     assert report.dry_run and (report.new, report.probed, probe_counter) == (5, 0, [])
     assert not workspace.root.exists()
+    if not is_sqlite(workspace):  # nothing created on the server either
+        assert catalog_rows(workspace, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
     scan_archive([archive], workspace)
-    db = workspace.root / "catalog.sqlite"
-    snapshot = sqlite_rows(db, "SELECT * FROM videos ORDER BY id")
+    snapshot = catalog_rows(workspace, "SELECT * FROM videos ORDER BY id")
     os.rename(archive / "clip1.mp4", archive / "clip1 moved.mp4")
     (archive / "clip2.mp4").unlink()
     (archive / "new.mp4").write_bytes(b"")
     report = scan_archive([archive], workspace, dry_run=True)
     assert (report.moved, report.missing, report.new, report.unchanged) == (1, 1, 1, 3)
-    assert sqlite_rows(db, "SELECT * FROM videos ORDER BY id") == snapshot
+    assert catalog_rows(workspace, "SELECT * FROM videos ORDER BY id") == snapshot
 
 
 def test_extension_and_ignore_filters(archive, workspace, make_copy):

@@ -1,4 +1,4 @@
-"""Catalog schema, migrations, SQLite settings, URLs and the writer lock."""
+"""Catalog schema, migrations, SQLite / PostgreSQL settings, URLs and the writer lock (on both back-ends)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from catalogkit import is_sqlite
 from sqlalchemy import create_engine, inspect, text
 
 from r2cli.catalog import LATEST_VERSION, Catalog
@@ -22,13 +23,18 @@ def test_open_creates_the_catalog_and_records_the_version(workspace):
     assert not workspace.root.exists()
     with Catalog.open(workspace) as catalog:
         assert catalog.schema_version == LATEST_VERSION
-        assert catalog.sqlite_path == workspace.root / "catalog.sqlite"
         with catalog.session() as session:
-            assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-            assert session.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+            if is_sqlite(workspace):
+                assert catalog.sqlite_path == workspace.root / "catalog.sqlite"
+                assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+                assert session.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+            else:
+                assert catalog.sqlite_path is None and catalog.is_postgresql
+                assert session.execute(text("SHOW lock_timeout")).scalar() == "30s"  # the busy timeout
             rows = session.execute(text("SELECT version, name FROM schema_migrations ORDER BY version")).all()
     assert [tuple(r) for r in rows] == [(m.version, m.name) for m in MIGRATIONS]
-    assert (workspace.root / "features").is_dir() and (workspace.root / "runs").is_dir()
+    if is_sqlite(workspace):
+        assert (workspace.root / "features").is_dir() and (workspace.root / "runs").is_dir()
 
 
 def test_migrated_schema_matches_the_orm(workspace):
@@ -119,9 +125,12 @@ def test_a_catalog_from_a_newer_r2cli_is_refused(workspace):
 
 
 def test_open_without_create_does_not_create(workspace):
-    with pytest.raises(CatalogError, match="no catalog at .*r2cli index"):
+    with pytest.raises(CatalogError, match="no catalog (at|in) .*r2cli index"):
         Catalog.open(workspace, create=False)
     assert not workspace.root.exists()
+    from r2cli.catalog import catalog_exists
+
+    assert not catalog_exists(workspace)
 
 
 def test_any_sqlalchemy_url(tmp_path):
@@ -164,15 +173,16 @@ _HOLDER = """
 import sys, time
 from r2cli.catalog import Catalog
 from r2cli.paths import resolve_workspace
-with Catalog.open(resolve_workspace(sys.argv[1])) as catalog, catalog.writer_lock(purpose="test holder"):
+with Catalog.open(resolve_workspace(sys.argv[1], sys.argv[2])) as catalog, catalog.writer_lock(purpose="test holder"):
     print("locked", flush=True)
-    time.sleep(float(sys.argv[2]))
+    time.sleep(float(sys.argv[3]))
 """
 
 
 def _start_holder(workspace, seconds: float) -> subprocess.Popen:
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(workspace.root), str(seconds)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _HOLDER, str(workspace.root), workspace.catalog_url, str(seconds)],
+        stdout=subprocess.PIPE, text=True,
     )
     assert holder.stdout.readline().strip() == "locked"
     return holder
@@ -191,10 +201,12 @@ def test_writer_lock_refuses_waits_and_survives_kill_9(workspace):
                 with catalog.writer_lock(timeout=0.3):
                     pass
             assert time.monotonic() - start >= 0.3
-            # kill -9 leaves the lock file with the dead holder's pid: it must not block anybody
+            # kill -9 leaves the lock file with the dead holder's pid (SQLite) or a server session
+            # that ends when the server sees the closed socket (PostgreSQL): neither blocks anybody
             holder.send_signal(signal.SIGKILL)
             holder.wait(timeout=30)
-            assert str(holder.pid) in catalog.lock_path.read_text()
+            if is_sqlite(workspace):
+                assert str(holder.pid) in catalog.lock_path.read_text()
             with catalog.writer_lock(purpose="after the kill") as me:
                 assert me["pid"] == os.getpid()
                 with catalog.writer_lock():  # re-entrant inside one process

@@ -20,19 +20,22 @@ class ParityCase:
 
 @pytest.fixture(scope="session")
 def clip_parity_cases(parity_dir, tmp_path_factory) -> list[ParityCase]:
-    """Every clip_tower_*.pt in the parity folder, its state dict saved alone and loaded with load_clip(path)."""
+    """Every clip_tower_*.pt(.xz) in the parity folder, its state dict saved alone and loaded with load_clip(path)."""
     import torch
+    from golden.parity_files import GOLDEN_DIR, load_parity, parity_files
 
     from r2cli.features.clip import load_clip
 
-    files = sorted(parity_dir.glob("clip_tower_*.pt"))
+    files = parity_files(parity_dir, "clip_tower")
     if not files:
+        if parity_dir == GOLDEN_DIR:
+            pytest.fail(f"the golden set in {parity_dir} has no clip_tower file (run tests/golden/make_golden.py)")
         pytest.skip(f"no clip_tower_*.pt files in {parity_dir}")
     cases = []
     folder = tmp_path_factory.mktemp("parity-weights")
     for file in files:
-        data = torch.load(file, map_location="cpu", weights_only=True)
-        weights = folder / f"{file.stem}-state-dict.pt"
+        data = load_parity(file)
+        weights = folder / f"{file.name.split('.')[0]}-state-dict.pt"
         torch.save(dict(data["state_dict"]), weights)  # what a user passes with --clip-weights
         cases.append(ParityCase(file.name, data, load_clip(weights, device="cpu"), weights))
     return cases

@@ -339,3 +339,22 @@ def test_clip_fp16_outputs_equal_fp32_outputs_rounded(tiny_clip_path, precision)
     layers16, embed16 = tower.video_features(frames, k=3, batch_size=2, output_dtype=torch.float16)
     assert layers16.dtype == embed16.dtype == torch.float16
     assert torch.equal(layers16, layers32.to(torch.float16)) and torch.equal(embed16, embed32.to(torch.float16))
+
+
+class _NotATensor:
+    """A Python object in a weights file: torch's weights-only reader refuses to unpickle it."""
+
+
+def test_clip_refusal_of_a_pickle_with_objects_never_advises_weights_only_false(tmp_path, tiny_clip_path):
+    from r2cli.features.clip import load_clip
+
+    state = torch.load(tiny_clip_path, map_location="cpu", weights_only=True)
+    path = tmp_path / "with-objects.pt"
+    torch.save({**state, "extra": _NotATensor()}, path)
+    (tmp_path / "garbage.pt").write_bytes(b"not a torch file")
+    for file, found in ((path, "it holds Python objects besides tensors, which r2cli does not unpickle"), (tmp_path / "garbage.pt", "not a PyTorch weights file")):
+        with pytest.raises(InputError) as caught:
+            load_clip(file)
+        message = str(caught.value)
+        assert message.startswith(f"{file}: cannot read CLIP weights ({found}; pass OpenAI's .pt file"), message
+        assert "weights_only" not in message and "trust" not in message and "\n" not in message

@@ -142,3 +142,19 @@ def test_a_file_that_is_not_a_checkpoint_is_one_short_line(tmp_path):
     message = str(caught.value)
     assert "not a readable PyTorch checkpoint" in message and "\n" not in message
     assert "arbitrary code execution" not in message  # torch's paragraph is replaced by what r2cli expects
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"coef": torch.ones(4)}, "lacks key 'adapter.video_map.2.weight'"),  # not an R2-Tuning head at all
+    (None, "cannot tell the CLIP token count"),  # a head for unknown CLIP widths, no token count given
+])
+def test_shape_errors_name_the_checkpoint_file(tmp_path, state, message):
+    """The errors raised while inferring the architecture from shapes say which file they are about."""
+    if state is None:
+        state = dict(random_model(ModelConfig(**TINY)).state_dict())
+    path = tmp_path / "subdir" / "my_head.pth"
+    path.parent.mkdir()
+    torch.save({"state_dict": state}, path)
+    with pytest.raises(CheckpointError, match=message) as caught:
+        load_checkpoint(path)
+    assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)

@@ -12,32 +12,75 @@ from pathlib import Path
 import pytest
 
 
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"  # the X-Repo-Commit a Hub answers with
+
+
 @dataclass
 class WeightsServer:
-    """Serves in-memory files over HTTP with Range support; records what clients asked for."""
+    """Serves in-memory files over HTTP with HEAD and Range support, as the Hugging Face Hub does for
+    ``/<org>/<repo>/resolve/<revision>/<path>`` (ETag and X-Repo-Commit headers) and as a plain web
+    server does for any other path; records what clients asked for."""
 
     base_url: str
     files: dict[str, bytes] = field(default_factory=dict)
-    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, Range header)
     truncate: set[str] = field(default_factory=set)  # paths whose body is cut in half once
     ignore_range: set[str] = field(default_factory=set)  # paths answered with 200 and the full body
 
     def url(self, name: str) -> str:
         return f"{self.base_url}/{name}"
 
+    def add(self, name: str, data: bytes) -> str:
+        """Serve ``data`` at a plain path; returns its URL."""
+        self.files[name] = data
+        return self.url(name)
+
+    def add_hub(self, repo: str, path_in_repo: str, data: bytes, revision: str = "main") -> str:
+        """Serve ``data`` as a Hub file of ``repo``; returns its resolve URL."""
+        return self.add(f"{repo}/resolve/{revision}/{path_in_repo}", data)
+
+    def gets(self, name: str) -> list[str | None]:
+        """The Range headers of the GET requests for ``name``, in order."""
+        return [byte_range for method, path, byte_range in self.requests if method == "GET" and path == name]
+
 
 def _handler_for(server_state: WeightsServer):
     class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def log_message(self, *args) -> None:  # keep test output clean
             pass
+
+        def _headers_for(self, name: str, body: bytes) -> None:
+            self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+            if "/resolve/" in name:
+                self.send_header("X-Repo-Commit", HUB_COMMIT)
+            self.send_header("Accept-Ranges", "bytes")
+
+        def _missing(self) -> None:
+            self.send_response(404, "Not Found")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_HEAD(self) -> None:
+            name = self.path.lstrip("/")
+            server_state.requests.append(("HEAD", name, None))
+            body = server_state.files.get(name)
+            if body is None:
+                self._missing()
+                return
+            self.send_response(200)
+            self._headers_for(name, body)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
 
         def do_GET(self) -> None:
             name = self.path.lstrip("/")
             byte_range = self.headers.get("Range")
-            server_state.requests.append((name, byte_range))
+            server_state.requests.append(("GET", name, byte_range))
             body = server_state.files.get(name)
             if body is None:
-                self.send_error(404, "Not Found")
+                self._missing()
                 return
             start = 0
             if byte_range and name not in server_state.ignore_range:
@@ -53,6 +96,7 @@ def _handler_for(server_state: WeightsServer):
             else:
                 self.send_response(200)
             payload = body[start:]
+            self._headers_for(name, body)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             if name in server_state.truncate:
@@ -71,6 +115,11 @@ def weights_server(monkeypatch):
     """A local HTTP server (daemon thread, shut down after the test); the network is allowed for 127.0.0.1 only."""
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("R2CLI_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    # huggingface_hub reads HF_HUB_OFFLINE once, when imported (tests/conftest.py sets it for every test);
+    # a fresh process without the variable starts with False, as here.
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     state = WeightsServer(base_url="")

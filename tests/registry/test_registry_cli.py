@@ -57,15 +57,15 @@ def test_registry_cli_download_from_local_server(weights_server, private_manifes
     data = b"checkpoint bytes" * 5000
     digest = hashlib.sha256(data).hexdigest()
     filename = f"r2_tuning_demo-{digest[:8]}.pth"
-    weights_server.files[filename] = data
-    private_manifest(checkpoints={"demo": {"filename": filename, "url": weights_server.url(filename),
+    url = weights_server.add_hub("yeliudev/R2-Tuning", f"checkpoints/{filename}", data)
+    private_manifest(checkpoints={"demo": {"filename": filename, "url": url,
                                            "sha256": digest[:8], "preset": "demo", "clip": "Tiny/test"}},
                      clip={"Tiny/test": {"model": "Tiny", "filename": "tiny.pt", "url": "", "sha256": ""}})
     result = _invoke("download", "demo", "--no-clip", "--json")
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)
     assert row["name"] == "demo" and row["verified"] is True and row["bytes"] == len(data)
-    assert (weights_server.requests[-1][0]) == filename
+    assert weights_server.gets(f"yeliudev/R2-Tuning/resolve/main/checkpoints/{filename}") == [None]
     plain = _invoke("download", "demo", "--no-clip")
     assert plain.exit_code == 0 and "sha256 ok" in plain.output
 

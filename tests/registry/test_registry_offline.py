@@ -12,7 +12,7 @@ import hashlib
 import pytest
 
 from r2cli.errors import MissingWeightsError
-from r2cli.model import registry
+from r2cli.model import _download, _hashing, registry
 from r2cli.paths import weights_cache_dir
 
 
@@ -50,7 +50,7 @@ def test_registry_offline_nothing_cached_fails_fast_in_one_line(monkeypatch, off
 def test_registry_unreachable_host_fails_within_the_connect_timeout(monkeypatch, private_manifest):
     """Not offline, but the host does not answer: one attempt bounded by the connect timeout, no retries."""
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(registry, "CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(_download, "CONNECT_TIMEOUT_S", 1.0)
     # 10.255.255.1 is a non-routable address (connect hangs or fails at once); port 9 on 127.0.0.1 refuses.
     private_manifest(checkpoints={
         "blackhole": {"filename": "b-00000000.pth", "url": "http://10.255.255.1:81/b.pth", "sha256": "00000000",
@@ -112,7 +112,7 @@ def test_registry_hand_filled_cache_is_found_offline_and_verified_once(private_m
     assert (path.parent / (path.name + ".sha256")).read_text().split()[0] == digest
     # second resolution trusts the note and does not hash the file again
     with monkeypatch.context() as patched:
-        patched.setattr(registry, "file_sha256", lambda *_: pytest.fail("re-hashed a verified file"))
+        patched.setattr(_hashing, "file_sha256", lambda *_: pytest.fail("re-hashed a verified file"))
         assert registry.resolve_checkpoint("demo") == path
     clip_path = _fill(registry.expected_path("Tiny/test"), clip_bytes)
     assert clip_path == weights_cache_dir() / "clip" / "tiny.pt"

@@ -67,12 +67,14 @@ def test_batched_nms_equals_one_pair_at_a_time():
 
 
 def test_post_processing_matches_the_official_vectors(parity_dir):
-    import torch
+    from golden.parity_files import GOLDEN_DIR, load_parity, parity_files
 
     from r2cli.inference.windows import PostProcess, Window, merge_window_moments
 
-    cases = [c for f in sorted(parity_dir.glob("r2_head_*.pt")) for c in torch.load(f, weights_only=False).get("postprocess", [])]
+    cases = [c for f in parity_files(parity_dir, "r2_head") for c in load_parity(f).get("postprocess", [])]
     if not cases:
+        if parity_dir == GOLDEN_DIR:
+            pytest.fail("the golden set has no post-processing case (run tests/golden/make_golden.py)")
         pytest.skip("no post-processing case in the parity files")
     for case in cases:
         expected = np.array(case["output_boundary_f64_list"], dtype=np.float64)

@@ -29,16 +29,18 @@ def _torch_info() -> dict:
 
 
 def _weights_cache() -> dict:
+    from r2cli.model.registry import STAGING_DIR
     from r2cli.paths import weights_cache_dir
 
     root = weights_cache_dir()
     files = []
     if root.is_dir():
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            if path.suffix in (".lock", ".sha256"):  # the registry's bookkeeping, not weights
+            folders = path.relative_to(root).parts[:-1]
+            if path.suffix in (".lock", ".sha256") or ".cache" in folders:  # bookkeeping, not weights
                 continue
             files.append({"path": str(path.relative_to(root)), "bytes": path.stat().st_size,
-                          "partial": path.suffix == ".part"})
+                          "partial": path.suffix == ".part" or STAGING_DIR in folders})
     return {"dir": str(root), "exists": root.is_dir(), "files": files}
 
 
