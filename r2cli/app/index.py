@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from r2cli.app.options import Options, device_rule, option
 from r2cli.app.steps import JobContext, StepResult
+from r2cli.distributed.session import ray_address_rule
 from r2cli.errors import InputError
 from r2cli.features.store import FEATURE_FPS
 from r2cli.media.frames import GEOMETRIES, GEOMETRY_DISPLAY
@@ -59,6 +60,10 @@ class IndexOptions(Options):
                                     help="Frames per CLIP forward pass. Default: 16 on CPU, 256 on GPU.")
     verify: bool = option(
         False, help="Check every stored feature file against its checksum and shapes; extract failing ones again.")
+    ray: str | None = option(
+        None, check=ray_address_rule,
+        help="Extract on Ray: 'local' starts an instance on this machine, HOST:PORT joins a cluster whose nodes "
+             "all mount the workspace. Default: $R2CLI_RAY_ADDRESS, else no Ray (one process).")
 
     def check(self) -> tuple[tuple[str, ...], str] | None:
         if self.paths is None:
@@ -124,6 +129,7 @@ def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Report
         MissingWeightsError: features are on and the CLIP weights are not available (the scan is kept).
     """
     from r2cli.catalog.scan import scan_archive
+    from r2cli.distributed.session import resolve_ray_address
     from r2cli.errors import MissingWeightsError
     from r2cli.features.extract import extract_features
 
@@ -136,6 +142,7 @@ def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Report
         extracted = extract_features(
             workspace, clip_weights=options.clip_weights, fps=options.fps, geometry=options.geometry,
             device=options.device, batch_size=options.batch_size, verify=options.verify,
+            ray=resolve_ray_address(options.ray),
             paths=[*scan.roots, *scan.outside_roots], lock_timeout=options.wait, reporter=reporter,
         )
     except MissingWeightsError:

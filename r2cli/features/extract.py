@@ -261,6 +261,8 @@ def extract_features(
     video_ids: Sequence[int] | None = None,
     verify: bool = False,
     lock_timeout: float = 0.0,
+    ray: str | None = None,
+    segment_seconds: float | None = None,
     reporter: Reporter = NULL_REPORTER,
 ) -> ExtractReport:
     """Extract and store features for every readable catalog video that lacks them.
@@ -283,6 +285,9 @@ def extract_features(
         verify: check every recorded feature file against its checksum and shapes, and extract
             the failing ones again (without it, a file of the wrong size is still caught).
         lock_timeout: seconds to wait for another process writing the catalog.
+        ray: run decode and CLIP on Ray (``"local"`` or a cluster address; ``r2cli.distributed``)
+            instead of this process's pipeline. The features are identical.
+        segment_seconds: on Ray, videos longer than this are decoded in segments of this length.
         reporter: progress, stage ``"features"`` in frames (fields: videos, fps).
 
     Raises:
@@ -336,12 +341,30 @@ def extract_features(
             report.videos_verified = (work.done + len(work.rejected)) if verify else 0
             report.videos_total = len(work.todo) + len(work.adopt) + work.done
             report.videos_skipped = work.done + len(work.adopt)
-            stats = _extract_items(run, work.todo, tower, report.batch_size, threads, reporter)
+            if ray is None:
+                stats = _extract_items(run, work.todo, tower, report.batch_size, threads, reporter)
+            else:
+                stats = _extract_on_ray(run, work.todo, ray, clip_weights=clip_weights, device=device,
+                                        precision=precision, batch_size=report.batch_size, threads=threads,
+                                        segment_seconds=segment_seconds, reporter=reporter)
             report.decode_cpu_seconds = stats.decode_cpu
             report.model_cpu_seconds = stats.model_cpu
             report.pipeline_seconds = stats.seconds
     report.wall_seconds = time.monotonic() - started
     return report
+
+
+def _extract_on_ray(run: "_Run", items: list[WorkItem], address: str, *, clip_weights, device: str, precision: str,
+                    batch_size: int, threads: int, segment_seconds: float | None, reporter: Reporter) -> Any:
+    from r2cli.distributed.index import SEGMENT_SECONDS, extract_on_ray
+    from r2cli.distributed.session import ray_session
+
+    if not items:
+        return PipelineStats()
+    with ray_session(address, shared_paths=[run.store.root]):
+        return extract_on_ray(run, items, clip_weights=clip_weights, device=device, precision=precision,
+                              batch_size=batch_size, decode_threads=threads,
+                              segment_seconds=segment_seconds or SEGMENT_SECONDS, reporter=reporter, stage=STAGE)
 
 
 def _positive(what: str, value: object) -> None:

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from r2cli.errors import MediaError, UsageError
-from r2cli.media.stream import StreamInfo, _parse_sar, probe_stream
+from r2cli.media.stream import StreamInfo, _last_line, _parse_sar, probe_stream
 
 __all__ = ["FRAME_RULES", "GEOMETRIES", "FrameChunk", "FrameGeometry", "FrameSampler", "StreamInfo",
            "VideoTooShortError", "check_sampling_args", "compute_geometry", "expected_clip_count", "probe_stream",
@@ -216,11 +216,16 @@ class FpsTickTracker:
         self._ticks_per_unit = time_base * _fps_fraction(fps)  # output ticks per input pts unit
         self._time_base = time_base
         self._next_tick: int | None = None
+        self.first_tick: int | None = None  # the tick of the first frame: output i is tick first_tick + i
         self._held_pts: int | None = None  # the frame buffered as frames[0]
         self._ready: collections.deque[float] = collections.deque()
 
     def _tick(self, pts: int) -> int:
         return _round_half_away(pts * self._ticks_per_unit)
+
+    def tick_of(self, pts: int) -> int:
+        """The output tick a frame with this pts (input time base) rounds to."""
+        return self._tick(pts)
 
     def push(self, pts: int) -> None:
         """A frame with presentation timestamp ``pts`` (input time base) enters the filter."""
@@ -229,6 +234,7 @@ class FpsTickTracker:
             self._held_pts = pts
             if self._next_tick is None:
                 self._next_tick = tick
+                self.first_tick = tick
             return
         # frames[0] is emitted for every tick before the new frame's tick; then the new frame replaces it.
         while self._next_tick < tick:
@@ -307,7 +313,15 @@ class FrameSampler:
     ffmpeg: str | None = None
     stream: StreamInfo | None = None  # probed on first use when not given
     stats: SamplingStats = field(default_factory=SamplingStats)
+    # A segment of the video (clips start_clip .. end_clip - 1), for decoding one long video in
+    # parallel pieces: ffmpeg seeks to seek_margin_s before the segment and the clips before it are
+    # dropped, so each clip gets exactly the frame and timestamp the whole-video decode gives it.
+    start_clip: int = 0
+    end_clip: int | None = None  # None: to the end of the video
+    tick_origin: int | None = None  # fps tick of the video's first frame (``first_tick``); probed when needed
+    seek_margin_s: float = 10.0
     _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
+    _padded: int = field(default=0, init=False, repr=False)  # end-of-video repeats among the last chunk's outputs
 
     def __post_init__(self) -> None:
         check_sampling_args(self.fps, self.size, self.frame_rule)
@@ -317,6 +331,17 @@ class FrameSampler:
             raise UsageError(f"chunk_frames must be a positive integer, got {self.chunk_frames!r}")
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
             raise UsageError(f"decode threads must be a positive integer, got {self.threads!r}")
+        if self.start_clip < 0 or (self.end_clip is not None and self.end_clip <= self.start_clip):
+            raise UsageError(f"a segment needs 0 <= start_clip < end_clip, got {self.start_clip}..{self.end_clip}")
+
+    def _seek_seconds(self) -> float | None:
+        """Where ffmpeg seeks for a segment (None: decode from the start)."""
+        if self.start_clip == 0:
+            return None
+        if self.tick_origin is None:
+            self.tick_origin = first_tick(self.path, self.fps, stream=self._stream(), ffmpeg=self.ffmpeg)
+        start = Fraction(self.tick_origin + self.start_clip) / _fps_fraction(self.fps)
+        return max(0.0, float(start) - self.seek_margin_s)
 
     # -- command ---------------------------------------------------------------------------------
 
@@ -343,6 +368,10 @@ class FrameSampler:
         args = [exe, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", "-threads", str(threads)]
         if self.frame_rule == FRAME_RULE_NOREF:
             args += ["-skip_frame", "noref"]
+        seek = self._seek_seconds()
+        if seek is not None:
+            # accurate input seek; timestamps kept on the whole video's zero-based timeline
+            args += ["-ss", f"{seek:.6f}", "-copyts", "-start_at_zero"]
         args += [
             "-noautorotate",
             "-i", os.fspath(self.path),
@@ -397,8 +426,10 @@ class FrameSampler:
                 match = _SHOWINFO_RE.search(line)
                 if match:
                     with condition:
-                        tracker.push(int(match.group(2)))
-                        self.stats.decoded_frames += 1
+                        pts = int(match.group(2))
+                        tracker.push(pts)
+                        if self._in_segment(tracker, pts):
+                            self.stats.decoded_frames += 1
                         condition.notify_all()
                 elif not line.startswith(b"[Parsed_showinfo"):
                     tail.append(line.decode("utf-8", "replace").rstrip())
@@ -410,7 +441,10 @@ class FrameSampler:
         reader.start()
         size = self.size
         frame_bytes = size * size * 3
-        emitted = 0
+        produced = 0  # outputs of the fps filter read so far
+        emitted = 0  # clips handed to the caller
+        skip: int | None = 0 if self.start_clip == 0 else None  # outputs before the segment
+        wanted = None if self.end_clip is None else self.end_clip - self.start_clip
         try:
             assert process.stdout is not None
             while True:
@@ -422,9 +456,25 @@ class FrameSampler:
                         raise MediaError(f"{name}: ffmpeg ended in the middle of a frame ({filled} stray bytes)")
                     break
                 timestamps = self._timestamps(count, tracker, condition, done)
-                yield FrameChunk(start=emitted, frames=buffer[:count], timestamps=timestamps)
-                emitted += count
-                self.stats.clips = emitted
+                if skip is None:
+                    skip = self.tick_origin + self.start_clip - tracker.first_tick
+                    if skip <= 0:
+                        # The first frame after the seek already belongs to the segment's first clip:
+                        # a frame of that clip (or the one it shows) may lie before it. Seeking is
+                        # inexact in some containers (MPEG-TS), and a VFR still can outlast the margin.
+                        raise SeekGapError(f"{name}: the seek {self.seek_margin_s:g} s before clip "
+                                           f"{self.start_clip} landed inside it; use a larger seek margin")
+                lo = min(max(skip - produced, 0), count)
+                hi = count if wanted is None else min(count, skip + wanted - produced)
+                if self._padded:  # the chunk's last outputs repeat the last frame (end of the video)
+                    self.stats.end_padding += max(0, hi - max(lo, count - self._padded))
+                produced += count
+                if hi > lo:
+                    yield FrameChunk(start=self.start_clip + emitted, frames=buffer[lo:hi], timestamps=timestamps[lo:hi])
+                    emitted += hi - lo
+                    self.stats.clips = emitted
+                if wanted is not None and emitted >= wanted:
+                    return  # the segment is complete; ffmpeg is stopped below
                 if filled % frame_bytes:
                     raise MediaError(f"{name}: ffmpeg ended in the middle of a frame")
                 if filled < buffer.nbytes:
@@ -434,7 +484,7 @@ class FrameSampler:
             if returncode != 0:
                 detail = next((line for line in reversed(tail) if line.strip()), f"exit code {returncode}")
                 raise MediaError(f"{name}: ffmpeg failed while sampling frames: {detail}")
-            if emitted == 0:
+            if emitted == 0 and self.start_clip == 0:
                 raise VideoTooShortError(
                     f"{name}: too short for one clip at {self.fps:g} fps (the frame rule needs at least "
                     f"{0.5 / self.fps:g} s of video, i.e. half a {1 / self.fps:g} s clip)"
@@ -442,10 +492,22 @@ class FrameSampler:
         finally:
             self.close()
 
+    def _in_segment(self, tracker: FpsTickTracker, pts: int) -> bool:
+        """Whether a decoded frame is the segment's own: its tick lies in the segment's clips, so
+        that over all segments every frame of the video is counted once (a whole decode: all)."""
+        if self.start_clip == 0 and self.end_clip is None:
+            return True
+        origin = tracker.first_tick if self.start_clip == 0 else self.tick_origin
+        tick = tracker.tick_of(pts)
+        if self.start_clip and tick < origin + self.start_clip:
+            return False
+        return self.end_clip is None or tick < origin + self.end_clip
+
     def _timestamps(self, count: int, tracker: FpsTickTracker, condition: threading.Condition, done: threading.Event):
         import numpy as np
 
         stamps: list[float] = []
+        padding = 0
         with condition:
             while True:
                 stamps += tracker.pop_ready(count - len(stamps))
@@ -456,11 +518,37 @@ class FrameSampler:
                     if last is None:
                         raise MediaError(f"{os.fspath(self.path)}: ffmpeg emitted frames but reported no timestamps")
                     padding = count - len(stamps)
-                    self.stats.end_padding += padding
                     stamps += [last] * padding
                     break
                 condition.wait(timeout=1.0)
+        self._padded = padding
         return np.asarray(stamps, dtype=np.float64)
+
+
+class SeekGapError(MediaError):
+    """A segment's seek landed after the frame its first clip needs (a long still in a VFR video)."""
+
+
+def first_tick(path: str | os.PathLike, fps: float, *, stream: StreamInfo | None = None,
+               ffmpeg: str | None = None) -> int:
+    """The fps tick of a video's first frame, as the whole-video decode sees it: clip ``i`` of the
+    video is tick ``first_tick + i``. One ffmpeg run that decodes a single frame.
+
+    Raises:
+        MediaError: ffmpeg fails or reports no frame.
+    """
+    from r2cli.media.ffmpeg import find_ffmpeg
+
+    info = stream or probe_stream(path)
+    exe = ffmpeg or find_ffmpeg()
+    args = [exe, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", "-noautorotate", "-i", os.fspath(path),
+            "-map", f"0:{info.index}", "-an", "-sn", "-dn", "-vf", "showinfo=checksum=0", "-frames:v", "1",
+            "-f", "null", "-"]
+    result = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True)
+    match = _SHOWINFO_RE.search(result.stderr)
+    if result.returncode != 0 or match is None:
+        raise MediaError(f"{os.fspath(path)}: cannot read the first frame's timestamp: {_last_line(result.stderr)}")
+    return _round_half_away(int(match.group(2)) * info.time_base * _fps_fraction(fps))
 
 
 def _read_into(stream, view: memoryview, stats: SamplingStats) -> int:

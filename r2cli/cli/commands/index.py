@@ -112,6 +112,9 @@ def register(app: typer.Typer) -> None:
             Optional[int], typer.Option("--batch-size", help=_help("batch_size"), show_default=False)
         ] = None,
         verify: Annotated[bool, typer.Option("--verify", help=_help("verify"))] = False,
+        ray: Annotated[
+            Optional[str], typer.Option("--ray", metavar="local|HOST:PORT", help=_help("ray"), show_default=False)
+        ] = None,
         json_output: JsonOpt = False,
         workspace: WorkspaceOpt = None,
         catalog: CatalogOpt = None,
@@ -133,7 +136,7 @@ def register(app: typer.Typer) -> None:
         options = IndexOptions.from_flags(
             paths=[Path(p) for p in paths], extensions=ext or None, ignore=ignore or None, dry_run=dry_run or None,
             strict=strict or None, wait=wait, features=features, clip_weights=clip_weights, fps=fps,
-            geometry=geometry, device=device, batch_size=batch_size, verify=verify or None,
+            geometry=geometry, device=device, batch_size=batch_size, verify=verify or None, ray=ray,
         )
         ws = workspace_from(workspace, catalog)
         with RichReporter() as reporter:
