@@ -10,6 +10,8 @@ and publishes the run folder all-or-nothing with ``run.json`` last.
 
 from __future__ import annotations
 
+import contextlib
+
 import functools
 import time
 from collections.abc import Mapping
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from r2cli.app.options import Options, device_rule, option
 from r2cli.app.steps import JobContext, StepResult
+from r2cli.distributed.session import ray_address_rule
 from r2cli.progress import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,6 +88,10 @@ class SearchOptions(Options):
     save_saliency: bool = option(True, help="Write saliency.parquet.")
     wait: float = option(0.0, help="Seconds to wait when another run writes to the same --out.", minimum=0,
                          job=False)
+    ray: str | None = option(
+        None, check=ray_address_rule,
+        help="Ground the candidate windows on Ray actors: 'local' starts an instance on this machine, HOST:PORT "
+             "joins a cluster whose nodes mount the workspace. Default: $R2CLI_RAY_ADDRESS, else this process.")
     # set by the job runner (not a key of a job file): return the finished run in ``out`` when its
     # settings are the same
     resume: bool = option(False, help="Reuse a finished run with the same settings in --out.", job=False)
@@ -268,6 +275,7 @@ def _execute(workspace, options, queries, models, plan, skipped, settings, key, 
              reporter) -> SearchResult:
     from r2cli.catalog import runs as run_records
     from r2cli.inference import runs
+    from r2cli.distributed.session import resolve_ray_address
     from r2cli.inference.grounding import Grounder
     from r2cli.inference.search import SearchWriter, bad_window_warning, search_batch
     from r2cli.outputs.publish import RunFolder
@@ -275,7 +283,7 @@ def _execute(workspace, options, queries, models, plan, skipped, settings, key, 
     wanted = ("moments.parquet",) + (("saliency.parquet",) if options.save_saliency else ())
     run_id = runs.new_run_id()
     out_dir = Path(options.out) if options.out is not None else workspace.runs_dir / run_id
-    with RunFolder(out_dir, wait=options.wait, purpose="r2cli search") as folder:
+    with contextlib.ExitStack() as stack, RunFolder(out_dir, wait=options.wait, purpose="r2cli search") as folder:
         if options.resume and options.out is not None:
             previous = runs.finished_run(out_dir, key, wanted)
             if previous is not None:
@@ -290,6 +298,13 @@ def _execute(workspace, options, queries, models, plan, skipped, settings, key, 
             model_id = models.info["checkpoint_id"]
             grounder = Grounder(models.model, models.info["device"], batch_size=options.batch_size,
                                 chunk_windows=options.chunk_windows, precision=options.precision)
+            address = resolve_ray_address(options.ray)
+            if address is not None:  # the fine stage on Ray actors; coarse stage and merge stay here
+                from r2cli.distributed.search import RayGrounder
+                from r2cli.distributed.session import ray_session
+
+                stack.enter_context(ray_session(address, shared_paths=[workspace.features_dir]))
+                grounder = RayGrounder(grounder)
             metadata = {"run_id": run_id, "preset": settings["preset"], "model": model_id}
             writer = SearchWriter(folder, run_id=run_id, metadata=metadata, saliency=options.save_saliency,
                                   official=options.format == "official", has_boundaries=grounder.has_boundaries)

@@ -143,6 +143,9 @@ def register(app: typer.Typer) -> None:
         precision: Annotated[Optional[str], typer.Option("--precision", help=O.help("precision"))] = None,
         query_batch: Annotated[Optional[int], typer.Option("--query-batch", help=O.help("query_batch"))] = None,
         wait: Annotated[Optional[float], typer.Option("--wait", help=O.help("wait"))] = None,
+        ray: Annotated[
+            Optional[str], typer.Option("--ray", metavar="local|HOST:PORT", help=O.help("ray"), show_default=False)
+        ] = None,
         json_output: JsonOpt = False,
         workspace: WorkspaceOpt = None,
         catalog: CatalogOpt = None,
@@ -164,7 +167,7 @@ def register(app: typer.Typer) -> None:
             min_duration=min_duration, max_duration=max_duration, path_contains=path_contains,
             candidates=candidates, top_k=top_k, min_score=min_score, preset=preset, checkpoint=checkpoint,
             clip_weights=clip_weights, device=device, window=window, stride=stride, out=out, format=output_format,
-            batch_size=batch_size, precision=precision, query_batch=query_batch, wait=wait,
+            batch_size=batch_size, precision=precision, query_batch=query_batch, wait=wait, ray=ray,
         )
         ws = workspace_from(workspace, catalog)
         with RichReporter(enabled=not json_output) as reporter:
