@@ -13,6 +13,11 @@ Two ways to run the same weights:
 The query-independent part (video map of all tokens of all k layers with TEF, ``v_map`` of them and
 the CLS tokens) is computed once per video by :meth:`R2Tuning.encode_video`; :meth:`R2Tuning.ground`
 then serves any number of queries per video through a pair -> video index.
+
+Inference (autograd off) takes a grouped path with the same arithmetic: the video side is written in
+place from one input buffer (CPU), and the pairs of each video are pooled together against its shared
+tokens and keys instead of a per-pair gathered copy. With autograd on (training) the per-pair
+reference path runs; tests check that both give the same numbers.
 """
 
 from __future__ import annotations
