@@ -69,7 +69,8 @@ def default_chunk_windows(device: str, config: Any = None, num_clips: int = 75) 
     """Windows encoded at once (their video side, k x 2 x [T, P, D], and one input layer stay in memory)."""
     if config is None:
         return 128 if str(device).startswith("cuda") else 8
-    per_window = _token_bytes(config, num_clips) * config.k + num_clips * config.num_tokens * (config.video_width + 2) * 4
+    input_layer = num_clips * config.num_tokens * (config.video_width + 2) * 4  # the conversion buffer
+    per_window = _token_bytes(config, num_clips) * config.k + input_layer
     return int(max(1, min(1024, _budget(device) // max(1, per_window))))
 
 

@@ -311,7 +311,8 @@ class R2Tuning(nn.Module):
             buffer[..., :c].copy_(video[:, :, layer])
             if padded is not None:  # padded clips may hold anything (NaN in the official cache convention)
                 buffer[..., :c].masked_fill_(padded[:, :, None, None], 0)
-            hidden = nn.functional.layer_norm(buffer.view(rows, width), ln1.normalized_shape, ln1.weight, ln1.bias, ln1.eps)
+            hidden = nn.functional.layer_norm(buffer.view(rows, width), ln1.normalized_shape, ln1.weight, ln1.bias,
+                                              ln1.eps)
             hidden = torch.relu_(nn.functional.linear(hidden, lin1.weight, lin1.bias))
             hidden = nn.functional.layer_norm(hidden, ln2.normalized_shape, ln2.weight, ln2.bias, ln2.eps)
             mapped = tokens[li].view(rows, cfg.dims)
@@ -634,7 +635,8 @@ def _take_pairs(out: GroundingOutput, index: torch.Tensor) -> GroundingOutput:
     return GroundingOutput(
         video_emb=take(out.video_emb), adapter_video_emb=take(out.adapter_video_emb),
         query_tokens=take(out.query_tokens), query_emb=take(out.query_emb), levels=[take(x) for x in out.levels],
-        level_strides=out.level_strides, points=out.points, out_class=take(out.out_class), coord_raw=take(out.coord_raw),
+        level_strides=out.level_strides, points=out.points, out_class=take(out.out_class),
+        coord_raw=take(out.coord_raw),
         out_coord=take(out.out_coord), video_mask=take(out.video_mask), query_mask=take(out.query_mask),
         lengths=take(out.lengths), official_padding=out.official_padding, coll_v=[take(x) for x in out.coll_v],
         coll_q=[take(x) for x in out.coll_q], tem_inputs=[take(x) for x in out.tem_inputs],
