@@ -45,7 +45,7 @@ class VideoSide:
     """Query-independent features of a batch of videos (computed once, reused by every query)."""
 
     tokens: torch.Tensor  # [k, V, T, P, D] video_map output of every token, layer 0 = oldest kept CLIP layer
-    keys: torch.Tensor  # [k, V, T, P, D] v_map(tokens), the keys of the spatial pooling
+    keys: torch.Tensor | None  # [k, V, T, P, D] v_map(tokens), the pooling keys (None: inference, see ground)
     mask: torch.Tensor  # [V, T] bool, true on real clips
     lengths: torch.Tensor  # [V] long, number of real clips of each video
     official_padding: bool  # TEF was computed over the padded length (official batch behaviour)
@@ -248,7 +248,7 @@ class R2Tuning(nn.Module):
             official_padding: compute TEF over the padded length, as the official batch code does.
 
         Returns:
-            VideoSide with [k, V, T, P, D] mapped tokens and keys.
+            VideoSide with [k, V, T, P, D] mapped tokens, and keys when autograd is on (training).
 
         Raises:
             InputError: on wrong shapes or widths, or a video with no real clip.
@@ -272,6 +272,7 @@ class R2Tuning(nn.Module):
             return self._encode_inference(video, mask, tef, official_padding)
         keep = mask[:, :, None, None]
         tokens, keys = [], []
+        need_keys = torch.is_grad_enabled()  # the grouped inference pooling folds v_map into the query side
         for layer in range(layers - cfg.k, layers):
             x = video[:, :, layer].to(device=device, dtype=dtype)  # [V, T, P, Cv]
             x = torch.where(keep, x, torch.zeros((), dtype=dtype, device=device))
@@ -279,9 +280,10 @@ class R2Tuning(nn.Module):
                 x = torch.cat((x, tef[:, :, None, :].expand(v, t, p, 2).to(dtype)), dim=-1)  # [V, T, P, Cv+2]
             mapped = self.adapter.video_map(x)  # [V, T, P, D]
             tokens.append(mapped)
-            keys.append(self.adapter.v_map(mapped))
-        return VideoSide(tokens=torch.stack(tokens), keys=torch.stack(keys), mask=mask, lengths=lengths,
-                         official_padding=official_padding)
+            if need_keys:
+                keys.append(self.adapter.v_map(mapped))
+        return VideoSide(tokens=torch.stack(tokens), keys=torch.stack(keys) if keys else None, mask=mask,
+                         lengths=lengths, official_padding=official_padding)
 
     def _encode_inference(self, video: torch.Tensor, mask: torch.Tensor, tef: torch.Tensor | None,
                           official_padding: bool) -> VideoSide:
@@ -289,9 +291,10 @@ class R2Tuning(nn.Module):
 
         One input buffer [V, T, P, Cv(+2)] serves every layer: its TEF columns are written once, each
         layer's features are converted straight into it (the conversion is the copy) and padded clips
-        are zeroed in place; the mapped tokens and keys are written into their final [k, V, T, P, D]
-        tensors. The vectorised path materialises a converted copy, a masked copy and a concatenated
-        copy of every layer, then stacks the outputs (two more full copies). On a loaded CPU every
+        are zeroed in place; the mapped tokens are written into their final [k, V, T, P, D] tensor, and
+        no keys are computed (a fifth of the arithmetic: ``ground`` folds v_map into the query side).
+        The vectorised path materialises a converted copy, a masked copy and a concatenated copy of
+        every layer, then stacks the outputs (two more full copies). On a loaded CPU every
         operation also pays a thread synchronisation, so fewer and larger operations win.
         """
         cfg = self.config
@@ -306,7 +309,6 @@ class R2Tuning(nn.Module):
             buffer[..., c:] = tef[:, :, None, :].to(dtype)
         padded = None if bool(mask.all()) else ~mask
         tokens = torch.empty(cfg.k, v, t, p, cfg.dims, dtype=dtype, device=device)
-        keys = torch.empty_like(tokens)
         for li, layer in enumerate(range(layers - cfg.k, layers)):
             buffer[..., :c].copy_(video[:, :, layer])
             if padded is not None:  # padded clips may hold anything (NaN in the official cache convention)
@@ -315,10 +317,9 @@ class R2Tuning(nn.Module):
                                               ln1.eps)
             hidden = torch.relu_(nn.functional.linear(hidden, lin1.weight, lin1.bias))
             hidden = nn.functional.layer_norm(hidden, ln2.normalized_shape, ln2.weight, ln2.bias, ln2.eps)
-            mapped = tokens[li].view(rows, cfg.dims)
-            torch.addmm(lin2.bias, hidden, lin2.weight.t(), out=mapped)
-            torch.addmm(adapter.v_map.bias, mapped, adapter.v_map.weight.t(), out=keys[li].view(rows, cfg.dims))
-        return VideoSide(tokens=tokens, keys=keys, mask=mask, lengths=mask.sum(1), official_padding=official_padding)
+            torch.addmm(lin2.bias, hidden, lin2.weight.t(), out=tokens[li].view(rows, cfg.dims))
+        # no keys: the grouped pooling folds v_map into the query side (see _pool_grouped)
+        return VideoSide(tokens=tokens, keys=None, mask=mask, lengths=mask.sum(1), official_padding=official_padding)
 
     # ------------------------------------------------------------------ pairs
     def ground(self, side: VideoSide, query: torch.Tensor, query_mask: torch.Tensor | None = None,
@@ -386,10 +387,13 @@ class R2Tuning(nn.Module):
             yq = adapter.q_map(y)  # [N, L, D]
             if plan is not None:
                 cls = side.tokens[i][pair_video, :, 0]  # [N, T, D]
-                pooled = _pool_grouped(plan, side.tokens[i], side.keys[i], y, yq, pool_bias, t)
+                # yq . v_map(x) = (yq W_v) . x + yq . b_v, and the last term is constant over the
+                # softmax's tokens: the keys are never needed, only the query side through W_v
+                pooled = _pool_grouped(plan, side.tokens[i], y, torch.matmul(yq, adapter.v_map.weight), pool_bias, t)
             else:
                 x = side.tokens[i][pair_video]  # [N, T, P, D]
-                keys = side.keys[i][pair_video]  # [N, T, P, D]
+                layer_keys = side.keys[i] if side.keys is not None else adapter.v_map(side.tokens[i])
+                keys = layer_keys[pair_video]  # [N, T, P, D]
                 cls = x[:, :, 0]
                 att = torch.einsum("nld,ntpd->ntlp", yq, keys) / cfg.dims**0.5  # [N, T, L, P]
                 att = att.softmax(-1)
@@ -594,14 +598,15 @@ def _pool_plan(pair_video: torch.Tensor, side: VideoSide, official: bool, tokens
     return plan
 
 
-def _pool_grouped(plan: list[_PoolGroup], tokens: torch.Tensor, keys: torch.Tensor, y: torch.Tensor,
-                  yq: torch.Tensor, pool_bias: torch.Tensor | None, t: int) -> torch.Tensor:
-    """Query-modulated spatial pooling with each window's tokens and keys broadcast to its pairs.
+def _pool_grouped(plan: list[_PoolGroup], tokens: torch.Tensor, y: torch.Tensor, yqv: torch.Tensor,
+                  pool_bias: torch.Tensor | None, t: int) -> torch.Tensor:
+    """Query-modulated spatial pooling with each window's tokens broadcast to its pairs.
 
-    tokens/keys [V, T, P, D] of one layer, y/yq [N, L, D] query tokens and their q_map, pool_bias
-    [N, 1, L, 1] (-inf on padded query rows) -> [N, T, D]: per clip, the max over query rows of
-    (softmax over the P tokens of yq . key / sqrt(D)) @ tokens + y. The same arithmetic per pair as
-    the gathered einsum of the reference path, as [q*L, D] x [D, T*P] products per window.
+    tokens [V, T, P, D] of one layer, y [N, L, D] query tokens, yqv [N, L, D] their q_map times the
+    v_map weight, pool_bias [N, 1, L, 1] (-inf on padded query rows) -> [N, T, D]: per clip, the max
+    over query rows of (softmax over the P tokens of yqv . token / sqrt(D)) @ tokens + y. Equal to the
+    reference path's softmax of q_map(y) . v_map(token) / sqrt(D), whose bias term is constant over
+    the tokens; computed as [q*L, D] x [D, T*P] products per window, without a per-pair copy.
     """
     n, l, d = y.shape
     p = tokens.size(2)
@@ -609,14 +614,14 @@ def _pool_grouped(plan: list[_PoolGroup], tokens: torch.Tensor, keys: torch.Tens
     out = (torch.empty if full else torch.zeros)(n, t, d, dtype=y.dtype, device=y.device)
     for group in plan:
         g, q = group.size, group.queries
-        win_tokens, win_keys = tokens[group.windows], keys[group.windows]  # [G, T, P, D] (a view for a slice)
+        win_tokens = tokens[group.windows]  # [G, T, P, D] (a view for a slice)
         pair_y = y[group.pairs].view(g, 1, q, l, d)
-        pair_yq = yq[group.pairs].view(g, q * l, d)
+        pair_yq = yqv[group.pairs].view(g, q * l, d)
         bias = None if pool_bias is None else pool_bias[group.pairs].view(g, 1, q, l, 1)
         for c0 in range(0, group.clips, group.clip_tile):
             c1 = min(group.clips, c0 + group.clip_tile)
             tt = c1 - c0
-            k_tile = win_keys[:, c0:c1].reshape(g, tt * p, d)
+            k_tile = win_tokens[:, c0:c1].reshape(g, tt * p, d)
             logits = torch.matmul(pair_yq, k_tile.transpose(1, 2)).view(g, q * l, tt, p)  # [G, qL, T', P]
             att = (logits / d**0.5).softmax(-1)
             pooled = torch.matmul(att.transpose(1, 2), win_tokens[:, c0:c1])  # [G, T', qL, D]
