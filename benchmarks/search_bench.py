@@ -174,6 +174,7 @@ def bench_archive(args) -> dict:
                            fps=0.5)
     _sync(device)
     timings["fine_s"] = round(time.perf_counter() - start, 3)
+    fine_per_window_ms = round(1000 * timings["fine_s"] / max(1, len(windows)), 1)
     start = time.perf_counter()
     groups: dict[int, list[int]] = {}
     for w, _ in pairs:
@@ -188,6 +189,7 @@ def bench_archive(args) -> dict:
         "video_hours": num_videos,
         "windows": len(window_list),
         "candidate_windows": len(windows),
+        "fine_ms_per_candidate_window": fine_per_window_ms,
         "moments": int(sum(len(m) for m in merged)),
         "embedding_bytes": int(sum(e.nbytes for e in embeds)),
         "layer_file_bytes": int(shared.nbytes),
@@ -227,6 +229,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
     result = bench_pairs(args) if args.what == "pairs" else bench_archive(args)
+    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]  # the machine may be shared
     print(json.dumps({**info, **result}, indent=2))
 
 

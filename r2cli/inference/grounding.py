@@ -3,7 +3,8 @@
 The fine stage of a search: windows (a video, or a window of a long video) are encoded in
 chunks with ``model.encode_video`` (the query-independent side, about 90% of the official
 per-pair arithmetic) once each, then every query paired with a window of the chunk is run
-through ``model.ground`` in batches of ``batch_size`` pairs. Decoding (saliency merge and
+through ``model.ground`` in batches of up to ``batch_size`` pairs made of whole windows (the
+model pools the pairs of one window against its shared tokens and keys). Decoding (saliency merge and
 the top boundaries of every pair) is vectorised over the batch, so a GPU is not throttled by
 a Python loop per pair. A pair's result does not depend on the batch it ran in (the model's
 product path masks padding); tests check it.
@@ -45,23 +46,31 @@ def _token_bytes(config: Any, num_clips: int) -> int:
     return 2 * num_clips * config.num_tokens * config.dims * 4
 
 
-def default_batch_size(device: str, config: Any = None, num_clips: int = 75) -> int:
-    """Pairs per ``ground`` call: as many as fit the memory budget for the gathered window tokens.
+def _pair_bytes(config: Any, num_clips: int) -> int:
+    """Bytes one pair holds during ``ground``: its clip states and decoder temporaries (~24 x [T, D] float32).
 
-    ``ground`` gathers each pair's window tokens and keys (2 x [T, P, D] per layer step), so the
-    budget, not arithmetic, bounds the batch on a CPU (32 pairs of ViT-B/32 at T=75 ~ 250 MB).
+    The pairs of a window share the window's tokens and keys (no per-pair copy), and the pooling
+    product is cut to a fixed budget inside the model, so a pair costs only its own [T, D]-sized states.
+    """
+    return 24 * num_clips * config.dims * 4
+
+
+def default_batch_size(device: str, config: Any = None, num_clips: int = 75) -> int:
+    """Pairs per ``ground`` call: as many as fit the memory budget for the pairs' own states.
+
+    Batches are made of whole windows (all pairs of a window in one call) where the size allows.
     """
     if config is None:
-        return 1024 if str(device).startswith("cuda") else 32
-    per_pair = _token_bytes(config, num_clips) * 2  # gathered tokens plus the attention temporaries
-    return int(max(1, min(4096, _budget(device) // max(1, per_pair))))
+        return 1024 if str(device).startswith("cuda") else 256
+    return int(max(1, min(4096, _budget(device) // max(1, _pair_bytes(config, num_clips)))))
 
 
 def default_chunk_windows(device: str, config: Any = None, num_clips: int = 75) -> int:
-    """Windows encoded at once (their video side, k x 2 x [T, P, D], stays in memory while their pairs run)."""
+    """Windows encoded at once (their video side, k x 2 x [T, P, D], and one input layer stay in memory)."""
     if config is None:
         return 128 if str(device).startswith("cuda") else 8
-    per_window = _token_bytes(config, num_clips) * config.k
+    input_layer = num_clips * config.num_tokens * (config.video_width + 2) * 4  # the conversion buffer
+    per_window = _token_bytes(config, num_clips) * config.k + input_layer
     return int(max(1, min(1024, _budget(device) // max(1, per_window))))
 
 
@@ -193,6 +202,25 @@ class Grounder:
         counts = valid.sum(1).clamp(max=self.max_moments)  # [N]
         return saliency, rows, counts
 
+    def _batches(self, chunk: list[int], by_window: dict[int, list[int]]) -> Iterable[list[tuple[int, int, int]]]:
+        """Batches of ``(local window, window, query)`` of at most ``batch_size`` pairs, made of whole windows.
+
+        The model pools the pairs of one window together, so a window's pairs are split only when
+        they alone exceed the batch size.
+        """
+        batch: list[tuple[int, int, int]] = []
+        for local, w in enumerate(chunk):
+            pairs = [(local, w, q) for q in by_window[w]]
+            if batch and len(batch) + len(pairs) > self.batch_size:
+                yield batch
+                batch = []
+            while len(pairs) > self.batch_size:
+                yield pairs[: self.batch_size]
+                pairs = pairs[self.batch_size :]
+            batch.extend(pairs)
+        if batch:
+            yield batch
+
     # ------------------------------------------------------------------ main loop
     def run(
         self,
@@ -233,9 +261,7 @@ class Grounder:
         for start in range(0, len(order), self.chunk_windows):
             chunk = order[start : start + self.chunk_windows]
             side = self.encode([windows[w] for w in chunk])
-            chunk_pairs = [(local, w, q) for local, w in enumerate(chunk) for q in by_window[w]]
-            for b in range(0, len(chunk_pairs), self.batch_size):
-                batch = chunk_pairs[b : b + self.batch_size]
+            for batch in self._batches(chunk, by_window):
                 local_index = torch.tensor([p[0] for p in batch], device=self.device)
                 query_index = torch.tensor([p[2] for p in batch], device=self.device)
                 qmask = query_mask_all[query_index]  # [N, Lmax]

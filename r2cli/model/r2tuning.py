@@ -13,6 +13,11 @@ Two ways to run the same weights:
 The query-independent part (video map of all tokens of all k layers with TEF, ``v_map`` of them and
 the CLS tokens) is computed once per video by :meth:`R2Tuning.encode_video`; :meth:`R2Tuning.ground`
 then serves any number of queries per video through a pair -> video index.
+
+Inference (autograd off) takes a grouped path with the same arithmetic: the video side is written in
+place from one input buffer (CPU), and the pairs of each video are pooled together against its shared
+tokens and keys instead of a per-pair gathered copy. With autograd on (training) the per-pair
+reference path runs; tests check that both give the same numbers.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ class VideoSide:
     """Query-independent features of a batch of videos (computed once, reused by every query)."""
 
     tokens: torch.Tensor  # [k, V, T, P, D] video_map output of every token, layer 0 = oldest kept CLIP layer
-    keys: torch.Tensor  # [k, V, T, P, D] v_map(tokens), the keys of the spatial pooling
+    keys: torch.Tensor | None  # [k, V, T, P, D] v_map(tokens), the pooling keys (None: inference, see ground)
     mask: torch.Tensor  # [V, T] bool, true on real clips
     lengths: torch.Tensor  # [V] long, number of real clips of each video
     official_padding: bool  # TEF was computed over the padded length (official batch behaviour)
@@ -243,7 +248,7 @@ class R2Tuning(nn.Module):
             official_padding: compute TEF over the padded length, as the official batch code does.
 
         Returns:
-            VideoSide with [k, V, T, P, D] mapped tokens and keys.
+            VideoSide with [k, V, T, P, D] mapped tokens, and keys when autograd is on (training).
 
         Raises:
             InputError: on wrong shapes or widths, or a video with no real clip.
@@ -263,8 +268,11 @@ class R2Tuning(nn.Module):
             raise InputError("every video needs at least one real clip (a video mask row is all false)")
         tef_lengths = torch.full_like(lengths, t) if official_padding else lengths
         tef = endpoint_features(tef_lengths, t, device) if cfg.use_tef else None  # [V, T, 2]
+        if device.type == "cpu" and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu"):
+            return self._encode_inference(video, mask, tef, official_padding)
         keep = mask[:, :, None, None]
         tokens, keys = [], []
+        need_keys = torch.is_grad_enabled()  # the grouped inference pooling folds v_map into the query side
         for layer in range(layers - cfg.k, layers):
             x = video[:, :, layer].to(device=device, dtype=dtype)  # [V, T, P, Cv]
             x = torch.where(keep, x, torch.zeros((), dtype=dtype, device=device))
@@ -272,9 +280,46 @@ class R2Tuning(nn.Module):
                 x = torch.cat((x, tef[:, :, None, :].expand(v, t, p, 2).to(dtype)), dim=-1)  # [V, T, P, Cv+2]
             mapped = self.adapter.video_map(x)  # [V, T, P, D]
             tokens.append(mapped)
-            keys.append(self.adapter.v_map(mapped))
-        return VideoSide(tokens=torch.stack(tokens), keys=torch.stack(keys), mask=mask, lengths=lengths,
-                         official_padding=official_padding)
+            if need_keys:
+                keys.append(self.adapter.v_map(mapped))
+        return VideoSide(tokens=torch.stack(tokens), keys=torch.stack(keys) if keys else None, mask=mask,
+                         lengths=lengths, official_padding=official_padding)
+
+    def _encode_inference(self, video: torch.Tensor, mask: torch.Tensor, tef: torch.Tensor | None,
+                          official_padding: bool) -> VideoSide:
+        """Inference-only video side: the vectorised path's arithmetic with fewer passes over memory.
+
+        One input buffer [V, T, P, Cv(+2)] serves every layer: its TEF columns are written once, each
+        layer's features are converted straight into it (the conversion is the copy) and padded clips
+        are zeroed in place; the mapped tokens are written into their final [k, V, T, P, D] tensor, and
+        no keys are computed (a fifth of the arithmetic: ``ground`` folds v_map into the query side).
+        The vectorised path materialises a converted copy, a masked copy and a concatenated copy of
+        every layer, then stacks the outputs (two more full copies). On a loaded CPU every
+        operation also pays a thread synchronisation, so fewer and larger operations win.
+        """
+        cfg = self.config
+        v, t, layers, p, c = video.shape
+        device, dtype = self.coef.device, self.coef.dtype
+        adapter = self.adapter
+        ln1, lin1, ln2, lin2 = adapter.video_map[0], adapter.video_map[2], adapter.video_map[4], adapter.video_map[6]
+        width = c + (2 if tef is not None else 0)
+        rows = v * t * p
+        buffer = torch.empty(v, t, p, width, dtype=dtype, device=device)
+        if tef is not None:
+            buffer[..., c:] = tef[:, :, None, :].to(dtype)
+        padded = None if bool(mask.all()) else ~mask
+        tokens = torch.empty(cfg.k, v, t, p, cfg.dims, dtype=dtype, device=device)
+        for li, layer in enumerate(range(layers - cfg.k, layers)):
+            buffer[..., :c].copy_(video[:, :, layer])
+            if padded is not None:  # padded clips may hold anything (NaN in the official cache convention)
+                buffer[..., :c].masked_fill_(padded[:, :, None, None], 0)
+            hidden = nn.functional.layer_norm(buffer.view(rows, width), ln1.normalized_shape, ln1.weight, ln1.bias,
+                                              ln1.eps)
+            hidden = torch.relu_(nn.functional.linear(hidden, lin1.weight, lin1.bias))
+            hidden = nn.functional.layer_norm(hidden, ln2.normalized_shape, ln2.weight, ln2.bias, ln2.eps)
+            torch.addmm(lin2.bias, hidden, lin2.weight.t(), out=tokens[li].view(rows, cfg.dims))
+        # no keys: the grouped pooling folds v_map into the query side (see _pool_grouped)
+        return VideoSide(tokens=tokens, keys=None, mask=mask, lengths=mask.sum(1), official_padding=official_padding)
 
     # ------------------------------------------------------------------ pairs
     def ground(self, side: VideoSide, query: torch.Tensor, query_mask: torch.Tensor | None = None,
@@ -315,6 +360,12 @@ class R2Tuning(nn.Module):
         qmask = _mask(query_mask, (n, l), device)
         if bool((qmask.sum(1) == 0).any()):
             raise InputError("every query needs at least one real token (a query mask row is all false)")
+        grouped = not torch.is_grad_enabled()  # inference: the pairs of one window share its tokens and keys
+        if grouped and n > 1 and bool((pair_video[1:] < pair_video[:-1]).any()):
+            order = torch.argsort(pair_video, stable=True)  # group the pairs of each window, then restore the order
+            out = self.ground(side, query[order], qmask[order], pair_video[order], official_padding=official,
+                              record=record)
+            return _take_pairs(out, torch.argsort(order))
         t = side.num_clips
         vmask = side.mask[pair_video]  # [N, T]
         lengths = side.lengths[pair_video]  # [N]
@@ -323,25 +374,35 @@ class R2Tuning(nn.Module):
 
         adapter = self.adapter
         pe_lengths = torch.full_like(lengths, t) if official else lengths
-        pe = positional_encoding(pe_lengths, t, cfg.dims, device).to(dtype)  # [N, T, D]
+        unique_lengths, pe_index = torch.unique(pe_lengths, return_inverse=True)  # one encoding per length
+        pe = positional_encoding(unique_lengths, t, cfg.dims, device).to(dtype)[pe_index]  # [N, T, D]
         pool_bias = None if official else torch.where(qmask, 0.0, float("-inf")).to(dtype)[:, None, :, None]
+        plan = _pool_plan(pair_video, side, official, l, cfg.dims) if grouped else None
         coll_v, coll_q, tem_in, tem_out = [], [], [], []
         state: torch.Tensor | None = None
         for i in range(cfg.k - 1, -1, -1):
             layer = layers - cfg.k + i
             y = adapter.query_map(query[:, :, layer])  # [N, L, D]
-            x = side.tokens[i][pair_video]  # [N, T, P, D]
-            keys = side.keys[i][pair_video]  # [N, T, P, D]
-            coll_v.append(x[:, :, 0])
             coll_q.append(y)
             yq = adapter.q_map(y)  # [N, L, D]
-            att = torch.einsum("nld,ntpd->ntlp", yq, keys) / cfg.dims**0.5  # [N, T, L, P]
-            att = att.softmax(-1)
-            pooled = torch.matmul(att, x) + y[:, None]  # [N, T, L, D]
-            if pool_bias is not None:
-                pooled = pooled + pool_bias  # padded query rows never win the max
-            pooled = pooled.amax(dim=2)  # [N, T, D]
-            z = x[:, :, 0] + pooled * adapter.scale[i].tanh()
+            if plan is not None:
+                cls = side.tokens[i][pair_video, :, 0]  # [N, T, D]
+                # yq . v_map(x) = (yq W_v) . x + yq . b_v, and the last term is constant over the
+                # softmax's tokens: the keys are never needed, only the query side through W_v
+                pooled = _pool_grouped(plan, side.tokens[i], y, torch.matmul(yq, adapter.v_map.weight), pool_bias, t)
+            else:
+                x = side.tokens[i][pair_video]  # [N, T, P, D]
+                layer_keys = side.keys[i] if side.keys is not None else adapter.v_map(side.tokens[i])
+                keys = layer_keys[pair_video]  # [N, T, P, D]
+                cls = x[:, :, 0]
+                att = torch.einsum("nld,ntpd->ntlp", yq, keys) / cfg.dims**0.5  # [N, T, L, P]
+                att = att.softmax(-1)
+                pooled = torch.matmul(att, x) + y[:, None]  # [N, T, L, D]
+                if pool_bias is not None:
+                    pooled = pooled + pool_bias  # padded query rows never win the max
+                pooled = pooled.amax(dim=2)  # [N, T, D]
+            coll_v.append(cls)
+            z = cls + pooled * adapter.scale[i].tanh()
             if i < cfg.k - 1:
                 gate = adapter.gate[i].sigmoid()
                 z = gate * z + (1 - gate) * state
@@ -477,6 +538,115 @@ class R2Tuning(nn.Module):
     def num_parameters(self) -> int:
         """Number of learnable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+_POOL_BUDGET = {"cpu": 16 << 20, "other": 256 << 20}  # elements of one pooling step's [G, T', q*L, D] product
+
+
+@dataclass
+class _PoolGroup:
+    """G windows with q pairs each, pooled together over clips [0, clips)."""
+
+    windows: slice | torch.Tensor  # into the video side
+    pairs: slice | torch.Tensor  # into the (window-sorted) pairs
+    size: int  # G
+    queries: int  # q
+    clips: int  # clips computed (the longest window of the group; the padded length on the official path)
+    clip_tile: int  # clips per step (memory budget)
+
+
+def _pool_plan(pair_video: torch.Tensor, side: VideoSide, official: bool, tokens: int, dims: int) -> list[_PoolGroup]:
+    """Group window-sorted pairs: runs of one window, then windows with the same number of pairs.
+
+    Windows are batched up to a memory budget; a window whose product alone exceeds it is cut into
+    clip tiles. Windows shorter than the padded length are computed over their group's longest window
+    (padded clips of the product path never reach a valid output).
+    """
+    videos = pair_video.tolist()
+    lengths = side.lengths.tolist()
+    runs: list[tuple[int, int, int]] = []  # (window, first pair, pairs)
+    for index, w in enumerate(videos):
+        if runs and runs[-1][0] == w:
+            runs[-1] = (w, runs[-1][1], runs[-1][2] + 1)
+        else:
+            runs.append((w, index, 1))
+    by_count: dict[int, list[tuple[int, int]]] = {}
+    for w, first, count in runs:
+        by_count.setdefault(count, []).append((w, first))
+    budget = _POOL_BUDGET["cpu" if pair_video.device.type == "cpu" else "other"]
+    t = side.num_clips
+    device = pair_video.device
+    plan = []
+    for q, members in by_count.items():
+        per_clip = q * tokens * dims
+        per_group = max(1, budget // (per_clip * t))
+        clip_tile = max(1, min(t, budget // per_clip))
+        for g0 in range(0, len(members), per_group):
+            chunk = members[g0:g0 + per_group]
+            ws = [w for w, _ in chunk]
+            firsts = [f for _, f in chunk]
+            if all(b - a == 1 for a, b in zip(ws, ws[1:])):
+                windows: slice | torch.Tensor = slice(ws[0], ws[-1] + 1)
+            else:
+                windows = torch.tensor(ws, device=device)
+            if all(b - a == q for a, b in zip(firsts, firsts[1:])):
+                pairs: slice | torch.Tensor = slice(firsts[0], firsts[-1] + q)
+            else:
+                pairs = torch.tensor([f + j for f in firsts for j in range(q)], device=device)
+            clips = t if official else max(lengths[w] for w in ws)
+            plan.append(_PoolGroup(windows, pairs, len(chunk), q, clips, clip_tile))
+    return plan
+
+
+def _pool_grouped(plan: list[_PoolGroup], tokens: torch.Tensor, y: torch.Tensor, yqv: torch.Tensor,
+                  pool_bias: torch.Tensor | None, t: int) -> torch.Tensor:
+    """Query-modulated spatial pooling with each window's tokens broadcast to its pairs.
+
+    tokens [V, T, P, D] of one layer, y [N, L, D] query tokens, yqv [N, L, D] their q_map times the
+    v_map weight, pool_bias [N, 1, L, 1] (-inf on padded query rows) -> [N, T, D]: per clip, the max
+    over query rows of (softmax over the P tokens of yqv . token / sqrt(D)) @ tokens + y. Equal to the
+    reference path's softmax of q_map(y) . v_map(token) / sqrt(D), whose bias term is constant over
+    the tokens; computed as [q*L, D] x [D, T*P] products per window, without a per-pair copy.
+    """
+    n, l, d = y.shape
+    p = tokens.size(2)
+    full = all(group.clips == t for group in plan)
+    out = (torch.empty if full else torch.zeros)(n, t, d, dtype=y.dtype, device=y.device)
+    for group in plan:
+        g, q = group.size, group.queries
+        win_tokens = tokens[group.windows]  # [G, T, P, D] (a view for a slice)
+        pair_y = y[group.pairs].view(g, 1, q, l, d)
+        pair_yq = yqv[group.pairs].view(g, q * l, d)
+        bias = None if pool_bias is None else pool_bias[group.pairs].view(g, 1, q, l, 1)
+        for c0 in range(0, group.clips, group.clip_tile):
+            c1 = min(group.clips, c0 + group.clip_tile)
+            tt = c1 - c0
+            k_tile = win_tokens[:, c0:c1].reshape(g, tt * p, d)
+            logits = torch.matmul(pair_yq, k_tile.transpose(1, 2)).view(g, q * l, tt, p)  # [G, qL, T', P]
+            att = (logits / d**0.5).softmax(-1)
+            pooled = torch.matmul(att.transpose(1, 2), win_tokens[:, c0:c1])  # [G, T', qL, D]
+            pooled = pooled.view(g, tt, q, l, d).add_(pair_y)
+            if bias is not None:
+                pooled.add_(bias)  # padded query rows never win the max
+            out[group.pairs, c0:c1] = pooled.amax(dim=3).transpose(1, 2).reshape(g * q, tt, d)
+    return out
+
+
+def _take_pairs(out: GroundingOutput, index: torch.Tensor) -> GroundingOutput:
+    """The pairs ``index`` of a grounding output, in that order (every per-pair tensor is indexed)."""
+    def take(x):
+        return None if x is None else x[index]
+
+    return GroundingOutput(
+        video_emb=take(out.video_emb), adapter_video_emb=take(out.adapter_video_emb),
+        query_tokens=take(out.query_tokens), query_emb=take(out.query_emb), levels=[take(x) for x in out.levels],
+        level_strides=out.level_strides, points=out.points, out_class=take(out.out_class),
+        coord_raw=take(out.coord_raw),
+        out_coord=take(out.out_coord), video_mask=take(out.video_mask), query_mask=take(out.query_mask),
+        lengths=take(out.lengths), official_padding=out.official_padding, coll_v=[take(x) for x in out.coll_v],
+        coll_q=[take(x) for x in out.coll_q], tem_inputs=[take(x) for x in out.tem_inputs],
+        tem_outputs=[take(x) for x in out.tem_outputs],
+    )
 
 
 def _mask(mask: torch.Tensor | None, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
