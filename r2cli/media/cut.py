@@ -708,8 +708,10 @@ def cut_results(
     """
     from r2cli.outputs import read_results
 
-    if format not in ("media", "edl", "otio"):
-        raise UsageError(f"--format must be media, edl or otio, got {format!r}")
+    from r2cli.media.timeline import TIMELINE_FORMATS
+
+    if format not in ("media", *TIMELINE_FORMATS):
+        raise UsageError(f"--format must be one of {', '.join(('media', *TIMELINE_FORMATS))}, got {format!r}")
     if concat is not None and copy:
         raise UsageError("--copy cannot be combined with --concat (reels are always cut accurately)")
     if concat is not None and format != "media":
@@ -717,11 +719,11 @@ def cut_results(
     results = read_results(results_path)
     segments = segments_from_results(results, top=top, min_score=min_score)
     if format != "media":
-        from r2cli.media.timeline import write_timeline
+        from r2cli.media.timeline import timeline_path, write_timeline
 
         began = time.monotonic()
         usable, skipped = check_segments(segments, pad=pad, reporter=reporter)
-        target = Path(out_dir) / f"{Path(results_path).stem}.{format}"
+        target = timeline_path(out_dir, Path(results_path).stem, format)
         path = write_timeline(
             [(segment, info, start, end) for _, segment, info, start, end in usable],
             target,

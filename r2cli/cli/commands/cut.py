@@ -35,7 +35,8 @@ def cut(
     ] = "{video}-{query}-{rank}.mp4",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
     output_format: Annotated[
-        str, typer.Option("--format", help="media (clips/reel), edl (CMX 3600) or otio (OpenTimelineIO).")
+        str, typer.Option("--format", help="media (clips/reel); an editor timeline: edl (CMX 3600), otio, fcpxml, fcp7 (FCP 7 XML); "
+                               "captions: vtt, srt; chapters (ffmetadata + WebVTT).")
     ] = "media",
     jobs: Annotated[
         Optional[int], typer.Option("--jobs", "-j", help="ffmpeg processes at once. Default: the number of cores.")
