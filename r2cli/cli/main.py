@@ -19,6 +19,7 @@ _COMMAND_ORDER = [
     "search",
     "summarize",
     "cut",
+    "report",
     "run",
     "evaluate",
     "finetune",
