@@ -518,7 +518,7 @@ def _write_pages(tmp: Path, final: Path, runs, videos, queries, summaries, video
     def thumb_url(video: _Video, seconds: float) -> str | None:
         if video.thumbs is None or video.problem:
             return None
-        path = video.thumbs.get(min(max(0.0, seconds), max(0.0, video.duration - 1.5 / max(video.info.fps, 1e-3))))
+        path = video.thumbs.get(seconds)  # one of the times asked for: start, middle, end, strip
         return url_of(final / path.relative_to(tmp), final) if path else None
 
     def view(card: dict) -> dict:

@@ -12,7 +12,7 @@ from typing import Sequence
 
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "r2cli", "font.size": 9, "axes.spines.top": False,
        "axes.spines.right": False}
-_SIZE = (9.0, 2.4)  # inches: wide and low, to sit above a strip of thumbnails
+_SIZE = (10.0, 2.0)  # inches: wide and low, to sit above a strip of thumbnails
 
 
 def _clock(seconds: float, _pos: object = None) -> str:

@@ -11,6 +11,7 @@ rotation is applied (ffmpeg's default autorotate), so portrait clips look portra
 from __future__ import annotations
 
 import bisect
+import math
 import os
 import subprocess
 import tempfile
@@ -69,12 +70,13 @@ def extract_thumbnails(
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     last = max(0.0, duration_s - 1.5 / max(fps, 1e-3))
-    wanted = sorted({wanted_ms(min(max(0.0, t), last)) for t in times_s})
+    # each wanted time -> the start of its frame (at the mean rate), so nearby times share one frame
+    asked = {wanted_ms(t): _frame_start_ms(min(max(0.0, t), last), fps) for t in times_s}
+    wanted = sorted(set(asked.values()))
     result = VideoThumbs()
     if not wanted:
         return result
     began = time.monotonic()
-    # frames closer than 1 ms share one select term
     script_text = f"setpts=PTS-STARTPTS,select='{_select_expression([ms / 1000 for ms in wanted])}'," \
                   f"settb=1/1000,scale={int(width)}:-2"
     with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix=".r2cli-select-", dir=out, delete=False,
@@ -97,7 +99,15 @@ def extract_thumbnails(
         lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
         result.problem = f"ffmpeg failed (exit {code}): {'; '.join(lines[-2:]) or 'no frames'}"
         return result
+    answer = {}
     for ms in wanted:  # the frame that answered T is the first one at or after it
         i = bisect.bisect_left(made, ms - 1)
-        result.files[ms] = out / f"{made[min(i, len(made) - 1)]}.jpg"
+        answer[ms] = out / f"{made[min(i, len(made) - 1)]}.jpg"
+    result.files = {key: answer[frame] for key, frame in asked.items()}
     return result
+
+
+def _frame_start_ms(seconds: float, fps: float) -> int:
+    if fps > 0:
+        return wanted_ms(math.floor(seconds * fps + 1e-6) / fps)
+    return wanted_ms(seconds)

@@ -108,6 +108,14 @@ top = 1
     return result.out_dir
 
 
+@pytest.fixture(scope="session")
+def sample_report(sample_job_run, tmp_path_factory):
+    """``build_report`` of the sample job's folder."""
+    from r2cli.report.build import build_report
+
+    return build_report(sample_job_run, tmp_path_factory.mktemp("reports") / "sample")
+
+
 def chromium_paths() -> tuple[str, str] | None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)

@@ -13,11 +13,6 @@ from r2cli.outputs import read_results
 from r2cli.report.build import build_report
 
 
-@pytest.fixture(scope="session")
-def sample_report(sample_job_run, tmp_path_factory):
-    return build_report(sample_job_run, tmp_path_factory.mktemp("reports") / "sample")
-
-
 def _players(html: str) -> list[str]:
     return re.findall(r'<video class="player" controls preload="none" src="([^"]+)"', html)
 
