@@ -33,7 +33,7 @@ class ReportOptions(Options):
     thumb_width: int = option(240, minimum=32, maximum=1920, help="Width of the thumbnails in pixels.")
     strip: int = option(12, minimum=0, maximum=200,
                         help="Thumbnails along each video's time axis on its page.")
-    plots_per_video: int = option(24, minimum=0,
+    plots_per_video: int = option(12, minimum=0,
                                   help="Saliency plots per video page at most (the queries with the best moments first).")
     jobs: int | None = option(None, minimum=1, help="ffmpeg processes at once. Default: the number of cores.")
     force: bool = option(False, help="Replace an existing folder at --out that is not an r2cli report.")

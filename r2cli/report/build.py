@@ -35,6 +35,7 @@ from r2cli.progress import NULL_REPORTER, Reporter
 MARKER = "r2cli-report.json"
 REPORT_DIR = "report"
 BROWSER_CODECS = {"h264", "vp8", "vp9", "av1", "theora"}  # what Chromium and Firefox decode in <video>
+PARALLEL_PLOTS = 32  # plots drawn in worker processes from this many on
 BROWSER_CONTAINERS = ("mp4", "mov", "webm", "ogg", "matroska")  # ffprobe format names (any part)
 
 
@@ -255,7 +256,7 @@ def build_report(
     page_size: int = 100,
     thumb_width: int = 240,
     strip: int = 12,
-    plots_per_video: int = 24,
+    plots_per_video: int = 12,
     jobs: int | None = None,
     force: bool = False,
 ) -> ReportResult:
@@ -446,8 +447,7 @@ def build_report(
                                        selected=rows["selected"].astype(bool).tolist(), duration_s=duration,
                                        title=title)))
         reporter.begin("report: plots", total=len(plot_jobs), unit="plots")
-        for function, path, kwargs in plot_jobs:  # matplotlib figures are not shared between threads
-            function(path, **kwargs)
+        for _ in _draw_all(plot_jobs, jobs):
             reporter.advance("report: plots")
         reporter.end("report: plots")
         timings["plots_s"] = time.monotonic() - tick
@@ -468,6 +468,26 @@ def build_report(
                         videos=len(videos), thumbnails=thumbs, plots=svgs, bytes=size,
                         seconds=time.monotonic() - began, timings={k: round(v, 3) for k, v in timings.items()},
                         runs=[r.label for r in runs], warnings=warnings)
+
+
+def _draw(job: tuple[Any, Path, dict]) -> Path:
+    function, path, kwargs = job
+    return function(path, **kwargs)
+
+
+def _draw_all(plot_jobs: list[tuple[Any, Path, dict]], jobs: int):
+    """Draw the plots, in ``jobs`` processes when there are many (matplotlib draws ~0.1-0.3 s per plot
+    in one thread; its figures are not shared between threads, so the work is split by process)."""
+    if jobs <= 1 or len(plot_jobs) < PARALLEL_PLOTS:
+        for job in plot_jobs:
+            yield _draw(job)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a fresh interpreter per worker, never a fork of a process that may hold threads (torch, a GUI)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(_draw, plot_jobs, chunksize=8)
 
 
 def _card(video: _Video, row: dict, kind: str, clips: Path | None, *, query: Any, rank: int, score: float) -> dict:

@@ -13,6 +13,7 @@ from typing import Sequence
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "r2cli", "font.size": 9, "axes.spines.top": False,
        "axes.spines.right": False}
 _SIZE = (10.0, 2.0)  # inches: wide and low, to sit above a strip of thumbnails
+LABELLED_MOMENTS = 10  # rank labels drawn per plot (the best ones); every moment is shaded
 
 
 def _clock(seconds: float, _pos: object = None) -> str:
@@ -25,7 +26,8 @@ def _figure():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=_SIZE, layout="constrained")
+    figure = Figure(figsize=_SIZE)
+    figure.subplots_adjust(left=0.08, right=0.99, bottom=0.16, top=0.80)  # fixed: no layout engine per plot
     FigureCanvasAgg(figure)  # the Agg backend; savefig(format="svg") switches to the SVG renderer for the file
     return figure
 
@@ -59,9 +61,11 @@ def saliency_plot(
     with rc_context(_RC):
         figure = _figure()
         ax = figure.add_subplot()
-        for start, end, rank in moments:
-            ax.axvspan(start, end, color="#f4a259", alpha=0.35, linewidth=0)
-            ax.annotate(f"#{rank}", xy=((start + end) / 2, 1.0), xycoords=("data", "axes fraction"), ha="center",
+        if moments:  # one collection for all shaded moments; labels for the best few only
+            ax.broken_barh([(start, end - start) for start, end, _ in moments], (0, 1),
+                           transform=ax.get_xaxis_transform(), color="#f4a259", alpha=0.35, linewidth=0)
+            for start, end, rank in sorted(moments, key=lambda m: m[2])[:LABELLED_MOMENTS]:
+                ax.text((start + end) / 2, 1.0, f"#{rank}", transform=ax.get_xaxis_transform(), ha="center",
                         va="bottom", fontsize=8, color="#9a4d00")
         ax.plot(list(times_s), list(scores), color="#1f5f8b", linewidth=1.4)
         ax.set_xlim(0, max(duration_s, 1e-3))
@@ -89,11 +93,12 @@ def summary_plot(
     with rc_context(_RC):
         figure = _figure()
         ax = figure.add_subplot()
-        for (start, end), chosen in zip(zip(edges_s, edges_s[1:]), selected):
-            if chosen:
-                ax.axvspan(start, end, color="#57a773", alpha=0.35, linewidth=0)
-        for edge in edges_s[1:-1]:
-            ax.axvline(edge, color="#888888", linewidth=0.6, linestyle=":")
+        spans = [(start, end - start) for (start, end), chosen in zip(zip(edges_s, edges_s[1:]), selected) if chosen]
+        if spans:
+            ax.broken_barh(spans, (0, 1), transform=ax.get_xaxis_transform(), color="#57a773", alpha=0.35, linewidth=0)
+        if len(edges_s) > 2:
+            ax.vlines(edges_s[1:-1], 0, 1, transform=ax.get_xaxis_transform(), color="#888888", linewidth=0.6,
+                      linestyle=":")
         ax.stairs(list(values), list(edges_s), color="#1f5f8b", linewidth=1.4)
         ax.set_xlim(0, max(duration_s, edges_s[-1] if len(edges_s) else 0, 1e-3))
         ax.xaxis.set_major_formatter(FuncFormatter(_clock))

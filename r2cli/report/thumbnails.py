@@ -40,9 +40,18 @@ def wanted_ms(seconds: float) -> int:
 
 
 def _select_expression(times_s: list[float]) -> str:
+    """The sum of one term per wanted time, as a balanced tree: ffmpeg's expression evaluator allows
+    about 100 levels of nesting, and a flat ``a+b+c...`` nests one level per term."""
     # first frame at or after T: t >= T and the previous frame's t < T (prev_t is NAN on the first frame)
     terms = [f"gte(t\\,{t:.3f})*not(gte(prev_t\\,{t:.3f}))" for t in times_s]
-    return "+".join(terms)
+
+    def tree(lo: int, hi: int) -> str:
+        if hi - lo == 1:
+            return terms[lo]
+        mid = (lo + hi) // 2
+        return f"({tree(lo, mid)})+({tree(mid, hi)})"
+
+    return tree(0, len(terms))
 
 
 def extract_thumbnails(
