@@ -221,16 +221,19 @@ def timeline_text(format: str, events: Sequence[TimelineEvent], *, title: str = 
     otio = _otio()
     timeline = build_timeline(events, name=_one_line(title)[:70], edl=format == "edl", audio_track=format != "fcpxml")
     options = {"rate": nominal_rate(events[0].fps)} if format == "edl" else {}
+    _check_adapter(otio, format)
+    return otio.adapters.write_to_string(timeline, _ADAPTERS[format], **options)
+
+
+def _check_adapter(otio: Any, format: str) -> None:
+    """Raise MissingDependencyError when the OTIO plugin of ``format`` is not installed."""
     try:
-        return otio.adapters.write_to_string(timeline, _ADAPTERS[format], **options)
-    except otio.exceptions.NoKnownAdapterForExtensionError:  # pragma: no cover - names are fixed
-        raise
-    except ValueError as exc:
-        if "adapter" in str(exc).lower() and format in _PLUGINS:
-            raise MissingDependencyError(
-                f"--format {format} needs the OpenTimelineIO plugin {_PLUGINS[format]}; pip install {_PLUGINS[format]}"
-            ) from None
-        raise
+        otio.plugins.ActiveManifest().from_name(_ADAPTERS[format])
+    except otio.exceptions.NotSupportedError:
+        plugin = _PLUGINS.get(format, "opentimelineio")
+        raise MissingDependencyError(
+            f"--format {format} needs the OpenTimelineIO plugin {plugin}; pip install {plugin}"
+        ) from None
 
 
 def edl_text(events: Sequence[TimelineEvent], *, title: str = "r2cli") -> str:
@@ -255,6 +258,7 @@ def read_timeline(path: str | os.PathLike, format: str, *, rate: float | None = 
     if format == "edl" and not rate:
         raise UsageError("reading an EDL needs its timecode rate")
     otio = _otio()
+    _check_adapter(otio, format)
     options = {"rate": rate} if format == "edl" else {}
     try:
         return otio.adapters.read_from_file(str(path), _ADAPTERS[format], **options)

@@ -120,3 +120,15 @@ def test_overlapping_chapters_and_empty_lists_are_refused():
         ffmetadata_text([Mark(0, 2, "a"), Mark(1, 3, "b")])
     with pytest.raises(UsageError, match="at least one"):
         webvtt_text([])
+
+
+def test_a_missing_adapter_plugin_is_named(monkeypatch, tmp_path):
+    from r2cli.errors import MissingDependencyError
+    from r2cli.media import timeline
+    from r2cli.media.timeline import TimelineEvent, write_events
+
+    monkeypatch.setitem(timeline._ADAPTERS, "fcpxml", "an_adapter_that_is_not_installed")
+    event = TimelineEvent("/m/a.mp4", 0.0, 1.0, fps=25, name="a")
+    with pytest.raises(MissingDependencyError, match="pip install otio-fcpx-xml-adapter"):
+        write_events("fcpxml", [event], tmp_path / "a.fcpxml")
+    assert not (tmp_path / "a.fcpxml").exists()
