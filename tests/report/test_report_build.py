@@ -82,3 +82,23 @@ def test_report_of_a_parquet_file_and_errors(sample_job_run, tmp_path):
         build_report(tmp_path / "other")
     with pytest.raises(InputError, match="no such"):
         build_report(tmp_path / "missing")
+
+
+def test_unplayable_codec_and_missing_source_are_said(ffmpeg, tmp_path):
+    from media import make_video
+
+    from r2cli.outputs import write_table
+
+    avi = make_video(tmp_path / "media" / "old tape.avi", seconds=4, width=96, height=64, fps=25, codec="mpeg4")
+    rows = [
+        {"run_id": "r", "query_id": "q1", "query": "tape", "video_id": None, "path": str(p), "start_s": 1.0,
+         "end_s": 2.0, "score": 0.5, "rank_in_query": i + 1, "rank_in_video": 1, "model": "m", "preset": "p"}
+        for i, p in enumerate([avi, tmp_path / "media" / "gone.mp4"])
+    ]
+    result = build_report(write_table("moments", rows, tmp_path / "run" / "moments.parquet"))
+    assert result.out_dir == tmp_path / "run" / "report"
+    assert any("source not found" in w and "gone.mp4" in w for w in result.warnings)
+    page = (result.out_dir / "q001.html").read_text()
+    assert "browsers usually cannot play this source (mpeg4 in avi)" in page
+    assert len(_players(page)) == 1  # the missing source has a card but no player and no thumbnail
+    assert page.count('class="thumb"') == 1 and "source not found" in page
