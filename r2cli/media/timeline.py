@@ -17,8 +17,9 @@ Frame conventions
 - Frame numbers are ``seconds x fps`` rounded half up with the real rate; a cut covers the frames
   [in, out) (out exclusive, as CMX 3600 defines).
 - EDL: one timebase, the nominal integer rate of the first event (25 -> 25, 29.97 -> 30,
-  23.976 -> 24), non-drop; events whose source has that nominal rate count frames at their real
-  rate, others count frames at the first event's rate. The record side starts at 00:00:00:00
+  23.976 -> 24; a rate SMPTE timecode lacks goes to a multiple of it: 10 -> 30, see
+  ``edl_timebase``), non-drop; events whose source has that nominal rate count frames at their real
+  rate, others count frames at the timebase. The record side starts at 00:00:00:00
   (what the adapter writes). Reel names: up to 8 characters of [A-Z0-9_] from the source file
   stem, unique per EDL; each event carries ``* FROM CLIP NAME:`` and ``* FROM CLIP:`` (the file URL).
 - OTIO, FCPXML, FCP 7: ranges at each source's real rate.
@@ -147,9 +148,23 @@ def _check_events(events: Sequence[TimelineEvent]) -> None:
             raise UsageError(f"{event.name}: {event.start_s:.3f}-{event.end_s:.3f} s is shorter than one frame")
 
 
+SMPTE_RATES = (24, 25, 30, 48, 50, 60)  # the timecode rates OpenTimelineIO (and CMX 3600 editors) accept
+
+
+def edl_timebase(fps: float) -> int:
+    """The EDL timecode rate of a source: its nominal rate when SMPTE allows it (29.97 -> 30), else the
+    smallest SMPTE rate that is a multiple of it (10 -> 30, 12 -> 24, 5 -> 25), else 30."""
+    rate = nominal_rate(fps)
+    if rate in SMPTE_RATES:
+        return rate
+    return next((r for r in SMPTE_RATES if r % rate == 0), 30)
+
+
 def _edl_frames(event: TimelineEvent, edl_fps: float) -> tuple[int, int]:
     """Source in/out frames of an EDL event on the EDL's timebase (see the module notes)."""
-    fps = event.fps if nominal_rate(event.fps) == nominal_rate(edl_fps) else edl_fps
+    timebase = edl_timebase(edl_fps)
+    other = edl_fps if nominal_rate(edl_fps) == timebase else float(timebase)
+    fps = event.fps if nominal_rate(event.fps) == timebase else other
     start, end = seconds_to_frames(event.start_s, fps), seconds_to_frames(event.end_s, fps)
     if end <= start:
         raise UsageError(f"{event.name}: {event.start_s:.3f}-{event.end_s:.3f} s is shorter than one frame")
@@ -172,7 +187,7 @@ def build_timeline(
     _check_events(events)
     rt, tr = otio.opentime.RationalTime, otio.opentime.TimeRange
     edl_fps = events[0].fps
-    edl_rate = nominal_rate(edl_fps)
+    edl_rate = edl_timebase(edl_fps)
     reels = _reel_names([e.path for e in events]) if edl else {}
     timeline = otio.schema.Timeline(name=name, global_start_time=rt(0, edl_rate if edl else events[0].fps))
 
@@ -220,7 +235,7 @@ def timeline_text(format: str, events: Sequence[TimelineEvent], *, title: str = 
         raise UsageError(f"editor format must be one of {', '.join(_ADAPTERS)}, got {format!r}")
     otio = _otio()
     timeline = build_timeline(events, name=_one_line(title)[:70], edl=format == "edl", audio_track=format != "fcpxml")
-    options = {"rate": nominal_rate(events[0].fps)} if format == "edl" else {}
+    options = {"rate": edl_timebase(events[0].fps)} if format == "edl" else {}
     _check_adapter(otio, format)
     return otio.adapters.write_to_string(timeline, _ADAPTERS[format], **options)
 
