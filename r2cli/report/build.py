@@ -53,7 +53,7 @@ class ReportResult:
     plots: int  # SVG files
     bytes: int  # size of the report folder
     seconds: float  # wall time
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: read, probe, thumbnails, plots, pages
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: read, probe, cards, thumbnails, plots, pages, finish
     runs: list[str] = field(default_factory=list)  # run ids (or file names) the report shows
     warnings: list[str] = field(default_factory=list)  # sources missing, unplayable or without thumbnails
 
@@ -327,6 +327,7 @@ def build_report(
     timings["probe_s"] = time.monotonic() - tick
 
     # -- cards -----------------------------------------------------------------------------------
+    tick = time.monotonic()
     queries: list[dict[str, Any]] = []  # one per (search run, query): its cards and pages
     summaries: dict[str, list[dict[str, Any]]] = {}  # video path -> per summarize run: segments, cards
     for run in runs:
@@ -356,6 +357,8 @@ def build_report(
                                score=float(row["mean_saliency"]))
                          for row in rows.to_dict("records") if bool(row["selected"])]
                 summaries.setdefault(str(path), []).append({"run": run, "rows": rows, "cards": cards, "info": info})
+
+    timings["cards_s"] = time.monotonic() - tick
 
     # -- thumbnails ------------------------------------------------------------------------------
     tick = time.monotonic()
@@ -458,11 +461,13 @@ def build_report(
         timings["pages_s"] = time.monotonic() - tick
         (tmp / MARKER).write_text(json.dumps({"source": str(Path(source).resolve()), "runs": [r.label for r in runs],
                                               "pages": pages}, indent=2), encoding="utf-8")
+        tick = time.monotonic()
         _swap_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     size, thumbs, svgs = _folder_size(target)
+    timings["finish_s"] = time.monotonic() - tick
     cards = sum(len(e["cards"]) for e in queries) + sum(len(s["cards"]) for v in summaries.values() for s in v)
     return ReportResult(out_dir=target, index=target / "index.html", pages=pages, cards=cards, queries=len(queries),
                         videos=len(videos), thumbnails=thumbs, plots=svgs, bytes=size,
