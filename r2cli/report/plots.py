@@ -27,7 +27,7 @@ def _figure():
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=_SIZE)
-    figure.subplots_adjust(left=0.08, right=0.99, bottom=0.16, top=0.80)  # fixed: no layout engine per plot
+    figure.subplots_adjust(left=0.08, right=0.97, bottom=0.16, top=0.80)  # fixed: no layout engine per plot
     FigureCanvasAgg(figure)  # the Agg backend; savefig(format="svg") switches to the SVG renderer for the file
     return figure
 
@@ -99,7 +99,7 @@ def summary_plot(
         if len(edges_s) > 2:
             ax.vlines(edges_s[1:-1], 0, 1, transform=ax.get_xaxis_transform(), color="#888888", linewidth=0.6,
                       linestyle=":")
-        ax.stairs(list(values), list(edges_s), color="#1f5f8b", linewidth=1.4)
+        ax.stairs(list(values), list(edges_s), baseline=None, color="#1f5f8b", linewidth=1.4)
         ax.set_xlim(0, max(duration_s, edges_s[-1] if len(edges_s) else 0, 1e-3))
         ax.xaxis.set_major_formatter(FuncFormatter(_clock))
         ax.set_ylabel("mean saliency")

@@ -139,7 +139,11 @@ def browser():
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(service=Service(paths[1]), options=options)
-    driver.set_page_load_timeout(60)
+    # Selenium waits forever for a command by default; a renderer that dies under memory pressure
+    # would hang the suite. Every command, page load and async script gets a limit.
+    driver.command_executor.client_config.timeout = 180
+    driver.set_page_load_timeout(90)
+    driver.set_script_timeout(90)
     try:
         yield driver
     finally:

@@ -19,6 +19,7 @@ import pytest
 from conftest import HOSTILE_QUERY, HOSTILE_VIDEO, ODD_VIDEO
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
 
 _LOAD_ALL_IMAGES = """
 const done = arguments[arguments.length - 1];
@@ -64,7 +65,6 @@ def _inside(url: str, folder: Path) -> bool:
 @pytest.fixture(scope="module")
 def sample_pages(browser, sample_report):
     driver = browser
-    driver.set_script_timeout(60)
     pages = _open_every_page(driver, sample_report.out_dir)
     return pages, _requests(driver)
 
