@@ -33,6 +33,14 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   as_root sh -c 'p=/usr/sbin/policy-rc.d; if [ -e $p.r2cli ]; then rm -f $p $p.r2cli; fi'
 fi
 
+# 1c. Headless Chromium and its WebDriver, for the tests that open `r2cli report` pages in a real
+#     browser (they skip with a reason when these are absent). Set R2CLI_NO_CHROMIUM=1 to skip.
+if [ "${R2CLI_NO_CHROMIUM:-0}" != "1" ] && { ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; }; then
+  log "installing chromium and chromium-driver with apt-get (for the report's browser tests)"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+fi
+
 # 2. Python >= 3.10 and a virtual environment in .venv.
 PY="${PYTHON:-python3}"
 if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null; then

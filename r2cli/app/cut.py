@@ -151,12 +151,12 @@ def _cut(options: CutOptions, results: Any, segments: list, out_dir: Path, prote
 
     results_path = Path(options.results)
     if options.format != "media":
-        from r2cli.media.timeline import write_timeline
+        from r2cli.media.timeline import timeline_path, write_timeline
 
         began = time.monotonic()
         usable, skipped = check_segments(segments, pad=options.pad, reporter=reporter)
         _process.prepare_output_dir(out_dir, "--out")
-        target = out_dir / f"{results_path.stem}.{options.format}"
+        target = timeline_path(out_dir, results_path.stem, options.format)
         path = write_timeline(
             [(segment, info, start, end) for _, segment, info, start, end in usable],
             target,

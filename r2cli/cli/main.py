@@ -23,6 +23,7 @@ _COMMAND_ORDER = [
     "search",
     "summarize",
     "cut",
+    "report",
     "run",
     "evaluate",
     "finetune",

@@ -1,37 +1,58 @@
-"""Editor timelines from cut lists: CMX 3600 edit decision lists and OpenTimelineIO (.otio).
+"""Editor timelines and sidecar files from cut lists, written and read through OpenTimelineIO.
 
-EDL conventions
-- ``FCM: NON-DROP FRAME``; timecodes count frames at the nominal integer rate (round(fps):
-  25 → 25, 29.97 → 30, 23.976 → 24). Source timecodes use each event's source rate; record
-  timecodes use the rate of the first event and start at 01:00:00:00.
-- Frame numbers are ``seconds × fps`` rounded half up, with the real rate; an event covers the frames
-  [in, out) (the out timecode is exclusive, as CMX 3600 defines).
-- Reel names: up to 8 characters from [A-Z0-9_] taken from the source file stem, made unique
-  per EDL. Each event has ``* FROM CLIP NAME:`` and ``* SOURCE FILE:`` comments (the absolute
-  path), which Resolve, Premiere and OpenTimelineIO's cmx_3600 adapter read.
-- Track: ``AA/V`` when the source has audio, else ``V``.
+Formats (``TIMELINE_FORMATS``; ``r2cli cut --format``):
 
-OTIO: one video track (and one audio track when any source has audio) of clips whose media
-references point at the source files (``file://`` URLs) with their available range, and whose
-source ranges are the cut in frames at the source rate. Written with the ``opentimelineio``
-package when it is installed, else as the same JSON by hand.
+- ``otio``: OpenTimelineIO JSON; ``edl``: CMX 3600 (``otio-cmx3600-adapter``); ``fcpxml``: Final
+  Cut Pro X XML (``otio-fcpx-xml-adapter``); ``fcp7``: Final Cut Pro 7 / Premiere XML
+  (``otio-fcp-adapter``). One video track (and for otio/fcp7 one audio track when any source has
+  audio; FCPXML clips carry their audio) of clips back to back whose media references point at the source files (``file://``
+  URLs) and whose source ranges are the cuts in frames.
+- ``vtt`` / ``srt``: captions labelling each cut with its query (and source name, rank), and
+  ``chapters``: an ffmetadata chapter file (``<stem>.chapters.txt``) plus the same chapters as
+  WebVTT (``<stem>.chapters.vtt``). These are timed on the record side: the cuts back to back from
+  0 s, exactly as ``r2cli cut --concat`` joins the same rows into a reel, so
+  ``ffmpeg -i reel.mp4 -i X.chapters.txt -map_metadata 1 -map_chapters 1 -c copy out.mp4`` embeds them.
+
+Frame conventions
+- Frame numbers are ``seconds x fps`` rounded half up with the real rate; a cut covers the frames
+  [in, out) (out exclusive, as CMX 3600 defines).
+- EDL: one timebase, the nominal integer rate of the first event (25 -> 25, 29.97 -> 30,
+  23.976 -> 24; a rate SMPTE timecode lacks goes to a multiple of it: 10 -> 30, see
+  ``edl_timebase``), non-drop; events whose source has that nominal rate count frames at their real
+  rate, others count frames at the timebase. The record side starts at 00:00:00:00
+  (what the adapter writes). Reel names: up to 8 characters of [A-Z0-9_] from the source file
+  stem, unique per EDL; each event carries ``* FROM CLIP NAME:`` and ``* FROM CLIP:`` (the file URL).
+- OTIO, FCPXML, FCP 7: ranges at each source's real rate.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from r2cli._atomic import write_text_atomic
-from r2cli.errors import InputError, UsageError
+from r2cli.errors import InputError, MissingDependencyError, UsageError
 
-RECORD_START_FRAMES_HOURS = 1  # record timecode starts at 01:00:00:00
-TIMELINE_FORMATS = ("edl", "otio")
+TIMELINE_FORMATS = ("edl", "otio", "fcpxml", "fcp7", "vtt", "srt", "chapters")
+"""Every ``--format`` of ``r2cli cut`` that writes a file describing the cut list (not media)."""
+
+TIMELINE_SUFFIXES = {
+    "edl": ".edl",
+    "otio": ".otio",
+    "fcpxml": ".fcpxml",
+    "fcp7": ".xml",
+    "vtt": ".vtt",
+    "srt": ".srt",
+    "chapters": ".chapters.txt",
+}
+CHAPTERS_VTT_SUFFIX = ".chapters.vtt"  # the WebVTT twin of the ffmetadata chapter file
+
+# OTIO adapter (plugin) names of the editor formats
+_ADAPTERS = {"edl": "cmx_3600", "otio": "otio_json", "fcpxml": "fcpx_xml", "fcp7": "fcp_xml"}
+_PLUGINS = {"edl": "otio-cmx3600-adapter", "fcpxml": "otio-fcpx-xml-adapter", "fcp7": "otio-fcp-adapter"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +66,16 @@ class TimelineEvent:
     name: str  # clip name shown in the editor
     has_audio: bool = False  # the source has an audio stream
     duration_s: float | None = None  # source duration (available range), if known
+    query: str | None = None  # the query the cut answers (captions, chapters)
+    rank: int | None = None  # its rank
+    score: float | None = None  # its score (or mean saliency)
+
+    @property
+    def label(self) -> str:
+        """Caption / chapter text: the query (or the clip name) with the source name and rank."""
+        source = Path(self.path).name
+        rank = f" #{self.rank}" if self.rank is not None else ""
+        return f"{self.query} ({source}{rank})" if self.query else f"{source}{rank}"
 
 
 def seconds_to_frames(seconds: float, fps: float) -> int:
@@ -101,307 +132,229 @@ def _reel_names(paths: Sequence[str]) -> dict[str, str]:
     return names
 
 
-def _comment_safe(text: str) -> str:
-    return re.sub(r"[\r\n]+", " ", text)
-
-
-def _atomic_write_text(path: Path, text: str, force: bool) -> Path:
-    if path.exists() and not force:
-        raise UsageError(f"{path} exists (use --force to overwrite)")
+def _otio() -> Any:
     try:
-        write_text_atomic(path, text)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+        import opentimelineio as otio
+    except ImportError:  # a runtime dependency; only a broken install lacks it
+        raise MissingDependencyError("opentimelineio is not installed; pip install opentimelineio") from None
+    return otio
 
 
-def edl_text(events: Sequence[TimelineEvent], *, title: str = "r2cli") -> str:
-    """The CMX 3600 text of ``events`` placed back to back.
-
-    Raises:
-        UsageError: no events, or an event that is shorter than one frame.
-    """
-    if not events:
-        raise UsageError("an EDL needs at least one event")
-    record_rate_real = events[0].fps
-    record_rate = nominal_rate(record_rate_real)
-    reels = _reel_names([e.path for e in events])
-    record = RECORD_START_FRAMES_HOURS * 3600 * record_rate
-    lines = [f"TITLE: {_comment_safe(title)[:70]}", "FCM: NON-DROP FRAME", ""]
-    for number, event in enumerate(events, start=1):
-        rate = nominal_rate(event.fps)
-        src_in = seconds_to_frames(event.start_s, event.fps)
-        src_out = seconds_to_frames(event.end_s, event.fps)
-        if src_out <= src_in:
-            raise UsageError(f"{event.name}: {event.start_s:.3f}-{event.end_s:.3f} s is shorter than one frame")
-        length = src_out - src_in if rate == record_rate else seconds_to_frames(event.end_s - event.start_s, record_rate_real)
-        track = "AA/V" if event.has_audio else "V"
-        lines.append(
-            f"{number:03d}  {reels[event.path]:<8} {track:<5} C        "
-            f"{frames_to_timecode(src_in, rate)} {frames_to_timecode(src_out, rate)} "
-            f"{frames_to_timecode(record, record_rate)} {frames_to_timecode(record + length, record_rate)}"
-        )
-        lines.append(f"* FROM CLIP NAME: {_comment_safe(event.name)}")
-        lines.append(f"* SOURCE FILE: {_comment_safe(event.path)}")
-        lines.append("")
-        record += length
-    return "\n".join(lines)
-
-
-def write_edl(events: Sequence[TimelineEvent], path: str | os.PathLike, *, title: str = "r2cli", force: bool = False) -> Path:
-    """Write a CMX 3600 EDL atomically.
-
-    Raises:
-        UsageError: no events, an event shorter than a frame, or ``path`` exists without ``force``.
-        InputError: the file cannot be written.
-    """
-    return _atomic_write_text(Path(path), edl_text(events, title=title), force)
-
-
-@dataclass
-class EdlEvent:
-    """One event of a parsed EDL (timecodes as frame counts at the nominal rate)."""
-
-    number: int
-    reel: str
-    track: str
-    transition: str
-    source_in: int
-    source_out: int
-    record_in: int
-    record_out: int
-    clip_name: str | None = None
-    source_file: str | None = None
-
-
-@dataclass
-class EdlDocument:
-    title: str | None
-    fcm: str | None
-    events: list[EdlEvent] = field(default_factory=list)
-
-
-_EVENT_RE = re.compile(
-    r"^(\d{3,6})\s+(\S+)\s+(\S+)\s+(C|D|W\d+|K\S*)\s+(?:\d+\s+)?"
-    r"(\d{2}:\d{2}:\d{2}[:;]\d{2})\s+(\d{2}:\d{2}:\d{2}[:;]\d{2})\s+"
-    r"(\d{2}:\d{2}:\d{2}[:;]\d{2})\s+(\d{2}:\d{2}:\d{2}[:;]\d{2})\s*$"
-)
-
-
-def read_edl(path: str | os.PathLike, *, rate: int) -> EdlDocument:
-    """Parse a CMX 3600 EDL (cuts, with FROM CLIP NAME and SOURCE FILE comments).
-
-    ``rate`` is the integer timecode rate used to turn timecodes into frame counts.
-
-    Raises:
-        InputError: a line that is neither a header, an event nor a comment (file and line named).
-    """
-    source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{source}: cannot read the EDL: {exc}") from None
-    doc = EdlDocument(title=None, fcm=None)
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if stripped.startswith("TITLE:"):
-            doc.title = stripped[6:].strip()
-        elif stripped.startswith("FCM:"):
-            doc.fcm = stripped[4:].strip()
-        elif stripped.startswith("*"):
-            if not doc.events:
-                continue
-            body = stripped[1:].strip()
-            if body.startswith("FROM CLIP NAME:"):
-                doc.events[-1].clip_name = body[len("FROM CLIP NAME:") :].strip()
-            elif body.startswith("SOURCE FILE:"):
-                doc.events[-1].source_file = body[len("SOURCE FILE:") :].strip()
-        else:
-            match = _EVENT_RE.match(stripped)
-            if not match:
-                raise InputError(f"{source}:{line_number}: not a CMX 3600 event line: {stripped!r}")
-            number, reel, track, transition, *codes = match.groups()
-            frames = [timecode_to_frames(code, rate) for code in codes]
-            doc.events.append(EdlEvent(int(number), reel, track, transition, *frames))
-    return doc
-
-
-def _rational(value: float, rate: float) -> dict:
-    return {"OTIO_SCHEMA": "RationalTime.1", "rate": float(rate), "value": float(value)}
-
-
-def _range(start: float, duration: float, rate: float) -> dict:
-    return {"OTIO_SCHEMA": "TimeRange.1", "duration": _rational(duration, rate), "start_time": _rational(start, rate)}
-
-
-def _frames(event: TimelineEvent) -> tuple[int, int, int | None]:
-    start = seconds_to_frames(event.start_s, event.fps)
-    end = seconds_to_frames(event.end_s, event.fps)
-    total = seconds_to_frames(event.duration_s, event.fps) if event.duration_s else None
-    return start, end, total
-
-
-def _otio_dict(events: Sequence[TimelineEvent], name: str) -> dict:
-    """OTIO JSON (Timeline.1) built by hand: the fallback when opentimelineio is not installed."""
-
-    def clip(event: TimelineEvent) -> dict:
-        start, end, total = _frames(event)
-        return {
-            "OTIO_SCHEMA": "Clip.2",
-            "metadata": {"r2cli": {"start_s": event.start_s, "end_s": event.end_s}},
-            "name": event.name,
-            "source_range": _range(start, end - start, event.fps),
-            "effects": [],
-            "markers": [],
-            "enabled": True,
-            "color": None,
-            "media_references": {
-                "DEFAULT_MEDIA": {
-                    "OTIO_SCHEMA": "ExternalReference.1",
-                    "metadata": {},
-                    "name": Path(event.path).name,
-                    "available_range": _range(0, total, event.fps) if total else None,
-                    "available_image_bounds": None,
-                    "target_url": Path(event.path).resolve().as_uri(),
-                }
-            },
-            "active_media_reference_key": "DEFAULT_MEDIA",
-        }
-
-    def track(track_name: str, kind: str, items: Sequence[TimelineEvent]) -> dict:
-        return {
-            "OTIO_SCHEMA": "Track.1",
-            "metadata": {},
-            "name": track_name,
-            "source_range": None,
-            "effects": [],
-            "markers": [],
-            "enabled": True,
-            "color": None,
-            "children": [clip(e) for e in items],
-            "kind": kind,
-        }
-
-    tracks = [track("V1", "Video", events)]
-    if any(e.has_audio for e in events):
-        tracks.append(track("A1", "Audio", events))
-    return {
-        "OTIO_SCHEMA": "Timeline.1",
-        "metadata": {},
-        "name": name,
-        "global_start_time": _rational(0, events[0].fps),
-        "tracks": {
-            "OTIO_SCHEMA": "Stack.1",
-            "metadata": {},
-            "name": "tracks",
-            "source_range": None,
-            "effects": [],
-            "markers": [],
-            "enabled": True,
-            "color": None,
-            "children": tracks,
-        },
-    }
-
-
-def otio_text(events: Sequence[TimelineEvent], *, name: str = "r2cli", use_package: bool | None = None) -> str:
-    """OTIO JSON of ``events`` placed back to back on one video (and one audio) track.
-
-    ``use_package`` None → use ``opentimelineio`` when importable; False → the built-in writer.
-
-    Raises:
-        UsageError: no events or an event shorter than one frame.
-        MissingDependencyError: ``use_package=True`` but opentimelineio is not installed.
-    """
-    from r2cli.errors import MissingDependencyError
-
+def _check_events(events: Sequence[TimelineEvent]) -> None:
     if not events:
         raise UsageError("a timeline needs at least one event")
     for event in events:
-        start, end, _ = _frames(event)
-        if end <= start:
+        if seconds_to_frames(event.end_s, event.fps) <= seconds_to_frames(event.start_s, event.fps):
             raise UsageError(f"{event.name}: {event.start_s:.3f}-{event.end_s:.3f} s is shorter than one frame")
-    otio = None
-    if use_package is not False:
-        try:
-            import opentimelineio as otio
-        except ImportError:
-            if use_package:
-                raise MissingDependencyError(
-                    "opentimelineio is not installed; pip install opentimelineio (or r2cli[dev])"
-                ) from None
-    if otio is None:
-        return json.dumps(_otio_dict(events, name), indent=4, ensure_ascii=False) + "\n"
-    timeline = otio.schema.Timeline(name=name, global_start_time=otio.opentime.RationalTime(0, events[0].fps))
 
-    def add_track(track_name: str, kind: Any) -> None:
+
+SMPTE_RATES = (24, 25, 30, 48, 50, 60)  # the timecode rates OpenTimelineIO (and CMX 3600 editors) accept
+
+
+def edl_timebase(fps: float) -> int:
+    """The EDL timecode rate of a source: its nominal rate when SMPTE allows it (29.97 -> 30), else the
+    smallest SMPTE rate that is a multiple of it (10 -> 30, 12 -> 24, 5 -> 25), else 30."""
+    rate = nominal_rate(fps)
+    if rate in SMPTE_RATES:
+        return rate
+    return next((r for r in SMPTE_RATES if r % rate == 0), 30)
+
+
+def _edl_frames(event: TimelineEvent, edl_fps: float) -> tuple[int, int]:
+    """Source in/out frames of an EDL event on the EDL's timebase (see the module notes)."""
+    timebase = edl_timebase(edl_fps)
+    other = edl_fps if nominal_rate(edl_fps) == timebase else float(timebase)
+    fps = event.fps if nominal_rate(event.fps) == timebase else other
+    start, end = seconds_to_frames(event.start_s, fps), seconds_to_frames(event.end_s, fps)
+    if end <= start:
+        raise UsageError(f"{event.name}: {event.start_s:.3f}-{event.end_s:.3f} s is shorter than one frame")
+    return start, end
+
+
+def build_timeline(
+    events: Sequence[TimelineEvent], *, name: str = "r2cli", edl: bool = False, audio_track: bool = True
+) -> Any:
+    """An ``opentimelineio`` Timeline of ``events`` placed back to back.
+
+    ``edl=True`` builds the single-video-track form the CMX 3600 writer takes: ranges on the EDL
+    timebase and reel names in the clips' ``cmx_3600`` metadata. ``audio_track=False`` leaves out
+    the audio track (FCPXML keeps a clip's audio with its video, and its writer takes one spine).
+
+    Raises:
+        UsageError: no events or an event shorter than one frame.
+    """
+    otio = _otio()
+    _check_events(events)
+    rt, tr = otio.opentime.RationalTime, otio.opentime.TimeRange
+    edl_fps = events[0].fps
+    edl_rate = edl_timebase(edl_fps)
+    reels = _reel_names([e.path for e in events]) if edl else {}
+    timeline = otio.schema.Timeline(name=name, global_start_time=rt(0, edl_rate if edl else events[0].fps))
+
+    def clip(event: TimelineEvent) -> Any:
+        if edl:
+            start, end = _edl_frames(event, edl_fps)
+            rate, total = float(edl_rate), None
+        else:
+            start, end = seconds_to_frames(event.start_s, event.fps), seconds_to_frames(event.end_s, event.fps)
+            rate = event.fps
+            total = seconds_to_frames(event.duration_s, event.fps) if event.duration_s else None
+        reference = otio.schema.ExternalReference(
+            target_url=Path(event.path).resolve().as_uri(),
+            available_range=tr(rt(0, rate), rt(total, rate)) if total else None,
+        )
+        reference.name = Path(event.path).name
+        metadata: dict[str, Any] = {
+            "r2cli": {"start_s": event.start_s, "end_s": event.end_s, "query": event.query, "rank": event.rank,
+                      "score": event.score}
+        }
+        if edl:
+            metadata["cmx_3600"] = {"reel": reels[event.path]}
+        return otio.schema.Clip(name=event.name, media_reference=reference,
+                                source_range=tr(rt(start, rate), rt(end - start, rate)), metadata=metadata)
+
+    tracks = [("V1", otio.schema.TrackKind.Video)]
+    if audio_track and not edl and any(e.has_audio for e in events):
+        tracks.append(("A1", otio.schema.TrackKind.Audio))
+    for track_name, kind in tracks:
         track = otio.schema.Track(name=track_name, kind=kind)
         for event in events:
-            start, end, total = _frames(event)
-            available = (
-                otio.opentime.TimeRange(otio.opentime.RationalTime(0, event.fps), otio.opentime.RationalTime(total, event.fps))
-                if total
-                else None
-            )
-            reference = otio.schema.ExternalReference(
-                target_url=Path(event.path).resolve().as_uri(), available_range=available
-            )
-            reference.name = Path(event.path).name
-            track.append(
-                otio.schema.Clip(
-                    name=event.name,
-                    media_reference=reference,
-                    source_range=otio.opentime.TimeRange(
-                        otio.opentime.RationalTime(start, event.fps), otio.opentime.RationalTime(end - start, event.fps)
-                    ),
-                    metadata={"r2cli": {"start_s": event.start_s, "end_s": event.end_s}},
-                )
-            )
+            track.append(clip(event))
         timeline.tracks.append(track)
-
-    add_track("V1", otio.schema.TrackKind.Video)
-    if any(e.has_audio for e in events):
-        add_track("A1", otio.schema.TrackKind.Audio)
-    return otio.adapters.write_to_string(timeline, "otio_json")
+    return timeline
 
 
-def write_otio(
-    events: Sequence[TimelineEvent], path: str | os.PathLike, *, name: str = "r2cli", force: bool = False
-) -> Path:
-    """Write an OpenTimelineIO timeline (.otio JSON) atomically.
+def timeline_text(format: str, events: Sequence[TimelineEvent], *, title: str = "r2cli") -> str:
+    """The text of ``events`` as an editor file (``edl``, ``otio``, ``fcpxml`` or ``fcp7``).
 
     Raises:
-        UsageError: no events, an event shorter than a frame, or ``path`` exists without ``force``.
-        InputError: the file cannot be written.
+        UsageError: unknown format, no events, or an event shorter than one frame.
+        MissingDependencyError: the OTIO adapter plugin of the format is not installed.
     """
-    return _atomic_write_text(Path(path), otio_text(events, name=name), force)
+    if format not in _ADAPTERS:
+        raise UsageError(f"editor format must be one of {', '.join(_ADAPTERS)}, got {format!r}")
+    otio = _otio()
+    timeline = build_timeline(events, name=_one_line(title)[:70], edl=format == "edl", audio_track=format != "fcpxml")
+    options = {"rate": edl_timebase(events[0].fps)} if format == "edl" else {}
+    _check_adapter(otio, format)
+    return otio.adapters.write_to_string(timeline, _ADAPTERS[format], **options)
 
 
-def write_timeline(
-    items: Sequence[tuple[Any, Any, float, float]],
-    path: str | os.PathLike,
-    *,
-    format: str,
-    title: str = "r2cli",
-    force: bool = False,
+def _check_adapter(otio: Any, format: str) -> None:
+    """Raise MissingDependencyError when the OTIO plugin of ``format`` is not installed."""
+    try:
+        otio.plugins.ActiveManifest().from_name(_ADAPTERS[format])
+    except otio.exceptions.NotSupportedError:
+        plugin = _PLUGINS.get(format, "opentimelineio")
+        raise MissingDependencyError(
+            f"--format {format} needs the OpenTimelineIO plugin {plugin}; pip install {plugin}"
+        ) from None
+
+
+def edl_text(events: Sequence[TimelineEvent], *, title: str = "r2cli") -> str:
+    """The CMX 3600 text of ``events`` (see the module notes for the conventions)."""
+    return timeline_text("edl", events, title=title)
+
+
+def otio_text(events: Sequence[TimelineEvent], *, name: str = "r2cli") -> str:
+    """OTIO JSON of ``events`` placed back to back on one video (and one audio) track."""
+    return timeline_text("otio", events, title=name)
+
+
+def read_timeline(path: str | os.PathLike, format: str, *, rate: float | None = None) -> Any:
+    """Read an editor file back into an ``opentimelineio`` Timeline (``rate``: an EDL's timebase).
+
+    Raises:
+        UsageError: unknown format, or an EDL without ``rate``.
+        InputError: the file cannot be read or parsed (file named).
+    """
+    if format not in _ADAPTERS:
+        raise UsageError(f"editor format must be one of {', '.join(_ADAPTERS)}, got {format!r}")
+    if format == "edl" and not rate:
+        raise UsageError("reading an EDL needs its timecode rate")
+    otio = _otio()
+    _check_adapter(otio, format)
+    options = {"rate": rate} if format == "edl" else {}
+    try:
+        return otio.adapters.read_from_file(str(path), _ADAPTERS[format], **options)
+    except (OSError, ValueError, otio.exceptions.OTIOError) as exc:
+        raise InputError(f"{path}: cannot read the {format} file: {exc}") from None
+
+
+def record_marks(events: Sequence[TimelineEvent]) -> list:
+    """Caption/chapter marks of ``events`` timed back to back from 0 s (the reel's time line).
+
+    Each event lasts its frame-exact length at its source rate (as the reel cuts it).
+    """
+    from r2cli.media.chapters import Mark
+
+    _check_events(events)
+    marks, clock = [], 0.0
+    for event in events:
+        frames = seconds_to_frames(event.end_s, event.fps) - seconds_to_frames(event.start_s, event.fps)
+        length = frames / event.fps
+        marks.append(Mark(clock, clock + length, event.label))
+        clock += length
+    return marks
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"[\r\n]+", " ", text)
+
+
+def write_events(
+    format: str, events: Sequence[TimelineEvent], path: str | os.PathLike, *, title: str = "r2cli", force: bool = False
 ) -> Path:
-    """Write checked cut items ``(Segment, MediaInfo, start_s, end_s)`` as an EDL or OTIO file.
+    """Write ``events`` in ``format`` (one of ``TIMELINE_FORMATS``) at ``path``, atomically.
+
+    ``chapters`` writes the ffmetadata file at ``path`` and its WebVTT twin next to it
+    (``path`` with ``.chapters.vtt`` instead of ``.chapters.txt``).
+
+    Raises:
+        UsageError: unknown format, no events, an event shorter than a frame, or ``path``
+            (or the chapters' twin) exists without ``force``.
+        InputError: the file cannot be written.
+        MissingDependencyError: the OTIO adapter plugin of the format is not installed.
+    """
+    from r2cli.media import chapters
+
+    if format not in TIMELINE_FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(TIMELINE_FORMATS)} for a timeline, got {format!r}")
+    target = Path(path)
+    if format in _ADAPTERS:
+        text = timeline_text(format, events, title=title)
+        return chapters.write_text(target, text, force)
+    marks = record_marks(events)
+    if format == "vtt":
+        return chapters.write_text(target, chapters.webvtt_text(marks), force)
+    if format == "srt":
+        return chapters.write_text(target, chapters.srt_text(marks), force)
+    twin = chapters_vtt_path(target)
+    if twin.exists() and not force:
+        raise UsageError(f"{twin} exists (use --force to overwrite)")
+    written = chapters.write_text(target, chapters.ffmetadata_text(marks, title=_one_line(title)), force)
+    chapters.write_text(twin, chapters.webvtt_text(marks), True)
+    return written
+
+
+def chapters_vtt_path(path: str | os.PathLike) -> Path:
+    """The WebVTT twin of an ffmetadata chapter file."""
+    target = Path(path)
+    name = target.name
+    stem = name[: -len(".chapters.txt")] if name.endswith(".chapters.txt") else target.stem
+    return target.with_name(stem + CHAPTERS_VTT_SUFFIX)
+
+
+def cut_events(items: Sequence[tuple[Any, Any, float, float]]) -> list[TimelineEvent]:
+    """Timeline events of checked cut items ``(Segment, MediaInfo, start_s, end_s)``.
 
     Clip names are "<source file name> <query> #<rank>" (the query part when there is one).
-
-    Raises:
-        UsageError: no items, unknown format, or ``path`` exists without ``force``.
-        InputError: the file cannot be written.
     """
-    if not items:
-        raise UsageError(f"{path}: no usable rows to put on the timeline")
     events = []
     for segment, info, start, end in items:
         label = Path(segment.path).name
         if segment.query:
-            label += f" {segment.query}"
+            label += f" {_one_line(segment.query)}"
         if segment.rank is not None:
             label += f" #{segment.rank}"
         events.append(
@@ -413,10 +366,35 @@ def write_timeline(
                 name=label,
                 has_audio=info.has_audio,
                 duration_s=info.frame_count / info.fps if info.frame_count else info.duration,
+                query=segment.query,
+                rank=segment.rank,
+                score=segment.score,
             )
         )
-    if format == "edl":
-        return write_edl(events, path, title=title, force=force)
-    if format == "otio":
-        return write_otio(events, path, name=title, force=force)
-    raise UsageError(f"--format must be edl or otio for a timeline, got {format!r}")
+    return events
+
+
+def write_timeline(
+    items: Sequence[tuple[Any, Any, float, float]],
+    path: str | os.PathLike,
+    *,
+    format: str,
+    title: str = "r2cli",
+    force: bool = False,
+) -> Path:
+    """Write checked cut items ``(Segment, MediaInfo, start_s, end_s)`` in ``format`` (``TIMELINE_FORMATS``).
+
+    Raises:
+        UsageError: no items, unknown format, or ``path`` exists without ``force``.
+        InputError: the file cannot be written.
+    """
+    if not items:
+        raise UsageError(f"{path}: no usable rows to put on the timeline")
+    return write_events(format, cut_events(items), path, title=title, force=force)
+
+
+def timeline_path(out_dir: str | os.PathLike, stem: str, format: str) -> Path:
+    """Where ``r2cli cut --format FORMAT`` writes: ``out_dir/<stem><suffix of the format>``."""
+    if format not in TIMELINE_SUFFIXES:
+        raise UsageError(f"--format must be one of {', '.join(TIMELINE_FORMATS)} for a timeline, got {format!r}")
+    return Path(out_dir) / f"{stem}{TIMELINE_SUFFIXES[format]}"

@@ -1,4 +1,4 @@
-"""EDL / OTIO exports parse back; the `r2cli cut` command end to end."""
+"""EDL / OTIO exports parse back through the OpenTimelineIO adapters; the `r2cli cut` command end to end."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from r2cli.errors import InputError, UsageError
 from r2cli.media.cut import cut_results
 from r2cli.media.probe import probe
 from r2cli.media.timeline import (
+    TIMELINE_FORMATS,
     TimelineEvent,
     frames_to_timecode,
-    otio_text,
-    read_edl,
+    read_timeline,
     timecode_to_frames,
-    write_edl,
+    write_events,
 )
 from r2cli.outputs import read_results, write_table
 
@@ -44,17 +44,32 @@ def test_timecodes_round_trip():
         timecode_to_frames("00:00:00:25", 25)
 
 
+def _edl_events(path, rate):
+    """(reel, source in, source out, record in, record out, clip name, url) of each EDL event, read by the adapter."""
+    timeline = read_timeline(path, "edl", rate=rate)
+    (track,) = timeline.tracks
+    out = []
+    for clip in track:
+        record = clip.range_in_parent()
+        out.append((
+            clip.metadata["cmx_3600"]["reel"],
+            round(clip.source_range.start_time.value), round(clip.source_range.end_time_exclusive().value),
+            round(record.start_time.value), round(record.end_time_exclusive().value),
+            clip.name, clip.media_reference.target_url,
+        ))
+    return out
+
+
 def test_edl_ntsc_rate_uses_nominal_timebase(tmp_path):
     event = TimelineEvent("/media/a b.mov", 10.0, 12.0, fps=30000 / 1001, name="a b.mov #1")
-    doc_path = write_edl([event], tmp_path / "x.edl", title="t")
-    doc = read_edl(doc_path, rate=30)
-    assert doc.fcm == "NON-DROP FRAME"
-    (e,) = doc.events
-    assert (e.source_in, e.source_out) == (300, 360)  # 299.7 and 359.64 frames
-    assert e.record_in == 3600 * 30 and e.record_out - e.record_in == e.source_out - e.source_in
-    assert e.source_file == "/media/a b.mov" and e.reel == "A_B"
+    doc_path = write_events("edl", [event], tmp_path / "x.edl", title="t")
+    assert "00:00:10:00 00:00:12:00" in doc_path.read_text()  # frames 300 and 360 at the 30 fps timebase
+    ((reel, src_in, src_out, rec_in, rec_out, name, url),) = _edl_events(doc_path, 30)
+    assert (src_in, src_out) == (300, 360)  # 299.7 and 359.64 frames
+    assert rec_in == 0 and rec_out - rec_in == src_out - src_in
+    assert reel == "A_B" and name == "a b.mov #1" and url == Path("/media/a b.mov").as_uri()
     with pytest.raises(UsageError, match="exists"):
-        write_edl([event], doc_path)
+        write_events("edl", [event], doc_path)
 
 
 def test_edl_parses_back(source_video, silent_video, tmp_path):
@@ -65,23 +80,20 @@ def test_edl_parses_back(source_video, silent_video, tmp_path):
     report = cut_results(path, tmp_path / "out", format="edl")
     assert report.timeline == str(tmp_path / "out" / "moments.edl")
     assert report.counts()["written"] == 3
-    doc = read_edl(report.timeline, rate=25)  # the record rate: the first source's
-    assert doc.title.startswith("r2cli moments")
-    assert [e.number for e in doc.events] == [1, 2, 3]
-    first, second, third = doc.events
-    assert (first.source_in, first.source_out) == (25, 63)  # 2.5 s is frame 62.5: half rounds up
-    assert first.track == "AA/V" and second.track == "V"
-    assert first.reel == third.reel == "SOURCE" and second.reel == "SILENT_C"
-    assert first.clip_name == "source.mp4 red #1" and third.clip_name == "source.mp4 x y #3"
-    assert second.source_file == str(Path(silent_video).resolve())
-    # Record side: back to back from 01:00:00:00, each event as long as its source range.
-    assert first.record_in == 3600 * 25
-    for a, b in zip(doc.events, doc.events[1:]):
-        assert b.record_in == a.record_out
-    assert third.record_out - third.record_in == 150 - 101  # 4.02 s is frame 100.5: half rounds up
-    # The silent source is 30 fps: its source timecodes count 30 fps frames.
-    doc30 = read_edl(report.timeline, rate=30)
-    assert (doc30.events[1].source_in, doc30.events[1].source_out) == (15, 51)
+    timeline = read_timeline(report.timeline, "edl", rate=25)  # the timebase: the first source's
+    assert timeline.name.startswith("r2cli moments")
+    first, second, third = _edl_events(report.timeline, 25)
+    assert first[1:3] == (25, 63)  # 2.5 s is frame 62.5: half rounds up
+    assert first[0] == third[0] == "SOURCE" and second[0] == "SILENT_C"
+    assert first[5] == "source.mp4 red #1" and third[5] == "source.mp4 x y #3"
+    assert second[6] == Path(silent_video).resolve().as_uri()
+    # Record side: back to back from 00:00:00:00, each event as long as its source range.
+    assert first[3] == 0
+    for a, b in zip((first, second, third), (second, third)):
+        assert b[3] == a[4]
+    assert third[4] - third[3] == 150 - 101  # 4.02 s is frame 100.5: half rounds up
+    # The silent source is 30 fps, not the EDL's 25: its frames are counted on the 25 fps timebase.
+    assert second[1:3] == (13, 43)  # 0.5 s = 12.5 -> 13, 1.7 s = 42.5 -> 43
 
 
 def test_otio_parses_back(source_video, silent_video, tmp_path):
@@ -100,18 +112,7 @@ def test_otio_parses_back(source_video, silent_video, tmp_path):
     info = probe(source_video)
     assert first.media_reference.available_range.duration.value == info.frame_count
     assert timeline.duration().to_seconds() == pytest.approx(38 / 25 + 36 / 30)
-
-
-def test_builtin_otio_writer_matches_the_package():
-    otio = pytest.importorskip("opentimelineio")
-    events = [
-        TimelineEvent("/m/a.mp4", 1.0, 2.0, fps=25, name="a", has_audio=True, duration_s=10.0),
-        TimelineEvent("/m/b.mp4", 0.0, 0.5, fps=30, name="b"),
-    ]
-    ours = otio.adapters.read_from_string(otio_text(events, use_package=False), "otio_json")
-    theirs = otio.adapters.read_from_string(otio_text(events, use_package=True), "otio_json")
-    assert ours.is_equivalent_to(theirs)
-    assert [c.name for c in ours.tracks[0]] == ["a", "b"]
+    assert first.metadata["r2cli"]["query"] == "red" and first.metadata["r2cli"]["rank"] == 1
 
 
 def test_cli_cut_json_and_errors(source_video, tmp_path):
@@ -150,4 +151,17 @@ def test_cli_bad_format_is_one_line(source_video, tmp_path, capsys):
         main(["cut", str(path), "--out", str(tmp_path), "--format", "gif"])
     assert info.value.code == 2
     err = capsys.readouterr().err
-    assert err.strip() == "error: --format must be media, edl or otio, got 'gif'"  # one line, no usage box
+    formats = ", ".join(("media", *TIMELINE_FORMATS))
+    assert err.strip() == f"error: --format must be one of {formats}, got 'gif'"  # one line, no usage box
+
+
+def test_edl_of_a_rate_smpte_lacks_uses_a_multiple(tmp_path):
+    from r2cli.media.timeline import edl_timebase
+
+    assert [edl_timebase(f) for f in (10, 12, 15, 5, 25, 29.97, 23.976, 7)] == [30, 24, 30, 25, 25, 30, 24, 30]
+    events = [TimelineEvent("/m/ten fps.mp4", 1.0, 2.5, fps=10, name="ten #1"),
+              TimelineEvent("/m/other.mp4", 0.5, 1.0, fps=25, name="other #1")]
+    path = write_events("edl", events, tmp_path / "ten.edl")
+    first, second = _edl_events(path, 30)
+    assert first[1:3] == (30, 75)  # 1.0 s and 2.5 s at the 30 fps timebase
+    assert second[1:3] == (15, 30) and second[3] == first[4]

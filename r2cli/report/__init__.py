@@ -1,0 +1,1 @@
+"""Static HTML reports of search, summarize and job runs (``r2cli report``)."""
