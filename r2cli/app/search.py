@@ -96,6 +96,9 @@ class SearchOptions(Options):
     # settings are the same
     resume: bool = option(False, help="Reuse a finished run with the same settings in --out.", job=False)
 
+    report: bool = option(False, help="Also write an HTML report of the run into report/ in the run folder "
+                                      "(what `r2cli report RUN` writes).")
+
     def check(self) -> tuple[tuple[str, ...], str] | None:
         if not self.queries and self.queries_file is None:
             return ("queries", "queries_file"), "{0} or {1}: give at least one query (a sentence or a query file)"
@@ -212,8 +215,12 @@ def run_search(workspace: "Workspace", options: SearchOptions, *, reporter: Repo
         "model": {k: v for k, v in models.info.items() if k != "device"},
         "features": [(v.record.id, v.record.fingerprint, v.features.num_clips) for v in plan.videos],
     })
-    return _execute(workspace, options, queries, models, plan, skipped, settings, key, warnings, warn, timings,
-                    started, reporter)
+    result = _execute(workspace, options, queries, models, plan, skipped, settings, key, warnings, warn, timings,
+                      started, reporter)
+    from r2cli.app.report import report_run_folder
+
+    result.files.update(report_run_folder(result.out_dir, options.report, reporter))
+    return result
 
 
 def _plan(workspace, options: SearchOptions, models, records, warn):

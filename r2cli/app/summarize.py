@@ -92,6 +92,9 @@ class SummarizeOptions(Options):
     # settings are the same
     resume: bool = option(False, help="Reuse a finished run with the same settings in --out.", job=False)
 
+    report: bool = option(False, help="Also write an HTML report of the run into report/ in the run folder "
+                                      "(what `r2cli report RUN` writes).")
+
     def check(self) -> tuple[tuple[str, ...], str] | None:
         if (self.ratio is None) == (self.seconds is None):
             return ("ratio", "seconds"), "give exactly one of {0} or {1}"
@@ -294,8 +297,12 @@ def run_summarize(workspace: "Workspace", options: SummarizeOptions, *,
         "model": {k: v for k, v in models.info.items() if k != "device"},
         "features": [(p.record.id, p.record.fingerprint, p.features.num_clips) for p in plans],
     })
-    return _execute(workspace, options, models, plans, skipped, records, settings_record, query_records, key,
-                    reel_path, warnings, warn, timings, started, fps, reporter)
+    result = _execute(workspace, options, models, plans, skipped, records, settings_record, query_records, key,
+                      reel_path, warnings, warn, timings, started, fps, reporter)
+    from r2cli.app.report import report_run_folder
+
+    result.files.update(report_run_folder(result.out_dir, options.report, reporter))
+    return result
 
 
 def _execute(workspace, options, models, plans, skipped, records, settings_record, query_records, key, reel_path,

@@ -83,6 +83,8 @@ def render_search_result(result) -> None:
         f"outputs: {result.out_dir}",
         highlight=False, markup=False, soft_wrap=True,
     )
+    if "report" in result.files:
+        console.print(f"report: {result.files['report']}", highlight=False, markup=False, soft_wrap=True)
     if counts.get("windows_skipped"):
         err_console.print(f"{plural(counts['windows_skipped'], 'window')} skipped (damaged features); see run.json",
                           highlight=False, markup=False, soft_wrap=True)
@@ -146,6 +148,7 @@ def register(app: typer.Typer) -> None:
         ray: Annotated[
             Optional[str], typer.Option("--ray", metavar="local|HOST:PORT", help=O.help("ray"), show_default=False)
         ] = None,
+        report: Annotated[bool, typer.Option("--report", help=O.help("report"))] = False,
         json_output: JsonOpt = False,
         workspace: WorkspaceOpt = None,
         catalog: CatalogOpt = None,
@@ -167,7 +170,7 @@ def register(app: typer.Typer) -> None:
             min_duration=min_duration, max_duration=max_duration, path_contains=path_contains,
             candidates=candidates, top_k=top_k, min_score=min_score, preset=preset, checkpoint=checkpoint,
             clip_weights=clip_weights, device=device, window=window, stride=stride, out=out, format=output_format,
-            batch_size=batch_size, precision=precision, query_batch=query_batch, wait=wait, ray=ray,
+            batch_size=batch_size, precision=precision, query_batch=query_batch, wait=wait, ray=ray, report=report or None,
         )
         ws = workspace_from(workspace, catalog)
         with RichReporter(enabled=not json_output) as reporter:

@@ -53,6 +53,8 @@ def render_summary_result(result) -> None:
     if counts.get("windows_skipped"):
         err_console.print(f"{plural(counts['windows_skipped'], 'window')} skipped (damaged features); see run.json",
                           highlight=False, markup=False, soft_wrap=True)
+    if "report" in result.files:
+        console.print(f"report: {result.files['report']}", highlight=False, markup=False, soft_wrap=True)
     if "reel" in result.files:
         console.print(f"reel: {result.files['reel']}", highlight=False, markup=False, soft_wrap=True)
     for skipped in result.skipped[:10]:
@@ -103,6 +105,7 @@ def register(app: typer.Typer) -> None:
         shots: Annotated[Optional[str], typer.Option("--shots", help=O.help("shots"))] = None,
         batch_size: Annotated[Optional[int], typer.Option("--batch-size", help=O.help("batch_size"))] = None,
         wait: Annotated[Optional[float], typer.Option("--wait", help=O.help("wait"))] = None,
+        report: Annotated[bool, typer.Option("--report", help=O.help("report"))] = False,
         json_output: JsonOpt = False,
         workspace: WorkspaceOpt = None,
         catalog: CatalogOpt = None,
@@ -125,7 +128,7 @@ def register(app: typer.Typer) -> None:
             videos=tuple(videos or ()), ratio=ratio, seconds=seconds, query=query, min_duration=min_duration,
             max_duration=max_duration, path_contains=path_contains, preset=preset, checkpoint=checkpoint,
             clip_weights=clip_weights, device=device, reel=reel, force=force, out=out, format=output_format,
-            window=window, stride=stride, shots=shots, batch_size=batch_size, wait=wait,
+            window=window, stride=stride, shots=shots, batch_size=batch_size, wait=wait, report=report or None,
         )
         ws = workspace_from(workspace, catalog)
         with RichReporter(enabled=not json_output) as reporter:
