@@ -259,12 +259,29 @@ def job_template() -> str:
     for section in SECTIONS:
         cls: type[Options] = JobOptions if section == "job" else step_module(section).OPTIONS
         lines.append(f"# [{section}]")
-        defaults = cls.defaults()
         for key in cls.job_keys():
             lines.append(f"# {cls.help(key, show_default=False)}")
-            lines.append(f"# {key} = {_toml_value(defaults[key])}")
+            lines.append(f"# {key} = {example_value(cls, key)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def example_value(cls: type[Options], key: str) -> str:
+    """A key's default as TOML, or (no default) an example of its type: ``""``, ``1``, ``0.5``, ``[]``."""
+    import typing
+
+    value = cls.defaults()[key]
+    if value is not None:
+        return _toml_value(value)
+    annotation = typing.get_type_hints(cls)[key]
+    kinds = {a for a in typing.get_args(annotation) if a is not type(None)} or {annotation}
+    if int in kinds:
+        return "1"
+    if float in kinds:
+        return "0.5"
+    if any(typing.get_origin(k) is tuple for k in kinds):
+        return "[]"
+    return '""'
 
 
 def _toml_value(value: Any) -> str:

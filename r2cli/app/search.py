@@ -52,7 +52,8 @@ class SearchOptions(Options):
 
     queries: tuple[str, ...] = option((), help="Sentences to search for.", flag="QUERY")
     queries_file: Path | None = option(
-        None, help="Query file: text (one per line), .csv or .jsonl with qid/query columns.", flag="--queries")
+        None, help="Query file: text (one per line), .csv or .jsonl with qid/query columns.", flag="--queries",
+        exists=True)
     videos: tuple[str, ...] = option(
         (), help="Only videos whose catalog id, path or file name matches one of these globs.", flag="--video")
     min_duration: float | None = option(None, help="Only videos at least this long (s).", minimum=0)
