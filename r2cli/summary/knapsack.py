@@ -1,7 +1,8 @@
 """Exact 0/1 knapsack on integer weights (clip units), with a documented tie-break.
 
 Among all subsets whose total weight fits the capacity, the one returned has
-1. the largest total value (values closer than ``tolerance`` count as equal), then
+1. the largest total value, values first rounded to whole multiples of ``tolerance`` (so two
+   totals that differ only by float noise are equal, and equality is exact and transitive), then
 2. the smallest total weight (the shortest summary that reaches that value), then
 3. the earliest items: scanning items in index order, an item is taken whenever taking it
    still allows an optimum under rules 1 and 2 (the lexicographically first inclusion vector).
@@ -17,7 +18,10 @@ def knapsack(values, weights, capacity: int, *, tolerance: float | None = None) 
 
     ``values`` are floats (may be negative: such items are never worth taking unless free of
     cost in value); ``weights`` positive integers; ``capacity`` a non-negative integer.
-    ``tolerance`` defaults to 1e-9 × (1 + sum of |values|).
+    ``tolerance`` defaults to 1e-9 × (1 + sum of |values|); each value is rounded to a whole
+    multiple of it before the search, which then compares integers exactly. (Comparing float totals
+    "within tolerance" instead is not transitive: near-ties chained through the dynamic program
+    could add up to more than the tolerance.)
 
     Raises:
         UsageError: lengths differ, a weight is not a positive integer, capacity < 0, or a
@@ -39,9 +43,12 @@ def knapsack(values, weights, capacity: int, *, tolerance: float | None = None) 
     capacity = int(capacity)
     n = value.shape[0]
     tol = 1e-9 * (1.0 + float(np.abs(value).sum())) if tolerance is None else tolerance
+    if not tol > 0:
+        raise UsageError(f"knapsack tolerance must be > 0, got {tol}")
+    value = np.round(value / tol).astype(np.int64)  # [n] whole multiples of the tolerance (default: at most 1e9 in size)
 
     # best_value[i][c], best_weight[i][c]: optimum over items i..n-1 with capacity c.
-    best_value = np.zeros((n + 1, capacity + 1))
+    best_value = np.zeros((n + 1, capacity + 1), dtype=np.int64)
     best_weight = np.zeros((n + 1, capacity + 1), dtype=np.int64)
     take = np.zeros((n, capacity + 1), dtype=bool)
     for i in range(n - 1, -1, -1):
@@ -53,7 +60,7 @@ def knapsack(values, weights, capacity: int, *, tolerance: float | None = None) 
         cand_v = value[i] + skip_v[: capacity + 1 - w]  # taking item i at capacities w..capacity
         cand_w = w + skip_w[: capacity + 1 - w]
         cur_v, cur_w = skip_v[w:], skip_w[w:]
-        better = (cand_v > cur_v + tol) | ((np.abs(cand_v - cur_v) <= tol) & (cand_w <= cur_w))
+        better = (cand_v > cur_v) | ((cand_v == cur_v) & (cand_w <= cur_w))
         take[i, w:] = better
         best_value[i, w:] = np.where(better, cand_v, cur_v)
         best_weight[i, w:] = np.where(better, cand_w, cur_w)

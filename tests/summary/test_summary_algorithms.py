@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from r2cli.errors import UsageError
@@ -21,17 +21,26 @@ from r2cli.summary import (
 
 
 def brute_force(values, weights, capacity):
-    best = (-np.inf, 0)
+    """The best total value, and the least weight among the subsets whose value ties with it.
+
+    Values are compared as ``knapsack`` documents: each rounded to a whole multiple of
+    1e-9 x (1 + sum of |values|), so a subset worth 1.0 + 2e-9 does not beat a shorter one worth 1.0.
+    """
+    tolerance = 1e-9 * (1.0 + sum(abs(v) for v in values))
+    units = [round(v / tolerance) for v in values]
+    subsets = []
     for mask in itertools.product((0, 1), repeat=len(values)):
         w = sum(wi for wi, m in zip(weights, mask) if m)
         if w <= capacity:
-            v = sum(vi for vi, m in zip(values, mask) if m)
-            if v > best[0] + 1e-9 or (abs(v - best[0]) <= 1e-9 and w < best[1]):
-                best = (v, w)
-    return best
+            subsets.append((sum(u for u, m in zip(units, mask) if m), w))
+    best_u = max(u for u, _ in subsets)
+    return best_u * tolerance, min(w for u, w in subsets if u == best_u)
 
 
 @settings(max_examples=150, deadline=None)
+@example(items=[(1.0, 1), (1.8e-09, 1)], capacity=2)  # a near-tie that the old brute force judged by 1e-9
+@example(items=[(4.0, 1), (4.7e-09, 1)], capacity=2)
+@example(items=[(18.51, 1), (1e-09, 1), (13.8, 1)], capacity=3)
 @given(
     items=st.lists(
         st.tuples(st.floats(-5, 20, allow_nan=False), st.integers(1, 12)), min_size=0, max_size=9
