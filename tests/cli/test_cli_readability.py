@@ -62,3 +62,33 @@ def test_piped_progress_is_plain_lines(tmp_path, ffmpeg):
     assert "index" in stages, result.stderr
     index_line = next(line for line in result.stderr.splitlines() if line.startswith("index:"))
     assert index_line.startswith("index: 5/5 files")
+
+
+def test_models_list_keeps_every_file_name_whole_at_80_columns():
+    """`models list` used to drop its file column at 80 columns; now every file name shows unbroken."""
+    import json
+
+    listing = json.loads(_r2cli("models", "list", "--json").stdout)
+    text = _r2cli("models", "list").stdout
+    assert all(len(line) <= 80 for line in text.splitlines())
+    for entry in listing:
+        assert entry["filename"] in text, entry["filename"]
+    assert "Presets as named; all need CLIP ViT-B-32/openai." in text
+
+
+def test_catalog_show_prints_times_and_sizes_for_people(tmp_path, ffmpeg):
+    import datetime as dt
+
+    _r2cli("index", str(REPO / "sample_media" / "red_then_blue_cut.mp4"), "--no-features",
+           "--workspace", str(tmp_path / "ws"))
+    shown = _r2cli("catalog", "show", "1", "--workspace", str(tmp_path / "ws")).stdout
+    mtime = (REPO / "sample_media" / "red_then_blue_cut.mp4").stat().st_mtime
+    expected = dt.datetime.fromtimestamp(mtime, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fields = {}
+    for line in shown.splitlines():
+        parts = line.split(None, 1)
+        if parts:
+            fields[parts[0]] = parts[1].strip() if len(parts) > 1 else ""
+    assert fields["mtime"] == expected
+    size = (REPO / "sample_media" / "red_then_blue_cut.mp4").stat().st_size
+    assert fields["size"].endswith(f"({size:,} bytes)")

@@ -24,6 +24,20 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:04.1f}" if hours else f"{minutes}:{secs:04.1f}"
 
 
+def _field(key: str, value: object) -> str:
+    """A catalog field as a person reads it: file times in UTC, sizes with their unit."""
+    if value is None:
+        return ""
+    if key == "mtime" and isinstance(value, (int, float)):
+        import datetime as _dt
+
+        stamp = _dt.datetime.fromtimestamp(float(value), tz=_dt.timezone.utc)
+        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if key == "size" and isinstance(value, int):
+        return f"{_size(value)} ({value:,} bytes)" if value >= 1024 else f"{value} bytes"
+    return escape(str(value))
+
+
 def _size(value: int | None) -> str:
     if value is None:
         return ""
@@ -92,7 +106,7 @@ def show_command(
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in details.video.to_dict().items():
-        table.add_row(key, "" if value is None else escape(str(value)))
+        table.add_row(key, _field(key, value))
     console.print(table)
     if details.feature_sets:
         sets = Table(title="feature sets", show_header=True, header_style="bold")

@@ -57,21 +57,53 @@ def list_command(
     if json_output:
         print_json([status.to_dict() for status in statuses])
         return
-    table = Table(title="r2cli pretrained registry", show_lines=False)
-    for column in ("kind", "name", "cached", "preset", "needs CLIP"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("file", overflow="fold")
-    for status in statuses:
-        if status.cached:
-            state = {True: "yes (verified)", False: "CORRUPT", None: "yes"}[status.verified]
-            state = f"{state} {_size(status.bytes)}"
-        else:
-            state = "no"
-        preset = status.preset or ""
-        if status.preset and status.preset_available is False:
-            preset += " (missing)"
-        table.add_row(status.kind, status.name, state, preset, status.clip or "", status.filename)
-    console.print(table)
+    # Two tables, each only with the columns whose values differ from row to row, so that the
+    # file names (what a user copies into the cache by hand) fit 80 columns without breaking.
+    for kind, title in (("clip", "CLIP weights"), ("checkpoint", "R2-Tuning checkpoints")):
+        rows = [status for status in statuses if status.kind == kind]
+        if not rows:
+            continue
+        presets = {status.name: _preset_cell(status) for status in rows}
+        show_preset = kind == "checkpoint" and any(presets[status.name] != status.name for status in rows)
+        clips = {status.clip or "" for status in rows}
+        table = Table(title=title, title_justify="left", show_lines=False)
+        table.add_column("name", no_wrap=True)
+        table.add_column("cached", no_wrap=True)
+        if show_preset:
+            table.add_column("preset", no_wrap=True)
+        if len(clips) > 1:
+            table.add_column("needs CLIP", no_wrap=True)
+        table.add_column("file", no_wrap=True, overflow="fold")
+        for status in rows:
+            cells = [status.name, _cached_cell(status)]
+            if show_preset:
+                cells.append(presets[status.name])
+            if len(clips) > 1:
+                cells.append(status.clip or "")
+            table.add_row(*cells, status.filename)
+        console.print(table)
+        notes = []
+        if kind == "checkpoint" and not show_preset:
+            notes.append("presets as named")
+        if kind == "checkpoint" and len(clips) == 1 and next(iter(clips)):
+            notes.append(f"all need CLIP {next(iter(clips))}")
+        if notes:
+            text = "; ".join(notes)
+            console.print(text[0].upper() + text[1:] + ".", highlight=False, markup=False, soft_wrap=True)
+
+
+def _cached_cell(status) -> str:
+    if not status.cached:
+        return "no"
+    state = {True: "yes (verified)", False: "CORRUPT", None: "yes"}[status.verified]
+    return f"{state} {_size(status.bytes)}"
+
+
+def _preset_cell(status) -> str:
+    preset = status.preset or ""
+    if status.preset and status.preset_available is False:
+        preset += " (missing)"
+    return preset
 
 
 @models_app.command("download")
