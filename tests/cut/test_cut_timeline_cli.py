@@ -151,8 +151,9 @@ def test_cli_bad_format_is_one_line(source_video, tmp_path, capsys):
         main(["cut", str(path), "--out", str(tmp_path), "--format", "gif"])
     assert info.value.code == 2
     err = capsys.readouterr().err
-    formats = ", ".join(("media", *TIMELINE_FORMATS))
-    assert err.strip() == f"error: --format must be one of {formats}, got 'gif'"  # one line, no usage box
+    choices = ("media", *TIMELINE_FORMATS)
+    formats = ", ".join(choices[:-1]) + " or " + choices[-1]
+    assert err.strip() == f"error: --format must be {formats}, got 'gif'"  # one line, no usage box
 
 
 def test_edl_of_a_rate_smpte_lacks_uses_a_multiple(tmp_path):
