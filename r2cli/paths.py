@@ -18,6 +18,8 @@ CATALOG_ENV = "R2CLI_CATALOG"
 CACHE_ENV = "R2CLI_CACHE"
 MODELS_DIR_ENV = "R2CLI_MODELS_DIR"
 DEFAULT_WORKSPACE = ".r2cli"
+OUTPUT_MARKER = ".r2cli-output"  # file in every folder r2cli writes media to; `r2cli index` skips such folders
+OUTPUT_COMMENT = "r2cli output"  # container comment tag of media r2cli writes; `r2cli index` skips such files
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 

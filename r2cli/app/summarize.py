@@ -167,14 +167,14 @@ def _check_reel(workspace: "Workspace", options: SummarizeOptions) -> Path | Non
     """
     import os
 
-    from r2cli.catalog.selection import is_source_video
+    from r2cli.catalog.guards import source_video_paths
 
     if options.reel is None:
         return None
     target = Path(options.reel).expanduser().absolute()
     if target.is_dir():
         raise UsageError(f"--reel {target} is a folder; give a file name such as {target / 'reel.mp4'}")
-    if is_source_video(workspace, target):
+    if source_video_paths(workspace, [target]):
         raise UsageError(f"--reel {target} is a source video of the catalog; an input is never an output "
                          "(not even with --force)")
     if target.exists() and not options.force:

@@ -22,26 +22,23 @@ raises ``CatalogBusyError``.
 
 from __future__ import annotations
 
-import errno
-import fnmatch
 import os
-import stat as stat_module
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from r2cli.catalog.walk import DEFAULT_EXTENSIONS, _Entry, normalize_extensions, walk
 from r2cli.errors import InputError, MediaError, UsageError
 from r2cli.progress import NULL_REPORTER, Reporter
+
+__all__ = ["DEFAULT_EXTENSIONS", "FileError", "ScanFailedError", "ScanReport", "normalize_extensions", "scan_archive",
+           "walk"]
 
 if TYPE_CHECKING:
     from r2cli.catalog.db import Catalog
     from r2cli.paths import Workspace
 
-DEFAULT_EXTENSIONS: tuple[str, ...] = (
-    "3gp", "avi", "flv", "m2ts", "m4v", "mkv", "mov", "mp4", "mpeg", "mpg", "mts", "mxf", "ogv", "ts",
-    "webm", "wmv",
-)  # fmt: skip
 WALK_STAGE = "walk"
 INDEX_STAGE = "index"
 _MTIME_TOLERANCE = 1e-6
@@ -73,8 +70,10 @@ class ScanReport:
     missing: int = 0  # rows under the scanned folders whose file is gone
     errors: int = 0  # paths in error state at the end of the run
     probed: int = 0  # ffprobe calls made
-    ignored: int = 0  # paths skipped by an ignore glob
+    ignored: int = 0  # paths skipped by an ignore glob or as r2cli's own output folders
     file_errors: list[FileError] = field(default_factory=list)
+    ignored_paths: list[FileError] = field(default_factory=list)  # skipped folders and why (not ignore globs)
+    outside_roots: list[str] = field(default_factory=list)  # files found through symlinks leading outside roots
     elapsed: float = 0.0  # seconds
 
     @property
@@ -84,6 +83,8 @@ class ScanReport:
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        # kept out of the JSON document (its keys are pinned by tests/catalog): in the text output only
+        del data["ignored_paths"], data["outside_roots"]
         data["seen"] = self.seen
         data["elapsed"] = round(self.elapsed, 3)
         return data
@@ -97,166 +98,6 @@ class ScanFailedError(InputError):
         first = report.file_errors[0] if report.file_errors else None
         detail = f"; first: {first.path}: {first.error}" if first else ""
         super().__init__(f"{report.errors} of {report.seen} paths failed (--strict){detail}")
-
-
-@dataclass(frozen=True)
-class _Entry:
-    path: str  # absolute; symlinks resolved for files
-    stat: os.stat_result | None  # for files
-    error: str | None = None  # for paths that cannot be videos
-
-
-def normalize_extensions(extensions: Iterable[str] | None) -> frozenset[str]:
-    """Lower-case extensions without dots; ``None`` means ``DEFAULT_EXTENSIONS``.
-
-    Accepts "mp4", ".MP4" and comma-separated lists ("mp4,mkv").
-
-    Raises:
-        UsageError: an empty list or an extension with a path separator or wildcard.
-    """
-    if extensions is None:
-        return frozenset(DEFAULT_EXTENSIONS)
-    found: set[str] = set()
-    for item in extensions:
-        for part in str(item).split(","):
-            ext = part.strip().lstrip(".").lower()
-            if not ext:
-                continue
-            if any(ch in ext for ch in "/\\*?[]"):
-                raise UsageError(f"--ext takes plain extensions like 'mp4' or '.mkv', got {part.strip()!r}")
-            found.add(ext)
-    if not found:
-        raise UsageError("--ext needs at least one extension, e.g. --ext mp4 --ext mkv")
-    return frozenset(found)
-
-
-def _has_extension(name: str, extensions: frozenset[str]) -> bool:
-    _, dot, ext = name.rpartition(".")
-    return bool(dot) and ext.lower() in extensions
-
-
-def _ignored(name: str, relative: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(relative, p) for p in patterns)
-
-
-def _kind(mode: int) -> str:
-    for test, word in (
-        (stat_module.S_ISFIFO, "a named pipe"),
-        (stat_module.S_ISSOCK, "a socket"),
-        (stat_module.S_ISCHR, "a character device"),
-        (stat_module.S_ISBLK, "a block device"),
-    ):
-        if test(mode):
-            return word
-    return "not a regular file"
-
-
-def walk(
-    roots: Sequence[str],
-    extensions: frozenset[str],
-    ignore: Sequence[str] = (),
-    *,
-    skip: Sequence[str] = (),
-    on_ignored=None,
-) -> Iterator[_Entry]:
-    """Yield every candidate video under ``roots`` (sorted, recursive, following symlinks once).
-
-    Directory symlinks are followed, but a folder already on the current path (a symlink loop)
-    is reported, and a folder reached twice through different links is walked once.
-    """
-    visited_dirs: set[tuple[int, int]] = set()
-    seen_files: set[str] = set()
-
-    def file_entry(path: str, st: os.stat_result) -> _Entry | None:
-        real = os.path.realpath(path)
-        if real in seen_files:
-            return None
-        seen_files.add(real)
-        return _Entry(real, st)
-
-    for root in roots:
-        root_abs = os.path.abspath(root)
-        try:
-            root_stat = os.stat(root_abs)
-        except OSError as exc:
-            yield _Entry(root_abs, None, f"cannot read it: {exc.strerror or exc}")
-            continue
-        if not stat_module.S_ISDIR(root_stat.st_mode):
-            if stat_module.S_ISREG(root_stat.st_mode):
-                entry = file_entry(root_abs, root_stat)
-                if entry:
-                    yield entry
-            else:
-                yield _Entry(root_abs, None, f"is {_kind(root_stat.st_mode)}, not a video file")
-            continue
-        # (folder, the (dev, inode) of every folder above it): the ancestry detects loops
-        stack: list[tuple[str, frozenset[tuple[int, int]]]] = []
-        key = (root_stat.st_dev, root_stat.st_ino)
-        if key in visited_dirs:
-            continue
-        visited_dirs.add(key)
-        stack.append((root_abs, frozenset({key})))
-        while stack:
-            folder, ancestors = stack.pop()
-            try:
-                with os.scandir(folder) as iterator:
-                    children = sorted(iterator, key=lambda e: e.name)
-            except OSError as exc:
-                yield _Entry(folder, None, f"cannot list this folder: {exc.strerror or exc}")
-                continue
-            subfolders: list[tuple[str, frozenset[tuple[int, int]]]] = []
-            for child in children:
-                path = child.path
-                if path in skip:
-                    continue
-                relative = os.path.relpath(path, root_abs).replace(os.sep, "/")
-                if ignore and _ignored(child.name, relative, ignore):
-                    if on_ignored:
-                        on_ignored(path)
-                    continue
-                named_like_video = _has_extension(child.name, extensions)
-                try:
-                    st = os.stat(path)  # follows symlinks
-                except OSError as exc:
-                    if not child.is_symlink():
-                        if named_like_video:
-                            yield _Entry(path, None, f"cannot read it: {exc.strerror or exc}")
-                        continue
-                    target = _readlink(path)
-                    if exc.errno == errno.ELOOP:
-                        yield _Entry(path, None, f"symlink loop: {path} -> {target} never reaches a file")
-                    elif named_like_video:
-                        yield _Entry(path, None, f"broken symlink: {path} -> {target} does not exist")
-                    continue
-                if stat_module.S_ISDIR(st.st_mode):
-                    key = (st.st_dev, st.st_ino)
-                    if key in ancestors:
-                        yield _Entry(
-                            path, None,
-                            f"symlink loop: {path} -> {_readlink(path)} leads back to a folder above it; not followed",
-                        )
-                        continue
-                    if named_like_video:
-                        yield _Entry(path, None, "is a directory, not a video file (its contents are scanned)")
-                    if key in visited_dirs:
-                        continue
-                    visited_dirs.add(key)
-                    subfolders.append((path, ancestors | {key}))
-                elif named_like_video:
-                    if stat_module.S_ISREG(st.st_mode):
-                        entry = file_entry(path, st)
-                        if entry:
-                            yield entry
-                    else:
-                        yield _Entry(path, None, f"is {_kind(st.st_mode)}, not a video file")
-            stack.extend(reversed(subfolders))  # depth-first, in name order
-
-
-def _readlink(path: str) -> str:
-    try:
-        return os.readlink(path)
-    except OSError:
-        return "?"
 
 
 def _under(path: str, roots: Sequence[str]) -> bool:
@@ -341,13 +182,17 @@ def scan_archive(
     # Rows are keyed by real paths; the "missing" sweep must also match rows under resolved roots.
     sweep_roots = sorted(set(roots) | {os.path.realpath(r) for r in roots})
 
-    def count_ignored(_path: str) -> None:
+    def count_ignored(path: str, reason: str | None = None) -> None:
         report.ignored += 1
+        if reason is not None:
+            report.ignored_paths.append(FileError(path=path, error=reason))
 
     reporter.begin(WALK_STAGE, None, unit="paths")
     entries: list[_Entry] = []
     for entry in walk(roots, exts, patterns, skip=(str(workspace.root),), on_ignored=count_ignored):
         entries.append(entry)
+        if entry.error is None and not _under(entry.path, sweep_roots):
+            report.outside_roots.append(entry.path)  # a symlink's target: its features are due too
         reporter.advance(WALK_STAGE, 1)
     reporter.end(WALK_STAGE)
 
@@ -513,7 +358,11 @@ class _Indexer:
                 entry, snapshot, message[len(prefix):] if message.startswith(prefix) else message, fingerprint, False
             )
         from r2cli.catalog.schema import Video, utcnow
+        from r2cli.paths import OUTPUT_COMMENT
 
+        if info.comment == OUTPUT_COMMENT and snapshot is None:  # a cut or reel r2cli wrote: not archive material
+            self.report.ignored_paths.append(FileError(entry.path, f"r2cli output (comment={OUTPUT_COMMENT!r}); not indexed"))
+            return "ignored"
         st = entry.stat
         assert st is not None
         now = utcnow()

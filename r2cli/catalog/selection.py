@@ -126,24 +126,32 @@ def require_videos(workspace: "Workspace", video_filter: VideoFilter | None = No
 
 
 def compatible_feature_sets(
-    workspace: "Workspace", fingerprints: list[str], *, weights_id: str, clip_model: str, fps: float, k: int
+    workspace: "Workspace", fingerprints: list[str], *, weights_id: str, clip_model: str, fps: float, k: int,
+    geometry: str = "display",
 ) -> dict[str, list[str]]:
-    """Stored feature files usable for ``fingerprints``: same CLIP weights, model and fps, at least k layers.
+    """Stored feature files usable for ``fingerprints``: same CLIP weights, model, fps and frame
+    geometry, at least k layers.
 
     Returns fingerprint -> relative paths in the feature store (catalog order). Features indexed
-    with non-default options (another frame rule, bf16 CLIP) are found this way.
+    with non-default options (another frame rule, bf16 CLIP) are found this way; features of the
+    other frame geometry never are (the two must not mix in one search).
 
     Raises:
         CatalogError: there is no catalog.
     """
-    from sqlalchemy import select
-
     from r2cli.catalog.db import Catalog
-    from r2cli.catalog.schema import FeatureSet
+    from r2cli.catalog.features import compatible_sets
 
-    found: dict[str, list[str]] = {}
+    def accept(data: dict) -> bool:
+        return (data.get("weights_id") == weights_id and data.get("clip_model") == clip_model
+                and abs(float(data.get("fps", -1)) - fps) < 1e-9 and int(data.get("k", 0)) >= k
+                and data.get("geometry", "display") == geometry)
+
     if not fingerprints:
-        return found
+        return {}
+    with Catalog.open(workspace, create=False) as catalog:
+        found = compatible_sets(catalog, fingerprints, accept)
+    return {fingerprint: [record.relpath for record in records] for fingerprint, records in found.items()}
     with Catalog.open(workspace, create=False) as catalog, catalog.session() as session:
         for start in range(0, len(fingerprints), 500):
             chunk = fingerprints[start : start + 500]
@@ -158,45 +166,3 @@ def compatible_feature_sets(
                 ):
                     found.setdefault(row.fingerprint, []).append(row.relpath)
     return found
-
-
-def _same_file_names(path: Path) -> list[str]:
-    names = {os.path.abspath(path), os.path.realpath(path)}
-    return sorted(names)
-
-
-def is_source_video(workspace: "Workspace", path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a file the catalog knows as a source video (of any status).
-
-    No r2cli command may write over a source video, with or without ``--force``. The path is
-    compared as given (absolute) and with symlinks resolved; an existing file is also compared by
-    inode, so a hard link or another spelling of a catalogued video counts. A workspace without a
-    catalog knows no source video.
-
-    Raises:
-        CatalogError: the catalog exists but cannot be read.
-    """
-    from sqlalchemy import select
-
-    from r2cli.catalog.db import Catalog, catalog_exists
-    from r2cli.catalog.schema import Video
-
-    target = Path(path).expanduser()
-    if not catalog_exists(workspace):
-        return False
-    names = _same_file_names(target)
-    with Catalog.open(workspace, create=False) as catalog, catalog.session() as session:
-        if session.scalars(select(Video.id).where(Video.path.in_(names))).first() is not None:
-            return True
-        try:
-            stat = target.stat()
-        except OSError:
-            return False
-        rows = session.execute(select(Video.path).where(Video.size == stat.st_size)).all()
-    for (candidate,) in rows:
-        try:
-            if os.path.samefile(candidate, target):
-                return True
-        except OSError:
-            continue
-    return False

@@ -115,7 +115,8 @@ def ray_session(address: str, *, num_cpus: int | None = None, shared_paths: Sequ
         started = False
     elif address == LOCAL:
         cpus = num_cpus if num_cpus is not None else os.cpu_count() or 1
-        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, _node_ip_address=LOCAL_NODE_IP,
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+                 _node_ip_address=LOCAL_NODE_IP,
                  configure_logging=False, runtime_env={"env_vars": _worker_env()})
         started = True
     else:
@@ -141,7 +142,8 @@ def ray_session(address: str, *, num_cpus: int | None = None, shared_paths: Sequ
 
 def _worker_env() -> dict[str, str]:
     # workers import r2cli the way the driver does (a checkout on PYTHONPATH in development)
-    keep = {name: os.environ[name] for name in ("PYTHONPATH", "R2CLI_CACHE", "R2CLI_OFFLINE", "HF_HUB_OFFLINE")
+    keep = {name: os.environ[name] for name in ("PYTHONPATH", "R2CLI_CACHE", "R2CLI_OFFLINE", "HF_HUB_OFFLINE",
+                                                "R2CLI_CLIP_WEIGHTS", "R2CLI_CHECKPOINT", "R2CLI_MODELS_DIR")
             if os.environ.get(name)}
     return keep
 

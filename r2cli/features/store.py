@@ -19,8 +19,10 @@ safetensors reader, no r2cli needed) holding
 - ``timestamps``  float64 ``[T]``: presentation time (s) of the frame each clip was computed from;
 
 and string metadata: ``format`` (``"r2cli.features"``), ``format_version``, ``fingerprint``,
-``settings_key``, ``settings`` (JSON), ``num_clips``, ``fps``, ``duration``, ``created_at``,
-``r2cli_version`` and extraction details (``extra``, JSON).
+``settings_key``, ``settings`` (JSON), ``num_clips``, ``fps``, ``duration``, ``checksum``
+(``blake2b-128:<hex>`` of every byte after the header, checked by ``r2cli index --verify``),
+``r2cli_version`` and extraction details (``extra``, JSON). Nothing in a file depends on when it
+was written: the same video under the same settings gives the same bytes (the catalog records when).
 
 Writes are atomic: data goes to a temporary file in the destination folder, which is flushed,
 fsync'ed and renamed over the final name (``os.replace``), then the folder is fsync'ed. A killed
@@ -36,34 +38,39 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import socket
 import struct
-import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r2cli._atomic import fsync_dir, pid_alive
+from r2cli._atomic import pid_alive
 from r2cli.errors import FeatureError, UsageError
+from r2cli.media.frames import GEOMETRIES, GEOMETRY_DISPLAY
+
+# The clips per second of r2cli's features unless a setting or a checkpoint's preset says otherwise:
+# 0.5, like the official QVHighlights features. Written here once; every default refers to it.
+FEATURE_FPS = 0.5
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
+
+    from r2cli.features.writer import FeatureWriter
 
 FORMAT_NAME = "r2cli.features"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 TEMP_SUFFIX = ".tmp"
+CHECKSUM_ALGO = "blake2b-128"  # metadata "checksum": "<algo>:<hex>" of every byte after the header
+CHECKSUM_BYTES = 16
 STORED_DTYPES = ("float16",)  # what `layers`/`embed` are stored as (the official features are fp16)
 CROPS = ("center",)
 
 _SAFETENSORS_DTYPE = {"float16": "F16", "float32": "F32", "float64": "F64"}
 _NUMPY_DTYPE = {value: key for key, value in _SAFETENSORS_DTYPE.items()}
 _FINGERPRINT_RE = re.compile(r"^[a-z0-9]+:([0-9a-f]{16,})$")
-_HEADER_ALIGN = 64
-_COPY_BLOCK = 1 << 20  # bytes per read when the embed/timestamps temporaries are copied in
 
 
 # ----------------------------------------------------------------------------------------------
@@ -80,13 +87,14 @@ class FeatureSettings:
 
     clip_model: str  # open_clip architecture of the tower, e.g. "ViT-B-32"
     weights_id: str  # registry tag ("ViT-B-32/openai") or "sha256:<16 hex>" of a local weights file
-    fps: float = 0.5  # sampled frames (= clips) per second
+    fps: float = FEATURE_FPS  # sampled frames (= clips) per second
     image_size: int = 224  # side of the square crop fed to CLIP
     crop: str = "center"  # crop rule: centre crop after scaling the short side to image_size
     k: int = 4  # CLIP layers kept (the last k, oldest first)
     dtype: str = "float16"  # storage dtype of layers and embed
     frame_rule: str = "ffmpeg-fps-near"  # which frame each clip takes (r2cli.media.frames.FRAME_RULES)
     precision: str = "fp32"  # precision CLIP ran in ("fp32" like the official extractor, opt-in "bf16")
+    geometry: str = "display"  # how frames are scaled (r2cli.media.frames.GEOMETRIES): display size or "official"
 
     def __post_init__(self) -> None:
         from r2cli.media.frames import check_sampling_args
@@ -105,6 +113,8 @@ class FeatureSettings:
             raise UsageError(f"feature dtype must be one of {', '.join(STORED_DTYPES)}, got {self.dtype!r}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise UsageError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        if self.geometry not in GEOMETRIES:
+            raise UsageError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {self.geometry!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,8 +136,15 @@ class FeatureSettings:
             raise FeatureError(f"feature settings are incomplete: {exc}") from None
 
     def canonical_json(self) -> str:
-        """Sorted-key JSON with no spaces: the exact text the key is computed from."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Sorted-key JSON with no spaces: the exact text the key is computed from.
+
+        The default geometry ("display") is left out, so feature sets written before geometry was
+        a setting keep their key; "official" is written, so the two never share a file.
+        """
+        data = self.to_dict()
+        if data["geometry"] == GEOMETRY_DISPLAY:
+            del data["geometry"]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def key(self) -> str:
         """16 hex characters: BLAKE2b-64 of ``canonical_json()`` and the store format version."""
@@ -135,7 +152,8 @@ class FeatureSettings:
         return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
 
     @classmethod
-    def for_tower(cls, tower: Any, *, fps: float = 0.5, k: int = 4, frame_rule: str = "ffmpeg-fps-near") -> "FeatureSettings":
+    def for_tower(cls, tower: Any, *, fps: float = FEATURE_FPS, k: int = 4, frame_rule: str = "ffmpeg-fps-near",
+                  geometry: str = GEOMETRY_DISPLAY) -> "FeatureSettings":
         """Settings for features computed with ``tower`` (a ``r2cli.features.clip.ClipTower``)."""
         return cls(
             clip_model=str(tower.model_name),
@@ -145,6 +163,7 @@ class FeatureSettings:
             k=k,
             frame_rule=frame_rule,
             precision=str(getattr(tower, "precision", "fp32")),
+            geometry=geometry,
         )
 
 
@@ -342,6 +361,8 @@ class FeatureStore:
         extra: dict[str, Any] | None = None,
     ) -> "FeatureWriter":
         """A streaming, atomic writer for one feature set (use as a context manager, then ``commit``)."""
+        from r2cli.features.writer import FeatureWriter
+
         return FeatureWriter(self, fingerprint, settings, duration=duration, extra=extra or {})
 
     def put(
@@ -411,251 +432,9 @@ def _temp_owner(name: str) -> tuple[str, int] | None:
         return None
 
 
-class FeatureWriter:
-    """Streams one feature set into a temporary file and publishes it atomically on ``commit``.
+def __getattr__(name: str) -> Any:
+    if name == "FeatureWriter":  # lives in r2cli.features.writer; kept importable from here
+        from r2cli.features.writer import FeatureWriter
 
-    ``layers`` chunks go straight to disk after a reserved header area; ``embed`` and
-    ``timestamps`` (about 1/300 of ``layers``) go to two anonymous temporary files next to it and
-    are copied after ``layers`` at commit. So the writer holds no data between ``append`` calls
-    and its memory does not grow with the video (kept in memory, thousands of small per-chunk
-    arrays pinned heap holes between the model's large transient buffers, and the process grew
-    with video length). Leaving the ``with`` block without ``commit`` (an error, an interrupt)
-    deletes the temporary files.
-    """
-
-    def __init__(
-        self,
-        store: FeatureStore,
-        fingerprint: str,
-        settings: FeatureSettings,
-        *,
-        duration: float | None,
-        extra: dict[str, Any],
-    ) -> None:
-        self.store = store
-        self.fingerprint = fingerprint
-        self.settings = settings
-        self.duration = duration
-        self.extra = extra
-        self.final_path = store.path(fingerprint, settings)
-        self._relpath = store.relpath(fingerprint, settings)
-        self._temp: Path | None = None
-        self._handle = None
-        self._reserved = 0
-        self._layer_shape: tuple[int, int, int] | None = None  # (k, P, Cv)
-        self._embed_dim: int | None = None
-        self._embeds = None  # anonymous temporary file: embed rows, fp16, in clip order
-        self._stamps = None  # anonymous temporary file: timestamps, float64, in clip order
-        self._count = 0
-        self._layer_bytes = 0
-        self.committed: StoredFeatureSet | None = None
-
-    # -- lifecycle ---------------------------------------------------------------------------------
-
-    def __enter__(self) -> "FeatureWriter":
-        self._open()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.abort()
-
-    def _open(self) -> None:
-        if self._handle is not None:
-            return
-        folder = self.final_path.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._temp = folder / _temp_name(self.final_path)
-            self._handle = open(self._temp, "w+b")
-            # Unnamed (deleted on close, even when the process is killed): nothing to clean up.
-            self._embeds = tempfile.TemporaryFile(dir=folder)
-            self._stamps = tempfile.TemporaryFile(dir=folder)
-        except OSError as exc:
-            self._close_sidecars()
-            if self._handle is not None:
-                self._handle.close()
-                self._handle = None
-            if self._temp is not None:
-                self._temp.unlink(missing_ok=True)
-                self._temp = None
-            raise FeatureError(f"cannot write features under {folder}: {exc.strerror or exc}") from None
-        # Reserve room for the header; it is written last, when the clip count is known.
-        probe = self._header(count=10**12, embed_dim=10**6, layer_shape=(10**3, 10**6, 10**6))
-        self._reserved = _round_up(len(probe) + 512, _HEADER_ALIGN) - 8
-        self._handle.write(b"\0" * (8 + self._reserved))
-
-    def abort(self) -> None:
-        """Drop the temporary file unless the set was committed (safe to call twice)."""
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            handle.close()
-        self._close_sidecars()
-        if self._temp is not None and self.committed is None:
-            try:
-                self._temp.unlink()
-            except FileNotFoundError:
-                pass
-        self._temp = None
-
-    def _close_sidecars(self) -> None:
-        for name in ("_embeds", "_stamps"):
-            sidecar = getattr(self, name)
-            setattr(self, name, None)
-            if sidecar is not None:
-                sidecar.close()
-
-    # -- data --------------------------------------------------------------------------------------
-
-    def append(self, layers: Any, embed: Any, timestamps: Any) -> None:
-        """Add consecutive clips: ``layers [n, k, P, Cv]``, ``embed [n, D]``, ``timestamps [n]``.
-
-        Raises:
-            FeatureError: shapes disagree with each other, with earlier chunks or with ``settings.k``.
-        """
-        import numpy as np
-
-        self._open()
-        layers = np.ascontiguousarray(_as_numpy(layers), dtype=np.float16)  # [n, k, P, Cv]
-        embed = np.ascontiguousarray(_as_numpy(embed), dtype=np.float16)  # [n, D]
-        timestamps = np.ascontiguousarray(_as_numpy(timestamps), dtype=np.float64)  # [n]
-        if layers.ndim != 4 or embed.ndim != 2 or timestamps.ndim != 1:
-            raise FeatureError(
-                f"features must be layers [n, k, P, Cv], embed [n, D], timestamps [n]; got shapes "
-                f"{list(layers.shape)}, {list(embed.shape)}, {list(timestamps.shape)}"
-            )
-        count = layers.shape[0]
-        if embed.shape[0] != count or timestamps.shape[0] != count:
-            raise FeatureError(
-                f"features disagree on the clip count: layers {layers.shape[0]}, embed {embed.shape[0]}, "
-                f"timestamps {timestamps.shape[0]}"
-            )
-        if layers.shape[1] != self.settings.k:
-            raise FeatureError(f"layers carry {layers.shape[1]} CLIP layers, the settings say k={self.settings.k}")
-        if self._layer_shape is None:
-            self._layer_shape = tuple(int(v) for v in layers.shape[1:])  # type: ignore[assignment]
-            self._embed_dim = int(embed.shape[1])
-        elif tuple(layers.shape[1:]) != self._layer_shape or embed.shape[1] != self._embed_dim:
-            raise FeatureError(
-                f"feature chunk shapes changed mid-video: {list(layers.shape[1:])} vs {list(self._layer_shape)}"
-            )
-        try:
-            self._handle.write(memoryview(layers).cast("B"))
-            self._embeds.write(memoryview(embed).cast("B"))
-            self._stamps.write(memoryview(timestamps).cast("B"))
-        except OSError as exc:
-            raise FeatureError(f"cannot write {self._temp}: {exc.strerror or exc}") from None
-        self._layer_bytes += layers.nbytes
-        self._count += count
-
-    @property
-    def num_clips(self) -> int:
-        return self._count
-
-    def _header(self, *, count: int, embed_dim: int, layer_shape: tuple[int, int, int]) -> bytes:
-        layer_bytes = count * layer_shape[0] * layer_shape[1] * layer_shape[2] * 2
-        embed_bytes = count * embed_dim * 2
-        stamp_bytes = count * 8
-        metadata = {
-            "format": FORMAT_NAME,
-            "format_version": str(FORMAT_VERSION),
-            "fingerprint": self.fingerprint,
-            "settings_key": self.settings.key(),
-            "settings": self.settings.canonical_json(),
-            "num_clips": str(count),
-            "fps": repr(self.settings.fps),
-            "duration": "" if self.duration is None else repr(float(self.duration)),
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "r2cli_version": _r2cli_version(),
-            "extra": json.dumps(self.extra, sort_keys=True, default=str),
-        }
-        header = {
-            "__metadata__": metadata,
-            "layers": {"dtype": "F16", "shape": [count, *layer_shape], "data_offsets": [0, layer_bytes]},
-            "embed": {
-                "dtype": "F16",
-                "shape": [count, embed_dim],
-                "data_offsets": [layer_bytes, layer_bytes + embed_bytes],
-            },
-            "timestamps": {
-                "dtype": "F64",
-                "shape": [count],
-                "data_offsets": [layer_bytes + embed_bytes, layer_bytes + embed_bytes + stamp_bytes],
-            },
-        }
-        return json.dumps(header, separators=(",", ":")).encode("utf-8")
-
-    def commit(self) -> StoredFeatureSet:
-        """Finish the file and publish it under its final name (atomic). Returns what was stored.
-
-        Raises:
-            FeatureError: nothing was appended, or the file cannot be written.
-        """
-        if self.committed is not None:
-            return self.committed
-        if self._handle is None:
-            raise FeatureError("feature writer is closed")
-        if self._count == 0 or self._layer_shape is None or self._embed_dim is None:
-            raise FeatureError(f"no clips to store for {self.fingerprint}")
-        header = self._header(count=self._count, embed_dim=self._embed_dim, layer_shape=self._layer_shape)
-        if len(header) > self._reserved:
-            raise FeatureError(f"feature header ({len(header)} bytes) outgrew its reserved {self._reserved} bytes")
-        handle = self._handle
-        try:
-            for sidecar in (self._embeds, self._stamps):  # embed then timestamps, as the header says
-                sidecar.flush()
-                sidecar.seek(0)
-                shutil.copyfileobj(sidecar, handle, _COPY_BLOCK)
-            self._close_sidecars()
-            if handle.tell() != 8 + self._reserved + self._layer_bytes + self._count * (self._embed_dim * 2 + 8):
-                raise OSError(f"wrote {handle.tell()} bytes, the header describes another size")
-            handle.seek(0)
-            # Pad the JSON with spaces (allowed by the safetensors format) to the reserved length.
-            handle.write(struct.pack("<Q", self._reserved) + header + b" " * (self._reserved - len(header)))
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
-            self._handle = None
-            size = self._temp.stat().st_size
-            os.replace(self._temp, self.final_path)
-            fsync_dir(self.final_path.parent)
-        except OSError as exc:
-            self.abort()
-            raise FeatureError(f"cannot write {self.final_path}: {exc.strerror or exc}") from None
-        k, tokens, width = self._layer_shape
-        self.committed = StoredFeatureSet(
-            fingerprint=self.fingerprint,
-            settings_key=self.settings.key(),
-            settings=self.settings.to_dict(),
-            relpath=self._relpath,
-            num_clips=self._count,
-            shape={
-                "layers": [self._count, k, tokens, width],
-                "embed": [self._count, self._embed_dim],
-                "timestamps": [self._count],
-            },
-            dtype=self.settings.dtype,
-            bytes=size,
-        )
-        self._temp = None
-        return self.committed
-
-
-def _as_numpy(value: Any) -> "np.ndarray":
-    import numpy as np
-
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
-        value = value.detach().cpu()
-        if str(value.dtype) == "torch.bfloat16":
-            value = value.float()
-        return value.numpy()
-    return np.asarray(value)
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return (value + multiple - 1) // multiple * multiple
-
-
-def _r2cli_version() -> str:
-    from r2cli import __version__
-
-    return str(__version__)
+        return FeatureWriter
+    raise AttributeError(f"module 'r2cli.features.store' has no attribute {name!r}")

@@ -116,7 +116,7 @@ def open_features(
     if missing:
         alternatives = compatible_feature_sets(
             workspace, sorted({r.fingerprint for r in missing}), weights_id=settings.weights_id,
-            clip_model=settings.clip_model, fps=settings.fps, k=settings.k,
+            clip_model=settings.clip_model, fps=settings.fps, k=settings.k, geometry=settings.geometry,
         )
         describe = f"CLIP {settings.weights_id} at {settings.fps:g} fps"
         for record in missing:

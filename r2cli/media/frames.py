@@ -7,7 +7,10 @@ The frame rule (``FRAME_RULE_EXACT = "ffmpeg-fps-near"``) reproduces the officia
    to the width, then turned by the display-matrix rotation. The short side becomes ``size``
    (``int`` truncation of the long side, as the official tool does), then a centre crop of
    ``size x size`` at integer offsets ``int((w' - size) / 2)``, ``int((h' - size) / 2)``. For a
-   square-pixel, unrotated file this is exactly the official geometry.
+   square-pixel, unrotated file this is exactly the official geometry. The official one itself
+   (sizes from the coded width and height, SAR and rotation ignored) is the named setting
+   ``geometry="official"`` (``GEOMETRY_OFFICIAL``; a separate feature set, pinned by the tests
+   against the official ffmpeg chain).
 2. The ffmpeg filter chain is the official one, ``fps=F`` (default ``round=near``) →
    ``scale=w':h'`` (default flags: bicubic) → ``crop=S:S:x:y`` → raw ``rgb24``, with the rotation
    (``transpose``/``hflip,vflip``) inserted after ``fps`` and before ``scale`` (ffmpeg's
@@ -50,6 +53,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from r2cli.errors import MediaError, UsageError
+from r2cli.media.stream import StreamInfo, _last_line, _parse_sar, probe_stream
+
+__all__ = ["FRAME_RULES", "GEOMETRIES", "FrameChunk", "FrameGeometry", "FrameSampler", "StreamInfo",
+           "VideoTooShortError", "check_sampling_args", "compute_geometry", "expected_clip_count", "probe_stream",
+           "sample_frames"]
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -57,6 +65,16 @@ if TYPE_CHECKING:  # pragma: no cover
 FRAME_RULE_EXACT = "ffmpeg-fps-near"
 FRAME_RULE_NOREF = "ffmpeg-fps-near-noref"
 FRAME_RULES = (FRAME_RULE_EXACT, FRAME_RULE_NOREF)
+
+# How frames are scaled before the centre crop:
+# - "display": by the size a player shows (sample aspect ratio applied, display rotation honoured);
+#   r2cli's default, the picture CLIP sees is not stretched;
+# - "official": like the official extractor (spec section 1.1): by the CODED width and height, sample
+#   aspect ratio and rotation ignored when sizing (ffmpeg still turns rotated frames upright, as its
+#   autorotation does in the official command), so non-square-pixel and rotated videos are stretched.
+GEOMETRY_DISPLAY = "display"
+GEOMETRY_OFFICIAL = "official"
+GEOMETRIES = (GEOMETRY_DISPLAY, GEOMETRY_OFFICIAL)
 
 DEFAULT_CHUNK_FRAMES = 16  # frames per read from ffmpeg's pipe (16 x 224 x 224 x 3 = 2.4 MB)
 _STDERR_TAIL_LINES = 40  # non-showinfo stderr lines kept for error messages
@@ -109,6 +127,7 @@ def compute_geometry(
     *,
     sample_aspect_ratio: Fraction | str | None = None,
     rotation: int = 0,
+    geometry: str = GEOMETRY_DISPLAY,
 ) -> FrameGeometry:
     """Scale and crop so that the display's short side becomes ``size`` and a centred square remains.
 
@@ -126,10 +145,15 @@ def compute_geometry(
     rotation = int(rotation) % 360
     if rotation % 90:
         raise UsageError(f"rotation must be a multiple of 90 degrees, got {rotation}")
+    if geometry not in GEOMETRIES:
+        raise UsageError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {geometry!r}")
     sar = _parse_sar(sample_aspect_ratio)
-    display_width, display_height = Fraction(width) * sar, Fraction(height)
-    if rotation in (90, 270):
-        display_width, display_height = display_height, display_width
+    if geometry == GEOMETRY_OFFICIAL:  # the coded size, as tools/extract_frames.py reads it
+        display_width, display_height = Fraction(width), Fraction(height)
+    else:
+        display_width, display_height = Fraction(width) * sar, Fraction(height)
+        if rotation in (90, 270):
+            display_width, display_height = display_height, display_width
     # Fractions floor exactly what Python's float int() floors for the integer case of the official tool.
     if display_width > display_height:
         scaled_width, scaled_height = int(display_width * size / display_height), size
@@ -148,20 +172,6 @@ def compute_geometry(
         crop_x=int((scaled_width - size) / 2),
         crop_y=int((scaled_height - size) / 2),
     )
-
-
-def _parse_sar(value: Fraction | str | None) -> Fraction:
-    if value is None:
-        return Fraction(1)
-    if isinstance(value, Fraction):
-        sar = value
-    else:
-        try:
-            num, den = (int(part) for part in str(value).replace("/", ":").split(":"))
-            sar = Fraction(num, den)
-        except (ValueError, ZeroDivisionError):
-            return Fraction(1)
-    return sar if sar > 0 else Fraction(1)  # "0:1" means the file does not say
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,11 +216,16 @@ class FpsTickTracker:
         self._ticks_per_unit = time_base * _fps_fraction(fps)  # output ticks per input pts unit
         self._time_base = time_base
         self._next_tick: int | None = None
+        self.first_tick: int | None = None  # the tick of the first frame: output i is tick first_tick + i
         self._held_pts: int | None = None  # the frame buffered as frames[0]
         self._ready: collections.deque[float] = collections.deque()
 
     def _tick(self, pts: int) -> int:
         return _round_half_away(pts * self._ticks_per_unit)
+
+    def tick_of(self, pts: int) -> int:
+        """The output tick a frame with this pts (input time base) rounds to."""
+        return self._tick(pts)
 
     def push(self, pts: int) -> None:
         """A frame with presentation timestamp ``pts`` (input time base) enters the filter."""
@@ -219,6 +234,7 @@ class FpsTickTracker:
             self._held_pts = pts
             if self._next_tick is None:
                 self._next_tick = tick
+                self.first_tick = tick
             return
         # frames[0] is emitted for every tick before the new frame's tick; then the new frame replaces it.
         while self._next_tick < tick:
@@ -239,101 +255,6 @@ class FpsTickTracker:
     def last_timestamp(self) -> float | None:
         """Timestamp of the last frame seen (what end-of-stream ticks repeat)."""
         return None if self._held_pts is None else float(self._held_pts * self._time_base)
-
-
-# ----------------------------------------------------------------------------------------------
-# Probing what sampling needs
-
-
-@dataclass(frozen=True)
-class StreamInfo:
-    """The few facts about a video stream that frame sampling needs (one ffprobe call)."""
-
-    index: int  # absolute stream index in the container (for -map 0:<index>)
-    width: int  # coded width
-    height: int  # coded height
-    sample_aspect_ratio: Fraction  # 1 when unknown
-    rotation: int  # degrees counter-clockwise (display matrix convention)
-    time_base: Fraction  # stream time base (the unit of the pts showinfo prints)
-    pixel_format: str | None  # e.g. "yuv420p10le"
-    duration: float | None  # seconds, container duration else stream duration
-
-
-def probe_stream(path: str | os.PathLike, *, ffprobe: str | None = None) -> StreamInfo:
-    """Describe the first (non cover-art) video stream of ``path``.
-
-    Raises:
-        MissingDependencyError: ffprobe is not installed.
-        MediaError: the file cannot be read or has no video stream.
-    """
-    import json
-
-    from r2cli.media.ffmpeg import find_ffprobe
-
-    name = os.fspath(path)
-    exe = ffprobe or find_ffprobe()
-    args = [exe, "-v", "error", "-of", "json", "-show_streams", "-show_format", "-select_streams", "v", name]
-    try:
-        result = subprocess.run(args, capture_output=True, timeout=120, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise MediaError(f"{name}: cannot run {exe}: {exc}") from None
-    if result.returncode != 0:
-        reason = _last_line(result.stderr) or f"exit code {result.returncode}"
-        raise MediaError(f"{name}: ffprobe cannot read it: {reason}")
-    try:
-        data = json.loads(result.stdout or b"{}")
-    except ValueError as exc:
-        raise MediaError(f"{name}: ffprobe printed unreadable output ({exc})") from None
-    streams = [s for s in data.get("streams") or [] if not (s.get("disposition") or {}).get("attached_pic")]
-    if not streams:
-        raise MediaError(f"{name}: no video stream")
-    stream = streams[0]
-    width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
-    if width <= 0 or height <= 0:
-        raise MediaError(f"{name}: video stream has no picture size (width={width}, height={height})")
-    try:
-        time_base = Fraction(str(stream.get("time_base") or "1/90000"))
-    except (ValueError, ZeroDivisionError):
-        time_base = Fraction(1, 90000)
-    duration = _float((data.get("format") or {}).get("duration")) or _float(stream.get("duration"))
-    return StreamInfo(
-        index=int(stream.get("index") or 0),
-        width=width,
-        height=height,
-        sample_aspect_ratio=_parse_sar(stream.get("sample_aspect_ratio")),
-        rotation=_rotation(stream),
-        time_base=time_base,
-        pixel_format=stream.get("pix_fmt"),
-        duration=duration,
-    )
-
-
-def _float(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if number == number else None
-
-
-def _rotation(stream: dict) -> int:
-    """Display rotation, degrees counter-clockwise; the legacy ``rotate`` tag is clockwise."""
-    for side in stream.get("side_data_list") or []:
-        angle = _float(side.get("rotation"))
-        if angle is not None:
-            return int(round(angle / 90.0)) * 90 % 360
-    for key, value in (stream.get("tags") or {}).items():
-        if key.lower() == "rotate":
-            angle = _float(value)
-            if angle is not None:
-                return int(round(-angle / 90.0)) * 90 % 360
-    return 0
-
-
-def _last_line(data: bytes | str | None) -> str:
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else (data or "")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -383,29 +304,52 @@ class FrameSampler:
     """
 
     path: str | os.PathLike
-    fps: float = 0.5
+    fps: float  # the caller's setting (r2cli.features.store.FEATURE_FPS is r2cli's default)
     size: int = 224
     frame_rule: str = FRAME_RULE_EXACT
+    geometry_rule: str = GEOMETRY_DISPLAY  # GEOMETRIES: how frames are scaled (see geometry())
     threads: int | None = None
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
     ffmpeg: str | None = None
     stream: StreamInfo | None = None  # probed on first use when not given
     stats: SamplingStats = field(default_factory=SamplingStats)
+    # A segment of the video (clips start_clip .. end_clip - 1), for decoding one long video in
+    # parallel pieces: ffmpeg seeks to seek_margin_s before the segment and the clips before it are
+    # dropped, so each clip gets exactly the frame and timestamp the whole-video decode gives it.
+    start_clip: int = 0
+    end_clip: int | None = None  # None: to the end of the video
+    tick_origin: int | None = None  # fps tick of the video's first frame (``first_tick``); probed when needed
+    seek_margin_s: float = 10.0
     _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
+    _padded: int = field(default=0, init=False, repr=False)  # end-of-video repeats among the last chunk's outputs
 
     def __post_init__(self) -> None:
         check_sampling_args(self.fps, self.size, self.frame_rule)
+        if self.geometry_rule not in GEOMETRIES:
+            raise UsageError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {self.geometry_rule!r}")
         if isinstance(self.chunk_frames, bool) or not isinstance(self.chunk_frames, int) or self.chunk_frames < 1:
             raise UsageError(f"chunk_frames must be a positive integer, got {self.chunk_frames!r}")
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
             raise UsageError(f"decode threads must be a positive integer, got {self.threads!r}")
+        if self.start_clip < 0 or (self.end_clip is not None and self.end_clip <= self.start_clip):
+            raise UsageError(f"a segment needs 0 <= start_clip < end_clip, got {self.start_clip}..{self.end_clip}")
+
+    def _seek_seconds(self) -> float | None:
+        """Where ffmpeg seeks for a segment (None: decode from the start)."""
+        if self.start_clip == 0:
+            return None
+        if self.tick_origin is None:
+            self.tick_origin = first_tick(self.path, self.fps, stream=self._stream(), ffmpeg=self.ffmpeg)
+        start = Fraction(self.tick_origin + self.start_clip) / _fps_fraction(self.fps)
+        return max(0.0, float(start) - self.seek_margin_s)
 
     # -- command ---------------------------------------------------------------------------------
 
     def geometry(self) -> FrameGeometry:
         info = self._stream()
         return compute_geometry(
-            info.width, info.height, self.size, sample_aspect_ratio=info.sample_aspect_ratio, rotation=info.rotation
+            info.width, info.height, self.size, sample_aspect_ratio=info.sample_aspect_ratio, rotation=info.rotation,
+            geometry=self.geometry_rule,
         )
 
     def _stream(self) -> StreamInfo:
@@ -424,6 +368,10 @@ class FrameSampler:
         args = [exe, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", "-threads", str(threads)]
         if self.frame_rule == FRAME_RULE_NOREF:
             args += ["-skip_frame", "noref"]
+        seek = self._seek_seconds()
+        if seek is not None:
+            # accurate input seek; timestamps kept on the whole video's zero-based timeline
+            args += ["-ss", f"{seek:.6f}", "-copyts", "-start_at_zero"]
         args += [
             "-noautorotate",
             "-i", os.fspath(self.path),
@@ -478,8 +426,10 @@ class FrameSampler:
                 match = _SHOWINFO_RE.search(line)
                 if match:
                     with condition:
-                        tracker.push(int(match.group(2)))
-                        self.stats.decoded_frames += 1
+                        pts = int(match.group(2))
+                        tracker.push(pts)
+                        if self._in_segment(tracker, pts):
+                            self.stats.decoded_frames += 1
                         condition.notify_all()
                 elif not line.startswith(b"[Parsed_showinfo"):
                     tail.append(line.decode("utf-8", "replace").rstrip())
@@ -491,7 +441,10 @@ class FrameSampler:
         reader.start()
         size = self.size
         frame_bytes = size * size * 3
-        emitted = 0
+        produced = 0  # outputs of the fps filter read so far
+        emitted = 0  # clips handed to the caller
+        skip: int | None = 0 if self.start_clip == 0 else None  # outputs before the segment
+        wanted = None if self.end_clip is None else self.end_clip - self.start_clip
         try:
             assert process.stdout is not None
             while True:
@@ -503,9 +456,25 @@ class FrameSampler:
                         raise MediaError(f"{name}: ffmpeg ended in the middle of a frame ({filled} stray bytes)")
                     break
                 timestamps = self._timestamps(count, tracker, condition, done)
-                yield FrameChunk(start=emitted, frames=buffer[:count], timestamps=timestamps)
-                emitted += count
-                self.stats.clips = emitted
+                if skip is None:
+                    skip = self.tick_origin + self.start_clip - tracker.first_tick
+                    if skip <= 0:
+                        # The first frame after the seek already belongs to the segment's first clip:
+                        # a frame of that clip (or the one it shows) may lie before it. Seeking is
+                        # inexact in some containers (MPEG-TS), and a VFR still can outlast the margin.
+                        raise SeekGapError(f"{name}: the seek {self.seek_margin_s:g} s before clip "
+                                           f"{self.start_clip} landed inside it; use a larger seek margin")
+                lo = min(max(skip - produced, 0), count)
+                hi = count if wanted is None else min(count, skip + wanted - produced)
+                if self._padded:  # the chunk's last outputs repeat the last frame (end of the video)
+                    self.stats.end_padding += max(0, hi - max(lo, count - self._padded))
+                produced += count
+                if hi > lo:
+                    yield FrameChunk(start=self.start_clip + emitted, frames=buffer[lo:hi], timestamps=timestamps[lo:hi])
+                    emitted += hi - lo
+                    self.stats.clips = emitted
+                if wanted is not None and emitted >= wanted:
+                    return  # the segment is complete; ffmpeg is stopped below
                 if filled % frame_bytes:
                     raise MediaError(f"{name}: ffmpeg ended in the middle of a frame")
                 if filled < buffer.nbytes:
@@ -515,7 +484,7 @@ class FrameSampler:
             if returncode != 0:
                 detail = next((line for line in reversed(tail) if line.strip()), f"exit code {returncode}")
                 raise MediaError(f"{name}: ffmpeg failed while sampling frames: {detail}")
-            if emitted == 0:
+            if emitted == 0 and self.start_clip == 0:
                 raise VideoTooShortError(
                     f"{name}: too short for one clip at {self.fps:g} fps (the frame rule needs at least "
                     f"{0.5 / self.fps:g} s of video, i.e. half a {1 / self.fps:g} s clip)"
@@ -523,10 +492,22 @@ class FrameSampler:
         finally:
             self.close()
 
+    def _in_segment(self, tracker: FpsTickTracker, pts: int) -> bool:
+        """Whether a decoded frame is the segment's own: its tick lies in the segment's clips, so
+        that over all segments every frame of the video is counted once (a whole decode: all)."""
+        if self.start_clip == 0 and self.end_clip is None:
+            return True
+        origin = tracker.first_tick if self.start_clip == 0 else self.tick_origin
+        tick = tracker.tick_of(pts)
+        if self.start_clip and tick < origin + self.start_clip:
+            return False
+        return self.end_clip is None or tick < origin + self.end_clip
+
     def _timestamps(self, count: int, tracker: FpsTickTracker, condition: threading.Condition, done: threading.Event):
         import numpy as np
 
         stamps: list[float] = []
+        padding = 0
         with condition:
             while True:
                 stamps += tracker.pop_ready(count - len(stamps))
@@ -537,11 +518,37 @@ class FrameSampler:
                     if last is None:
                         raise MediaError(f"{os.fspath(self.path)}: ffmpeg emitted frames but reported no timestamps")
                     padding = count - len(stamps)
-                    self.stats.end_padding += padding
                     stamps += [last] * padding
                     break
                 condition.wait(timeout=1.0)
+        self._padded = padding
         return np.asarray(stamps, dtype=np.float64)
+
+
+class SeekGapError(MediaError):
+    """A segment's seek landed after the frame its first clip needs (a long still in a VFR video)."""
+
+
+def first_tick(path: str | os.PathLike, fps: float, *, stream: StreamInfo | None = None,
+               ffmpeg: str | None = None) -> int:
+    """The fps tick of a video's first frame, as the whole-video decode sees it: clip ``i`` of the
+    video is tick ``first_tick + i``. One ffmpeg run that decodes a single frame.
+
+    Raises:
+        MediaError: ffmpeg fails or reports no frame.
+    """
+    from r2cli.media.ffmpeg import find_ffmpeg
+
+    info = stream or probe_stream(path)
+    exe = ffmpeg or find_ffmpeg()
+    args = [exe, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", "-noautorotate", "-i", os.fspath(path),
+            "-map", f"0:{info.index}", "-an", "-sn", "-dn", "-vf", "showinfo=checksum=0", "-frames:v", "1",
+            "-f", "null", "-"]
+    result = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True)
+    match = _SHOWINFO_RE.search(result.stderr)
+    if result.returncode != 0 or match is None:
+        raise MediaError(f"{os.fspath(path)}: cannot read the first frame's timestamp: {_last_line(result.stderr)}")
+    return _round_half_away(int(match.group(2)) * info.time_base * _fps_fraction(fps))
 
 
 def _read_into(stream, view: memoryview, stats: SamplingStats) -> int:
@@ -574,10 +581,11 @@ def check_sampling_args(fps: float, size: int, frame_rule: str) -> None:
 def sample_frames(
     path: str | os.PathLike,
     *,
-    fps: float = 0.5,
+    fps: float,
     size: int = 224,
     frame_rule: str = FRAME_RULE_EXACT,
     threads: int | None = None,
+    geometry: str = GEOMETRY_DISPLAY,
 ) -> tuple["np.ndarray", "np.ndarray"]:
     """All sampled frames of a video in memory: ``(frames [N, S, S, 3] uint8, timestamps [N] float64)``.
 
@@ -589,7 +597,8 @@ def sample_frames(
     import numpy as np
 
     frames, stamps = [], []
-    with FrameSampler(Path(path), fps=fps, size=size, frame_rule=frame_rule, threads=threads) as sampler:
+    with FrameSampler(Path(path), fps=fps, size=size, frame_rule=frame_rule, threads=threads,
+                      geometry_rule=geometry) as sampler:
         for chunk in sampler:
             frames.append(chunk.frames)
             stamps.append(chunk.timestamps)

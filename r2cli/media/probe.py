@@ -47,6 +47,7 @@ class MediaInfo:
     audio_codec: str | None  # codec of the first audio stream
     title: str | None  # container "title" tag
     bit_rate: int | None  # container bit rate, bits/s
+    comment: str | None = None  # container "comment" tag ("r2cli output" on media r2cli wrote)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -165,6 +166,12 @@ def probe(path: str | os.PathLike, *, ffprobe: str | None = None) -> MediaInfo:
     )
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     if video is None:
+        pictures = [s for s in streams if s.get("codec_type") == "video"]
+        if pictures and audio is not None:
+            raise MediaError(
+                f"{name}: no real video stream, only an attached picture (cover art, "
+                f"{pictures[0].get('codec_name')}) besides the {audio.get('codec_name')} audio"
+            )
         kinds = sorted({f"{s.get('codec_type')}: {s.get('codec_name')}" for s in streams})
         found = ", ".join(kinds) if kinds else "no streams at all"
         raise MediaError(f"{name}: no video stream ({found})")
@@ -179,6 +186,14 @@ def probe(path: str | os.PathLike, *, ffprobe: str | None = None) -> MediaInfo:
     duration = _float(container.get("duration")) or _float(video.get("duration"))
     declared = _float(video.get("nb_frames"))
     counted = _float(video.get("nb_read_packets"))
+    frames = counted if counted is not None else declared
+    if audio is not None and frames is not None and frames <= 1 and duration and duration * fps > 2:
+        # a still image stored as an ordinary one-frame video track (cover art without the
+        # attached_pic flag, common in Matroska and MP4 audio files): not a video to index
+        raise MediaError(
+            f"{name}: no real video stream, only one still picture (cover art, {video.get('codec_name')}) "
+            f"beside {duration:.2f} s of {audio.get('codec_name')} audio"
+        )
     if declared and counted is not None and counted + 2 < 0.98 * declared:
         raise MediaError(
             f"{name}: truncated or damaged: the header declares {int(declared)} video frames "
@@ -220,5 +235,6 @@ def probe(path: str | os.PathLike, *, ffprobe: str | None = None) -> MediaInfo:
         has_audio=audio is not None,
         audio_codec=audio.get("codec_name") if audio else None,
         title=_tag(container.get("tags"), "title"),
+        comment=_tag(container.get("tags"), "comment"),
         bit_rate=int(bit_rate) if bit_rate else None,
     )

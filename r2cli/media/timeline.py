@@ -31,6 +31,7 @@ from r2cli._atomic import write_text_atomic
 from r2cli.errors import InputError, UsageError
 
 RECORD_START_FRAMES_HOURS = 1  # record timecode starts at 01:00:00:00
+TIMELINE_FORMATS = ("edl", "otio")
 
 
 @dataclass(frozen=True)

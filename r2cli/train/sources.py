@@ -108,17 +108,9 @@ def _find(table: dict[str, Any], item: TrainItem) -> Any:
 
 
 def _catalog_records(workspace: "Workspace") -> list[Any]:
-    from sqlalchemy import select
+    from r2cli.catalog.features import ok_videos
 
-    from r2cli.catalog import Catalog
-    from r2cli.catalog.schema import Video
-
-    catalog = Catalog.open(workspace, create=False)
-    try:
-        with catalog.session() as session:
-            return [row.to_record() for row in session.scalars(select(Video).where(Video.status == "ok"))]
-    finally:
-        catalog.close()
+    return ok_videos(workspace)
 
 
 def index_videos(workspace: "Workspace", paths: list[str], *, tower: Any, fps: float, k: int,

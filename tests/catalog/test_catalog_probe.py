@@ -91,3 +91,19 @@ def test_audio_only_and_truncated_files(ffmpeg, tmp_path):
     cut.write_bytes(faststart.read_bytes()[: len(data) // 2])  # index intact, frames cut off
     with pytest.raises(MediaError, match=r"truncated or damaged: the header declares 75 video frames but only"):
         probe(cut)
+
+
+@pytest.mark.parametrize("name, codecs, flag", [
+    ("song.mkv", ["-c:a", "libvorbis", "-c:v", "mjpeg"], []),  # one-frame track, no attached_pic flag
+    ("song.mp4", ["-c:a", "aac", "-c:v", "mjpeg"], []),
+    ("song.m4a", ["-c:a", "aac", "-c:v", "png"], ["-disposition:v:0", "attached_pic"]),
+])
+def test_audio_with_cover_art_has_no_real_video_stream(ffmpeg, tmp_path, name, codecs, flag):
+    cover = tmp_path / "cover.png"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "color=c=red:s=64x64", "-frames:v", "1",
+                    str(cover)], check=True)
+    song = tmp_path / name
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=6", "-i",
+                    str(cover), "-map", "0:a", "-map", "1:v", *codecs, *flag, str(song)], check=True)
+    with pytest.raises(MediaError, match=r"no real video stream, only (an attached|one still) picture \(cover art"):
+        probe(song)

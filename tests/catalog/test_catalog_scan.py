@@ -302,3 +302,21 @@ def test_workspace_inside_the_archive_is_skipped(archive, make_copy):
     scan_archive([archive], workspace)
     make_copy(workspace.root / "features" / "stray.mp4", "stray")
     assert scan_archive([archive], workspace).unchanged == 5
+
+
+def test_media_tagged_as_r2cli_output_is_not_indexed(ffmpeg, tmp_path):
+    import subprocess
+
+    from media import make_video
+
+    from r2cli.catalog.scan import scan_archive
+    from r2cli.paths import OUTPUT_COMMENT, resolve_workspace
+
+    archive = tmp_path / "archive"
+    make_video(archive / "source.mp4", seconds=2, width=64, height=48)
+    subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(archive / "source.mp4"), "-c", "copy", "-metadata",
+                    f"comment={OUTPUT_COMMENT}", str(archive / "reel.mp4")], check=True)
+    report = scan_archive([archive], resolve_workspace(tmp_path / "ws"))
+    assert (report.new, report.ignored, report.errors) == (1, 1, 0)
+    assert [(p.path, p.error) for p in report.ignored_paths] == [
+        (str(archive / "reel.mp4"), "r2cli output (comment='r2cli output'); not indexed")]

@@ -10,10 +10,15 @@ from pathlib import Path
 import pytest
 
 from r2cli.errors import InputError, MediaError, UsageError
-from r2cli.media import cut as cut_module
-from r2cli.media.cut import Segment, cut_results, cut_segments, make_reel, render_name, safe_filename
+from r2cli.media import _process as cut_module
+from r2cli.media.cut import OUTPUT_MARKER, Segment, cut_results, cut_segments, make_reel, render_name, safe_filename
 from r2cli.media.probe import probe
 from r2cli.outputs import write_table
+
+
+def listing(folder: Path) -> list[str]:
+    """The names in ``folder`` apart from the marker r2cli puts in the folders it creates."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.name != OUTPUT_MARKER)
 
 
 def video_duration(path) -> float:
@@ -54,7 +59,7 @@ def test_accurate_cuts_are_within_one_frame_and_keep_audio(source_video, tmp_pat
         assert abs(info.frame_count / info.fps - (b - a)) <= 1 / 25 + 1e-6, (outcome.output, info.frame_count)
         assert abs(info.duration - (b - a)) <= 1 / 25 + 1e-6
         assert info.has_audio
-    assert sorted(p.name for p in (tmp_path / "clips").iterdir()) == [f"source-red-{i}.mp4" for i in (1, 2, 3, 4)]
+    assert listing(tmp_path / "clips") == [f"source-red-{i}.mp4" for i in (1, 2, 3, 4)]
 
 
 def test_copy_mode_is_keyframe_aligned(source_video, tmp_path):
@@ -133,7 +138,8 @@ def test_hostile_query_stays_inside_out_dir(source_video, tmp_path):
     for outcome in report.written:
         assert Path(outcome.output).parent == out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    names = sorted(p.name for p in out.iterdir())
+    names = listing(out)
+    assert (out / OUTPUT_MARKER).is_file()  # cut created the folder: marked for `r2cli index`
     assert len(names) == 4 and not any(n.startswith(".") for n in names)
 
 
@@ -222,7 +228,7 @@ def test_foreign_parquet_gives_a_clear_message(tmp_path):
 def _fail_like_a_full_disk(real_run):
     """Write part of the output, then fail as ffmpeg does when the disk fills up."""
 
-    def run(args):
+    def run(args, **kwargs):
         target = Path(args[-1])
         target.write_bytes(b"\x00" * 1000)
         return 1, f"[mp4 @ 0x1] Error writing trailer of {target}: No space left on device"
@@ -237,7 +243,7 @@ def test_full_disk_removes_partial_files(source_video, tmp_path, monkeypatch):
     assert report.counts() == {"written": 0, "skipped": 0, "failed": 4}
     assert "No space left on device" in report.failed[0].reason
     assert all(o.reason == "not attempted: the output disk is full" for o in report.failed[1:])
-    assert list((tmp_path / "clips").iterdir()) == []
+    assert listing(tmp_path / "clips") == []
     with pytest.raises(MediaError, match="No space left"):
         make_reel(segments, tmp_path / "reel.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clips"]
@@ -246,11 +252,11 @@ def test_full_disk_removes_partial_files(source_video, tmp_path, monkeypatch):
 def test_failure_at_the_final_step_of_a_reel_leaves_nothing(source_video, tmp_path, monkeypatch):
     real = cut_module.run_ffmpeg
 
-    def run(args):
+    def run(args, **kwargs):
         if "concat" in args:
             Path(args[-1]).write_bytes(b"partial")
             return 1, "No space left on device"
-        return real(args)
+        return real(args, **kwargs)
 
     monkeypatch.setattr(cut_module, "run_ffmpeg", run)
     with pytest.raises(MediaError, match="concat failed"):

@@ -77,5 +77,5 @@ def test_offline_without_weights_keeps_the_scan(archive, tmp_path, capsys):
 
 def test_bad_feature_flags_fail_before_scanning(archive, tmp_path, capsys):
     code, _, err = run(capsys, "index", str(archive), "--workspace", str(tmp_path / "ws"), "--fps", "0")
-    assert code == 2 and "--fps must be a number in (0, 1000], got 0.0" in err
+    assert code == 2 and "--fps must be in (0, 1000], got 0.0" in err
     assert not (tmp_path / "ws").exists()

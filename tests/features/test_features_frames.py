@@ -266,4 +266,4 @@ def test_bad_arguments_are_named():
     with pytest.raises(UsageError, match="--fps must be a number in"):
         FrameSampler("x.mp4", fps=0)
     with pytest.raises(UsageError, match="frame rule must be one of"):
-        FrameSampler("x.mp4", frame_rule="keyframes")
+        FrameSampler("x.mp4", fps=1, frame_rule="keyframes")

@@ -34,7 +34,10 @@ def test_reel_never_replaces_a_source_video_even_with_force(cli, archive, model_
 
 
 def test_is_source_video(archive, tmp_path):
-    from r2cli.catalog.selection import is_source_video
+    from r2cli.catalog.guards import source_video_paths
+
+    def is_source_video(workspace, path):
+        return bool(source_video_paths(workspace, [path]))
 
     assert is_source_video(archive.workspace, archive.scenes)
     assert is_source_video(archive.workspace, archive.unextracted)  # catalogued without features: still a source

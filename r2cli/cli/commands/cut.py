@@ -6,98 +6,87 @@ from typing import Annotated, Optional
 
 import typer
 
-from r2cli.cli._common import JsonOpt, RichReporter, console, print_json
+from r2cli.app.cut import CutOptions
+from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, workspace_from
+
+_help = CutOptions.help
 
 
 def cut(
-    results: Annotated[str, typer.Argument(help="moments.parquet or summary.parquet written by r2cli.")],
-    out: Annotated[str, typer.Option("--out", "-o", help="Folder for the clips (or the EDL/OTIO file).")],
-    top: Annotated[
-        Optional[int],
-        typer.Option("--top", help="Moments: the N best of each query. Summaries: the N best selected segments per video."),
-    ] = None,
-    min_score: Annotated[
-        Optional[float], typer.Option("--min-score", help="Skip rows scoring below X (score, or mean saliency).")
-    ] = None,
-    pad: Annotated[float, typer.Option("--pad", help="Seconds added before and after each cut (clamped to the video).")] = 0.0,
-    copy: Annotated[
-        bool, typer.Option("--copy", help="Stream copy: fast, but clips start at the keyframe before the start.")
-    ] = False,
-    concat: Annotated[
-        Optional[str], typer.Option("--concat", help="Join the cuts into this one reel (accurate cuts, audio kept).")
-    ] = None,
-    template: Annotated[
-        str,
-        typer.Option(
-            "--template",
-            help="Clip names; fields {video} {query} {rank} {start} {end} {index} {score} {video_id} {query_id}.",
-        ),
-    ] = "{video}-{query}-{rank}.mp4",
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+    results: Annotated[str, typer.Argument(help=_help("results"))],
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help=_help("out"), show_default=False)] = None,
+    top: Annotated[Optional[int], typer.Option("--top", help=_help("top"), show_default=False)] = None,
+    min_score: Annotated[Optional[float], typer.Option("--min-score", help=_help("min_score"), show_default=False)] = None,
+    pad: Annotated[Optional[float], typer.Option("--pad", help=_help("pad"), show_default=False)] = None,
+    copy: Annotated[bool, typer.Option("--copy", help=_help("copy"))] = False,
+    concat: Annotated[Optional[str], typer.Option("--concat", help=_help("concat"), show_default=False)] = None,
+    template: Annotated[Optional[str], typer.Option("--template", help=_help("template"), show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help=_help("force"))] = False,
     output_format: Annotated[
-        str, typer.Option("--format", help="media (clips/reel), edl (CMX 3600) or otio (OpenTimelineIO).")
-    ] = "media",
-    jobs: Annotated[
-        Optional[int], typer.Option("--jobs", "-j", help="ffmpeg processes at once. Default: the number of cores.")
+        Optional[str], typer.Option("--format", help=_help("format"), show_default=False)
     ] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help=_help("jobs"), show_default=False)] = None,
+    workspace: WorkspaceOpt = None,
+    catalog: CatalogOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Cut search moments or summary segments into clips, a reel, or an editor timeline.
 
     One clip per row, cut accurately (re-encoded, within a frame of the request) unless --copy.
-    Missing sources and bad rows are named and skipped; existing files are kept unless --force.
+    Missing sources and bad rows are named and skipped; existing files are kept unless --force;
+    a video of the catalog is never overwritten, even with --force.
 
-    Example:  r2cli cut .r2cli/runs/RUN/moments.parquet --out clips --top 5 --pad 1
+    Example:  r2cli cut .r2cli/runs/RUN/moments.parquet --top 5 --pad 1
     """
-    from r2cli.media.cut import cut_results
+    from pathlib import Path
 
+    from r2cli.app.cut import run_cut
+
+    options = CutOptions.from_flags(
+        results=Path(results),
+        out=Path(out) if out is not None else None,
+        top=top,
+        min_score=min_score,
+        pad=pad,
+        copy=copy or None,
+        concat=Path(concat) if concat is not None else None,
+        template=template,
+        force=force or None,
+        format=output_format,
+        jobs=jobs,
+    )
     with RichReporter(enabled=not json_output) as reporter:
-        report = cut_results(
-            results,
-            out,
-            top=top,
-            min_score=min_score,
-            pad=pad,
-            copy=copy,
-            concat=concat,
-            template=template,
-            force=force,
-            format=output_format,
-            jobs=jobs,
-            reporter=reporter,
-        )
+        report = run_cut(workspace_from(workspace, catalog), options, reporter=reporter)
     if json_output:
         print_json(report.to_dict())
     else:
-        _render(report)
+        render(report)
     if not report.ok:
         raise typer.Exit(1)
 
 
-def _render(report) -> None:
+def render(report) -> None:
+    """The clips table (file names; the folder is in the title) and the one-line summary."""
+    from pathlib import Path
+
     from rich.markup import escape
     from rich.table import Table
 
-    counts = report.counts()
-    if report.timeline:
-        console.print(f"wrote {report.timeline} ({counts['written']} event(s))", highlight=False, markup=False)
-    elif report.reel:
-        console.print(f"wrote reel {report.reel} ({counts['written']} segment(s))", highlight=False, markup=False)
-    elif report.written:
-        table = Table("clip", "source", "start s", "end s", title=f"{counts['written']} clip(s) in {report.out_dir}")
+    if report.written and not report.timeline and not report.reel:
+        table = Table(title=f"{len(report.written)} clip(s) in {report.out_dir}")
+        table.add_column("clip")
+        table.add_column("source")
+        table.add_column("start s", justify="right")
+        table.add_column("end s", justify="right")
         for outcome in report.written:
             table.add_row(
-                escape(outcome.output or ""),
-                escape(outcome.segment.path),
+                escape(Path(outcome.output or "").name),
+                escape(Path(outcome.segment.path).name),
                 f"{outcome.start_s:.3f}",
                 f"{outcome.end_s:.3f}",
             )
         console.print(table)
-    console.print(
-        f"{counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed "
-        f"in {report.elapsed_s:.1f} s ({report.mode}, {report.jobs} job(s))",
-        highlight=False,
-    )
+    console.print(report.describe(), highlight=False, markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,8 @@
-"""`r2cli index DIR [DIR...]`: bring the catalog up to date with folders of video."""
+"""`r2cli index DIR [DIR...]`: bring the catalog up to date with folders of video.
+
+Thin: flags (each defaulting to None, so ``IndexOptions`` owns the defaults) -> ``IndexOptions`` ->
+``r2cli.app.index.run_index`` -> tables.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from r2cli.cli._common import CatalogOpt, ClipWeightsOpt, DeviceOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, workspace_from
+from r2cli.app.index import IndexOptions
+from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, workspace_from
 
 _MAX_ERRORS_SHOWN = 20
+_help = IndexOptions.help
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def render_scan_report(report) -> None:
@@ -32,80 +42,78 @@ def render_scan_report(report) -> None:
     console.print(table)
     console.print(
         ("dry run: nothing written, nothing probed; " if report.dry_run else "")
-        + f"{report.seen} paths in {report.elapsed:.1f} s, {report.probed} probed; catalog: {report.catalog}",
+        + f"{_plural(report.seen, 'path')} in {report.elapsed:.1f} s, {report.probed} probed; "
+        f"catalog: {report.catalog}",
         highlight=False,
         soft_wrap=True,
     )
+    for item in report.ignored_paths[:_MAX_ERRORS_SHOWN]:
+        console.print(f"ignored {escape(item.path)}: {escape(item.error)}", highlight=False, soft_wrap=True)
     if report.file_errors:
-        errors = Table(title="errors (recorded in the catalog)", show_header=True, header_style="bold")
-        errors.add_column("path", overflow="fold")
-        errors.add_column("error", overflow="fold")
-        for item in report.file_errors[:_MAX_ERRORS_SHOWN]:
-            errors.add_row(escape(item.path), escape(item.error) + (" (unchanged since it failed)" if item.known else ""))
-        console.print(errors)
-        if len(report.file_errors) > _MAX_ERRORS_SHOWN:
-            console.print(
-                f"... and {len(report.file_errors) - _MAX_ERRORS_SHOWN} more: r2cli catalog list --status error",
-                highlight=False,
-            )
+        _path_table("errors (recorded in the catalog)",
+                    [(item.path, item.error + (" (unchanged since it failed)" if item.known else ""))
+                     for item in report.file_errors],
+                    "r2cli catalog list --status error")
+
+
+def _path_table(title: str, rows: list[tuple[str, str]], more_hint: str | None = None) -> None:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("path", overflow="fold")
+    table.add_column("error", overflow="fold")
+    for path, error in rows[:_MAX_ERRORS_SHOWN]:
+        table.add_row(escape(path), escape(error))
+    console.print(table)
+    if len(rows) > _MAX_ERRORS_SHOWN:
+        console.print(f"... and {len(rows) - _MAX_ERRORS_SHOWN} more" + (f": {more_hint}" if more_hint else ""),
+                      highlight=False)
 
 
 def render_feature_report(report) -> None:
     """Summary lines of an ``ExtractReport`` and the videos whose features failed."""
-    console.print(
+    for line in (
         f"features: {report.videos_extracted} extracted, {report.videos_skipped} already done, "
-        f"{report.videos_failed} failed; {report.clips} clips, {report.video_hours:.3f} video-hours in "
-        f"{report.wall_seconds:.1f} s ({report.speed:.1f} video-hours per hour, {report.frames_per_second:.1f} "
-        f"frames/s on {report.device}); {report.bytes_written / 1e6:.1f} MB written to {report.store}",
-        highlight=False,
-        soft_wrap=True,
-    )
+        f"{report.videos_failed} failed; {_plural(report.clips, 'clip')}, {report.video_hours:.3f} video-hours",
+        f"  in {report.wall_seconds:.1f} s: {report.speed:.1f} video-hours per hour, "
+        f"{report.frames_per_second:.1f} frames/s on {report.device}",
+        f"  {report.bytes_written / 1e6:.1f} MB written to {report.store}",
+    ):
+        console.print(line, highlight=False, soft_wrap=True)
+    if report.videos_verified or report.videos_repaired:
+        console.print(f"verify: {_plural(report.videos_verified, 'feature file')} checked, "
+                      f"{report.videos_repaired} damaged (extracted again)", highlight=False, soft_wrap=True)
+    if report.repaired:
+        _path_table("damaged feature files (extracted again)", [(f.path, f.error) for f in report.repaired])
     if report.failures:
-        errors = Table(title="feature errors (recorded in the catalog)", show_header=True, header_style="bold")
-        errors.add_column("path", overflow="fold")
-        errors.add_column("error", overflow="fold")
-        for item in report.failures[:_MAX_ERRORS_SHOWN]:
-            errors.add_row(escape(item.path), escape(item.error))
-        console.print(errors)
-        if len(report.failures) > _MAX_ERRORS_SHOWN:
-            console.print(f"... and {len(report.failures) - _MAX_ERRORS_SHOWN} more", highlight=False)
+        _path_table("feature errors (recorded in the catalog)", [(f.path, f.error) for f in report.failures])
 
 
 def register(app: typer.Typer) -> None:
     @app.command("index")
     def index(
-        paths: Annotated[list[str], typer.Argument(metavar="DIR...", help="Folders (walked recursively) or files.")],
-        ext: Annotated[
-            Optional[list[str]],
-            typer.Option("--ext", help="Extension to index (repeat or comma-separate). Default: common video types."),
-        ] = None,
-        ignore: Annotated[
-            Optional[list[str]],
-            typer.Option("--ignore", help="Glob on names or relative paths to skip, e.g. '*.part', 'proxies' (repeat)."),
-        ] = None,
-        dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="Show what would change; probe and write nothing.")
-        ] = False,
-        strict: Annotated[bool, typer.Option("--strict", help="Exit with code 1 when any path failed.")] = False,
-        wait: Annotated[
-            float, typer.Option("--wait", help="Seconds to wait for another process writing the catalog.", min=0)
-        ] = 0.0,
+        paths: Annotated[list[str], typer.Argument(metavar="DIR...", help=_help("paths"))],
+        ext: Annotated[Optional[list[str]], typer.Option("--ext", help=_help("extensions"))] = None,
+        ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help=_help("ignore"))] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help=_help("dry_run"))] = False,
+        strict: Annotated[bool, typer.Option("--strict", help=_help("strict"))] = False,
+        wait: Annotated[Optional[float], typer.Option("--wait", help=_help("wait"), show_default=False)] = None,
         features: Annotated[
-            bool,
-            typer.Option(
-                "--features/--no-features",
-                help="After the scan, extract CLIP features of every readable video (needs CLIP weights).",
-            ),
-        ] = True,
-        clip_weights: ClipWeightsOpt = None,
-        fps: Annotated[
-            float, typer.Option("--fps", help="Clips (sampled frames) per second; 0.5 like the official features.")
-        ] = 0.5,
-        device: DeviceOpt = "auto",
+            Optional[bool], typer.Option("--features/--no-features", help=_help("features"), show_default=False)
+        ] = None,
+        clip_weights: Annotated[
+            Optional[str],
+            typer.Option("--clip-weights", metavar="PATH|TAG", help=_help("clip_weights"), show_default=False),
+        ] = None,
+        fps: Annotated[Optional[float], typer.Option("--fps", help=_help("fps"), show_default=False)] = None,
+        geometry: Annotated[
+            Optional[str], typer.Option("--geometry", help=_help("geometry"), show_default=False)
+        ] = None,
+        device: Annotated[Optional[str], typer.Option("--device", help=_help("device"), show_default=False)] = None,
         batch_size: Annotated[
-            Optional[int],
-            typer.Option("--batch-size", help="Frames per CLIP forward pass. Default: 16 on CPU, 256 on GPU.",
-                         show_default=False),
+            Optional[int], typer.Option("--batch-size", help=_help("batch_size"), show_default=False)
+        ] = None,
+        verify: Annotated[bool, typer.Option("--verify", help=_help("verify"))] = False,
+        ray: Annotated[
+            Optional[str], typer.Option("--ray", metavar="local|HOST:PORT", help=_help("ray"), show_default=False)
         ] = None,
         json_output: JsonOpt = False,
         workspace: WorkspaceOpt = None,
@@ -114,28 +122,31 @@ def register(app: typer.Typer) -> None:
         """Index folders of video into the catalog, then extract their CLIP features.
 
         Unchanged files are not probed again; a moved file keeps its row; a deleted one is marked
-        missing. Bad files get a recorded error and the run goes on (exit code 0; with --strict, 1).
-        Features (the last 4 CLIP layers of one frame per clip) are stored once per video content
-        and settings; a re-run only extracts what is missing.
+        missing; folders holding a .r2cli-output marker (r2cli's own outputs) are skipped. Bad files
+        get a recorded error and the run goes on (exit code 0; with --strict, 1). Features (the last
+        4 CLIP layers of one frame per clip) are stored once per video content and settings; a
+        re-run only extracts what is missing, and --verify re-extracts damaged files.
 
         Example:  r2cli index ./archive --ext mp4 --ext mkv --ignore 'proxies' --device auto
         """
-        from r2cli.catalog.scan import ScanFailedError
-        from r2cli.features.extract import index_archive
+        from pathlib import Path
 
+        from r2cli.app.index import run_index
+
+        options = IndexOptions.from_flags(
+            paths=[Path(p) for p in paths], extensions=ext or None, ignore=ignore or None, dry_run=dry_run or None,
+            strict=strict or None, wait=wait, features=features, clip_weights=clip_weights, fps=fps,
+            geometry=geometry, device=device, batch_size=batch_size, verify=verify or None, ray=ray,
+        )
         ws = workspace_from(workspace, catalog)
         with RichReporter() as reporter:
-            result = index_archive(
-                paths, ws, extensions=ext or None, ignore=ignore or (), dry_run=dry_run, lock_timeout=wait,
-                features=features, clip_weights=clip_weights, fps=fps, device=device, batch_size=batch_size,
-                reporter=reporter,
-            )
-        report = result.scan
+            result = run_index(ws, options, reporter=reporter)
         if json_output:
             print_json(result.to_dict())
         else:
-            render_scan_report(report)
+            render_scan_report(result.scan)
             if result.features is not None:
                 render_feature_report(result.features)
-        if strict and report.errors:
-            raise ScanFailedError(report)
+        problem = result.strict_error()
+        if problem is not None:
+            raise problem

@@ -1,0 +1,184 @@
+"""The ``index`` use case: bring the catalog up to date with folders of video, then extract features.
+
+``IndexOptions`` owns every default and rule of ``r2cli index`` and of a job's ``[index]`` table;
+``run_index`` is the one library call both make. The catalog pass is committed before the CLIP
+weights are needed, so a machine without weights still gets an up-to-date catalog and a
+one-line ``MissingWeightsError``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from r2cli.app.options import Options, device_rule, option
+from r2cli.app.steps import JobContext, StepResult
+from r2cli.distributed.session import ray_address_rule
+from r2cli.errors import InputError
+from r2cli.features.store import FEATURE_FPS
+from r2cli.media.frames import GEOMETRIES, GEOMETRY_DISPLAY
+from r2cli.progress import NULL_REPORTER, Reporter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from r2cli.catalog.scan import ScanReport
+    from r2cli.features.extract import ExtractReport
+    from r2cli.paths import Workspace
+
+
+@dataclass(frozen=True)
+class IndexOptions(Options):
+    """What ``r2cli index`` and a job's ``[index]`` table may set."""
+
+    section = "index"
+
+    paths: tuple[Path, ...] | None = option(None, exists=True, help="Folders (walked recursively) or files.")
+    extensions: tuple[str, ...] | None = option(
+        None, flag="--ext",
+        help="Extensions to index (repeat or comma-separate). Default: common video types.")
+    ignore: tuple[str, ...] = option(
+        (), help="Glob on names or relative paths to skip, e.g. '*.part', 'proxies' (repeat).")
+    dry_run: bool = option(False, job=False, help="Show what would change; probe and write nothing.")
+    strict: bool = option(False, help="Fail (exit code 1) when any path or any video's features failed.")
+    wait: float = option(0.0, minimum=0, help="Seconds to wait for another process writing the catalog.")
+    features: bool = option(
+        True, help="After the scan, extract CLIP features of every readable video (needs CLIP weights).")
+    clip_weights: str | None = option(
+        None, help="CLIP weights: a local OpenAI-format file or a registry tag. Unset: $R2CLI_CLIP_WEIGHTS, "
+                   "else OpenAI ViT-B/32 from the weights cache.")
+    fps: float = option(FEATURE_FPS, above=0, maximum=1000,
+                        help="Clips (sampled frames) per second of the features; the default is the official features' rate.")
+    geometry: str = option(
+        GEOMETRY_DISPLAY, choices=GEOMETRIES,
+        help="How frames are scaled before the centre crop: display (pixel aspect and rotation honoured) or "
+             "official (the coded size, as the official extractor). A separate feature set.")
+    device: str = option("auto", check=device_rule,
+                         help="Where CLIP runs: auto (a GPU when present), cpu, cuda or cuda:N.")
+    batch_size: int | None = option(None, minimum=1,
+                                    help="Frames per CLIP forward pass. Default: 16 on CPU, 256 on GPU.")
+    verify: bool = option(
+        False, help="Check every stored feature file against its checksum and shapes; extract failing ones again.")
+    ray: str | None = option(
+        None, check=ray_address_rule,
+        help="Extract on Ray: 'local' starts an instance on this machine, HOST:PORT joins a cluster whose nodes "
+             "all mount the workspace. Default: $R2CLI_RAY_ADDRESS, else no Ray (one process).")
+
+    def check(self) -> tuple[tuple[str, ...], str] | None:
+        if self.paths is None:
+            return ("paths",), "{0} is required (the folders or files to index)"
+        if not self.paths:
+            return ("paths",), "{0} must list at least one folder or file"
+        if self.verify and not self.features:
+            return ("verify", "features"), "{0} needs {1} (it re-extracts what fails)"
+        return None
+
+
+OPTIONS = IndexOptions
+
+
+class IndexFailedError(InputError):
+    """``--strict``: some path or some video's features failed (everything else is kept)."""
+
+
+@dataclass
+class IndexResult:
+    """What ``run_index`` did: the catalog scan and, unless switched off, the feature extraction."""
+
+    options: IndexOptions
+    scan: "ScanReport"
+    features: "ExtractReport | None"  # None with features=False or a dry run
+
+    @property
+    def failed(self) -> int:
+        """Paths that failed the scan plus videos whose features failed."""
+        return self.scan.errors + (self.features.videos_failed if self.features is not None else 0)
+
+    def strict_error(self) -> IndexFailedError | None:
+        """The ``--strict`` error when something failed (None otherwise, or without ``strict``)."""
+        if not self.options.strict or not self.failed:
+            return None
+        parts: list[str] = []
+        firsts: list[str] = []
+        if self.scan.errors:
+            parts.append(f"{self.scan.errors} of {_count(self.scan.seen, 'path')} failed")
+            firsts += [f"{e.path}: {e.error}" for e in self.scan.file_errors[:1]]
+        if self.features is not None and self.features.videos_failed:
+            parts.append(f"features of {self.features.videos_failed} of "
+                         f"{_count(self.features.videos_total, 'video')} failed")
+            firsts += [f"{f.path}: {f.error}" for f in self.features.failures[:1]]
+        return IndexFailedError(", ".join(parts) + " (--strict)" + (f"; first: {firsts[0]}" if firsts else ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scan report's fields plus ``"features"`` (the ``ExtractReport`` dict, or null)."""
+        data = self.scan.to_dict()
+        data["features"] = self.features.to_dict() if self.features is not None else None
+        return data
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Reporter = NULL_REPORTER) -> IndexResult:
+    """Scan ``options.paths`` into the catalog, then extract features of the videos found there.
+
+    Raises:
+        UsageError, CatalogBusyError, CatalogError, MissingDependencyError: as ``scan_archive``.
+        MissingWeightsError: features are on and the CLIP weights are not available (the scan is kept).
+    """
+    from r2cli.catalog.scan import scan_archive
+    from r2cli.distributed.session import resolve_ray_address
+    from r2cli.errors import MissingWeightsError
+    from r2cli.features.extract import extract_features
+
+    paths = [str(p) for p in options.paths or ()]
+    scan = scan_archive(paths, workspace, extensions=options.extensions, ignore=options.ignore,
+                        dry_run=options.dry_run, reporter=reporter, lock_timeout=options.wait)
+    if not options.features or options.dry_run:
+        return IndexResult(options=options, scan=scan, features=None)
+    try:
+        extracted = extract_features(
+            workspace, clip_weights=options.clip_weights, fps=options.fps, geometry=options.geometry,
+            device=options.device, batch_size=options.batch_size, verify=options.verify,
+            ray=resolve_ray_address(options.ray),
+            paths=[*scan.roots, *scan.outside_roots], lock_timeout=options.wait, reporter=reporter,
+        )
+    except MissingWeightsError:
+        reporter.warn(
+            f"catalog updated ({_count(scan.seen, 'path')}: {scan.new} new, {scan.updated} updated, "
+            f"{scan.moved} moved, {scan.errors} errors); features were not extracted "
+            "(use --no-features to index without them)"
+        )
+        raise
+    return IndexResult(options=options, scan=scan, features=extracted)
+
+
+def job_step(workspace: "Workspace", table: Mapping[str, Any], context: JobContext, *,
+             reporter: Reporter = NULL_REPORTER) -> StepResult:
+    """A job's ``[index]`` table: the same options and the same ``run_index`` as ``r2cli index``.
+
+    Indexing is incremental by itself (unchanged files are not probed again, finished features not
+    extracted again), so the step always runs; ``strict`` makes a failure the step's error.
+    """
+    options = IndexOptions.from_table(table, where=context.where("index"), base=context.base)
+    started = time.perf_counter()
+    result = run_index(workspace, options, reporter=reporter)
+    scan = result.scan
+    counts: dict[str, Any] = {"new": scan.new, "updated": scan.updated, "unchanged": scan.unchanged,
+                              "moved": scan.moved, "missing": scan.missing, "errors": scan.errors,
+                              "ignored": scan.ignored}
+    detail = f"{_count(scan.seen, 'path')} ({scan.new} new, {scan.updated} updated, {scan.errors} errors)"
+    if result.features is not None:
+        report = result.features
+        counts.update(features_extracted=report.videos_extracted, features_skipped=report.videos_skipped,
+                      features_failed=report.videos_failed, features_repaired=report.videos_repaired)
+        detail += (f"; features: {report.videos_extracted} extracted, {report.videos_skipped} up to date, "
+                   f"{report.videos_failed} failed")
+    problem = result.strict_error()
+    status = "error" if problem is not None else "done"
+    if problem is not None:
+        detail = f"{detail}; {problem}"
+    return StepResult(name="index", status=status, detail=detail, seconds=time.perf_counter() - started,
+                      outputs={"features": str(workspace.features_dir)}, counts=counts)

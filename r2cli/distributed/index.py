@@ -1,0 +1,456 @@
+"""Feature extraction on Ray: the stages of ``r2cli.features.stages``, spread over a cluster.
+
+The driver (the ``r2cli index`` process) keeps what only it can do: the catalog scan, the list of
+work (``list_work``), the catalog writer lock and every catalog write. The cluster does the rest:
+
+1. **decode** (Ray Data tasks, CPU): each video is cut into segments of ``segment_seconds``; every
+   segment is decoded by its own task (``FrameSampler`` with ``start_clip``/``end_clip``: ffmpeg
+   seeks before the segment and the frame rule is replayed on the whole video's timeline, so each
+   clip gets exactly the frame and timestamp of a whole-video decode). A 10-hour file is sixty
+   10-minute tasks, not one worker for hours.
+2. **embed** (Ray Data actor pool, one actor per GPU, or CPU actors): CLIP on batches of frames
+   from any videos. Every forward has the local pipeline's shape (``embed_frames`` pads to the
+   batch size), so a frame's features do not depend on its companions. Each actor writes its
+   clips' features as part files into a staging folder of the store (shared storage).
+3. **assemble** (Ray tasks): when every clip of a video has arrived, one task streams the parts in
+   clip order into the store's atomic writer (``open_writer``/``write_chunk``/``commit_features``)
+   and the driver records the result in the catalog.
+
+Part files are written atomically under names made of their clip range, so a task that Ray runs
+again after its worker died rewrites the same bytes; the driver counts clips as sets, so nothing
+is counted twice. A driver that dies leaves the catalog as it was after the last recorded video: a
+rerun lists the remaining work again (staging folders of unfinished videos are cleared first).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from r2cli.errors import FeatureError, MediaError, R2Error
+from r2cli.progress import NULL_REPORTER, Reporter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from r2cli.features.stages import WorkItem
+    from r2cli.features.store import FeatureSettings, FeatureStore, StoredFeatureSet
+
+SEGMENT_SECONDS = 600.0  # videos longer than this are decoded in parallel segments of this length
+STAGING_DIR = ".staging"  # under the store root: part files of videos being assembled
+_FIRST_MARGIN_S = 10.0  # seconds ffmpeg seeks before a segment; grown when a seek lands inside it
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Clips ``start_clip`` .. ``end_clip - 1`` of one video (``end_clip`` None: to the end)."""
+
+    item: int  # index of the video in the work list
+    number: int  # 0-based segment number within the video
+    start_clip: int
+    end_clip: int | None
+    tick_origin: int | None  # the video's first fps tick (segments after the first need it)
+
+
+def plan_segments(items: Sequence["WorkItem"], fps: float, segment_seconds: float = SEGMENT_SECONDS,
+                  origin_of: Any = None) -> list[Segment]:
+    """Cut each video into segments of ``segment_seconds`` (by its catalogued duration).
+
+    ``origin_of(item)`` gives a video's first fps tick (``r2cli.media.frames.first_tick``); it is
+    only called for videos with more than one segment. The last segment of a video runs to its
+    end, so a duration that is off by a little changes only where the last cut falls.
+    """
+    per_segment = max(1, int(round(segment_seconds * fps)))
+    segments: list[Segment] = []
+    for index, item in enumerate(items):
+        clips = item.expected_clips(fps)
+        count = max(1, math.ceil(clips / per_segment))
+        if count == 1:
+            segments.append(Segment(index, 0, 0, None, None))
+            continue
+        origin = origin_of(item) if origin_of is not None else None
+        for number in range(count):
+            start = number * per_segment
+            end = None if number == count - 1 else start + per_segment
+            segments.append(Segment(index, number, start, end, origin))
+    return segments
+
+
+def staging_folder(store: "FeatureStore", item: "WorkItem", settings: "FeatureSettings") -> Path:
+    """Where the part files of one video wait to be assembled."""
+    token = item.fingerprint.split(":", 1)[-1][:32]
+    return store.root / STAGING_DIR / f"{token}-{settings.key()}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Work done on the cluster (module-level functions and classes, so Ray can ship them)
+
+
+def decode_segment_batches(batch: dict, *, settings: dict, threads: int, chunk_frames: int):
+    """Ray Data UDF: one segment row in, batches of frame rows out, then one marker row.
+
+    Frame rows: ``item, segment, clip, timestamp, frame``. The marker row (``marker`` true) says
+    how many clips the segment had and how they were made (or why it failed).
+    """
+    import numpy as np
+
+    from r2cli.features.store import FeatureSettings
+    from r2cli.media.frames import FrameSampler, SeekGapError
+
+    spec = FeatureSettings.from_dict(settings)
+    size = spec.image_size
+    for row in range(len(batch["item"])):
+        item, number = int(batch["item"][row]), int(batch["segment"][row])
+        start, end = int(batch["start_clip"][row]), int(batch["end_clip"][row])
+        origin = int(batch["tick_origin"][row])
+        path = str(batch["path"][row])
+        margin = _FIRST_MARGIN_S
+        emitted = 0
+        error = ""
+        details: dict[str, Any] = {}
+        while True:
+            sampler = FrameSampler(
+                path, fps=spec.fps, size=size, frame_rule=spec.frame_rule, geometry_rule=spec.geometry,
+                threads=threads, chunk_frames=chunk_frames, start_clip=start, end_clip=None if end < 0 else end,
+                tick_origin=None if origin < 0 else origin, seek_margin_s=margin,
+            )
+            try:
+                with sampler:
+                    for chunk in sampler:
+                        n = len(chunk.frames)
+                        yield {
+                            "item": np.full(n, item, dtype=np.int64),
+                            "segment": np.full(n, number, dtype=np.int64),
+                            "clip": np.arange(chunk.start, chunk.start + n, dtype=np.int64),
+                            "timestamp": np.asarray(chunk.timestamps, dtype=np.float64),
+                            "frame": chunk.frames,
+                            "marker": np.zeros(n, dtype=bool),
+                            "info": np.array([""] * n, dtype=object),
+                        }
+                        emitted += n
+                geometry = sampler.geometry()
+                details = {
+                    "decoded_frames": sampler.stats.decoded_frames,
+                    "end_padding": sampler.stats.end_padding,
+                    "scaled_size": [geometry.scaled_width, geometry.scaled_height],
+                    "crop_offset": [geometry.crop_x, geometry.crop_y],
+                    "rotation": geometry.rotation,
+                    "sample_aspect_ratio": str(geometry.sample_aspect_ratio),
+                }
+                break
+            except SeekGapError:
+                if emitted:  # cannot happen: the gap is found before the first clip is handed out
+                    raise
+                margin = math.inf if margin > 600 else margin * 4
+            except R2Error as exc:
+                error = str(exc)
+                break
+        info = json.dumps({"clips": emitted, "details": details, "error": error})
+        yield {
+            "item": np.array([item], dtype=np.int64),
+            "segment": np.array([number], dtype=np.int64),
+            "clip": np.array([-1], dtype=np.int64),
+            "timestamp": np.array([0.0]),
+            "frame": np.zeros((1, size, size, 3), dtype=np.uint8),
+            "marker": np.array([True]),
+            "info": np.array([info], dtype=object),
+        }
+
+
+class ClipEmbedder:
+    """Ray Data actor: CLIP on batches of frames; writes each batch's features as part files."""
+
+    def __init__(self, *, clip_weights: str | None, device: str, precision: str, batch_size: int,
+                 settings: dict, staging: dict[int, str], threads: int | None = None) -> None:
+        import torch
+
+        from r2cli.features.clip import load_clip
+        from r2cli.features.stages import check_tower
+        from r2cli.features.store import FeatureSettings
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.settings = FeatureSettings.from_dict(settings)
+        self.tower = load_clip(clip_weights, device=device, precision=precision, batch_size=batch_size,
+                               lazy_text=True)
+        check_tower(self.settings, self.tower)
+        self.batch_size = batch_size
+        self.staging = {int(k): Path(v) for k, v in staging.items()}
+
+    def __call__(self, batch: dict) -> dict:
+        import numpy as np
+
+        from r2cli.features.stages import embed_frames
+
+        marker = np.asarray(batch["marker"], dtype=bool)
+        rows: dict[str, list] = {"item": [], "segment": [], "first": [], "last": [], "marker": [], "info": []}
+        for i in np.flatnonzero(marker):
+            rows["item"].append(int(batch["item"][i]))
+            rows["segment"].append(int(batch["segment"][i]))
+            rows["first"].append(-1)
+            rows["last"].append(-1)
+            rows["marker"].append(True)
+            rows["info"].append(str(batch["info"][i]))
+        frames = np.flatnonzero(~marker)
+        if len(frames):
+            embedded = embed_frames(np.ascontiguousarray(batch["frame"][frames]), self.tower, k=self.settings.k,
+                                    batch_size=self.batch_size)
+            items = batch["item"][frames]
+            clips = batch["clip"][frames]
+            stamps = batch["timestamp"][frames]
+            # contiguous runs of one video's clips become one part file each
+            order = np.lexsort((clips, items))
+            start = 0
+            while start < len(order):
+                end = start + 1
+                while (end < len(order) and items[order[end]] == items[order[start]]
+                       and clips[order[end]] == clips[order[end - 1]] + 1):
+                    end += 1
+                run = order[start:end]
+                item = int(items[run[0]])
+                first, last = int(clips[run[0]]), int(clips[run[-1]])
+                write_part(self.staging[item], first, last, embedded.layers[run], embedded.embed[run], stamps[run])
+                rows["item"].append(item)
+                rows["segment"].append(int(batch["segment"][frames][run[0]]))
+                rows["first"].append(first)
+                rows["last"].append(last)
+                rows["marker"].append(False)
+                rows["info"].append("")
+                start = end
+        return {
+            "item": np.asarray(rows["item"], dtype=np.int64),
+            "segment": np.asarray(rows["segment"], dtype=np.int64),
+            "first": np.asarray(rows["first"], dtype=np.int64),
+            "last": np.asarray(rows["last"], dtype=np.int64),
+            "marker": np.asarray(rows["marker"], dtype=bool),
+            "info": np.asarray(rows["info"], dtype=object),
+        }
+
+
+def write_part(folder: Path, first: int, last: int, layers, embed, timestamps) -> Path:
+    """Atomically write clips ``first..last`` of one video as an uncompressed ``.npz``."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"part-{first:09d}-{last:09d}.npz"
+    temp = folder / f".{final.name}.{os.getpid()}.tmp"
+    with open(temp, "wb") as handle:
+        np.savez(handle, layers=layers, embed=embed, timestamps=timestamps)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, final)
+    return final
+
+
+def read_parts(folder: Path, clips: int):
+    """The part files of one video in clip order, checked to cover clips 0 .. clips - 1 once."""
+    parts = []
+    for path in sorted(folder.glob("part-*.npz")):
+        _, first, last = path.stem.split("-")
+        parts.append((int(first), int(last), path))
+    parts.sort()
+    expected = 0
+    for first, last, path in parts:
+        if first != expected:
+            raise FeatureError(f"{folder}: clips {expected}..{first - 1} are missing from the staged parts")
+        expected = last + 1
+    if expected != clips:
+        raise FeatureError(f"{folder}: the staged parts hold {expected} clips, the decode gave {clips}")
+    return [path for _, _, path in parts]
+
+
+def assemble(store: "FeatureStore", item: "WorkItem", settings: "FeatureSettings", folder: str, clips: int,
+             details: dict, extra: dict) -> "StoredFeatureSet":
+    """Ray task: stream a video's parts, in clip order, into the store's atomic writer."""
+    import numpy as np
+
+    from r2cli.features.stages import Embedded, commit_features, open_writer, write_chunk
+
+    paths = read_parts(Path(folder), clips)
+    writer = open_writer(store, item, settings, extra)
+    try:
+        for path in paths:
+            with np.load(path) as part:
+                write_chunk(writer, Embedded(layers=part["layers"], embed=part["embed"]), part["timestamps"])
+        stored = commit_features(writer, item, details)
+    finally:
+        writer.abort()
+    shutil.rmtree(folder, ignore_errors=True)
+    return stored
+
+
+# ----------------------------------------------------------------------------------------------
+# The driver
+
+
+@dataclass
+class _Video:
+    item: "WorkItem"
+    segments: int
+    clips: set[int] = field(default_factory=set)
+    markers: dict[int, dict] = field(default_factory=dict)  # segment number -> its marker info
+    submitted: bool = False
+
+
+@dataclass
+class RayStats:
+    """What the cluster run did (the counterpart of the local pipeline's ``PipelineStats``)."""
+
+    seconds: float = 0.0
+    segments: int = 0
+    actors: int = 0
+    decode_cpu: float = 0.0  # not measured on the cluster (kept for the report's fields)
+    model_cpu: float = 0.0
+
+
+def _merge_details(markers: dict[int, dict]) -> dict:
+    ordered = [markers[n]["details"] for n in sorted(markers)]
+    merged = dict(ordered[-1])
+    merged["decoded_frames"] = sum(d.get("decoded_frames", 0) for d in ordered)
+    merged["end_padding"] = sum(d.get("end_padding", 0) for d in ordered)
+    return merged
+
+
+def extract_on_ray(
+    run: Any,
+    items: list["WorkItem"],
+    *,
+    clip_weights: str | os.PathLike | None,
+    device: str,
+    precision: str,
+    batch_size: int,
+    decode_threads: int,
+    segment_seconds: float = SEGMENT_SECONDS,
+    chunk_frames: int = 16,
+    actors: int | None = None,
+    reporter: Reporter = NULL_REPORTER,
+    stage: str = "features",
+) -> RayStats:
+    """Extract ``items`` on the connected Ray cluster; ``run`` records each video (``_Run``).
+
+    Must run inside ``r2cli.distributed.session.ray_session``. Failures of a video (its decode,
+    its assembly) are recorded on its rows and the others go on, as in the local pipeline.
+    """
+    import ray
+
+    from r2cli.media.frames import first_tick
+
+    started = time.monotonic()
+    stats = RayStats()
+    if not items:
+        return stats
+    settings, store = run.settings, run.store
+    origins: dict[str, int] = {}
+
+    def origin_of(item):
+        return origins.setdefault(item.fingerprint, first_tick(item.path, settings.fps))
+
+    segments: list[Segment] = []
+    failed_items: dict[int, str] = {}
+    for index, item in enumerate(items):
+        try:
+            for part in plan_segments([item], settings.fps, segment_seconds, origin_of):
+                segments.append(Segment(index, part.number, part.start_clip, part.end_clip, part.tick_origin))
+        except MediaError as exc:
+            failed_items[index] = str(exc)
+    stats.segments = len(segments)
+    videos = {i: _Video(items[i], sum(1 for s in segments if s.item == i))
+              for i in range(len(items)) if i not in failed_items}
+    staging = {i: str(staging_folder(store, items[i], settings)) for i in videos}
+    for folder in staging.values():  # leftovers of a run that died
+        shutil.rmtree(folder, ignore_errors=True)
+    for index, message in failed_items.items():
+        run.record_failure(items[index], MediaError(message))
+
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0)) if device in ("auto", "cuda") or device.startswith("cuda") else 0
+    cpus = max(1, int(resources.get("CPU", 1)))
+    if gpus:
+        pool, actor_args = actors or gpus, {"num_gpus": 1, "num_cpus": 1}
+        actor_device, threads = "cuda", None
+    else:
+        pool = actors or max(1, cpus // 2)
+        per_actor = max(1, cpus // (2 * pool)) if cpus > 1 else 1
+        actor_args, actor_device, threads = {"num_cpus": per_actor}, "cpu", per_actor
+    stats.actors = pool
+
+    rows = [{"item": s.item, "segment": s.number, "start_clip": s.start_clip,
+             "end_clip": -1 if s.end_clip is None else s.end_clip,
+             "tick_origin": -1 if s.tick_origin is None else s.tick_origin, "path": items[s.item].path}
+            for s in segments]
+    dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
+    dataset = dataset.map_batches(
+        decode_segment_batches, batch_size=1, num_cpus=1, max_retries=3,
+        fn_kwargs={"settings": settings.to_dict(), "threads": decode_threads, "chunk_frames": chunk_frames},
+    )
+    dataset = dataset.map_batches(
+        ClipEmbedder, batch_size=batch_size, concurrency=pool, max_restarts=3, max_task_retries=3,
+        fn_constructor_kwargs={"clip_weights": None if clip_weights is None else os.fspath(clip_weights),
+                               "device": actor_device, "precision": precision, "batch_size": batch_size,
+                               "settings": settings.to_dict(), "staging": staging, "threads": threads},
+        **actor_args,
+    )
+    remote_assemble = ray.remote(num_cpus=1, max_retries=3)(assemble)
+    pending: dict[Any, int] = {}
+    total = sum(item.expected_clips(settings.fps) for i, item in enumerate(items) if i in videos)
+    reporter.begin(stage, total=total, unit="frames")
+
+    def finish(ref) -> None:
+        index = pending.pop(ref)
+        try:
+            stored = ray.get(ref)
+        except Exception as exc:  # the task's own error, re-raised by Ray
+            cause = getattr(exc, "cause", None) or exc
+            run.record_failure(items[index], cause if isinstance(cause, Exception) else exc)
+            return
+        run.record_success(items[index], stored)
+
+    def settle(block: bool) -> None:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=None if block else 0)
+            if not ready:
+                return
+            finish(ready[0])
+
+    try:
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            for i in range(len(batch["item"])):
+                index = int(batch["item"][i])
+                video = videos[index]
+                if batch["marker"][i]:
+                    video.markers[int(batch["segment"][i])] = json.loads(str(batch["info"][i]))
+                else:
+                    new = set(range(int(batch["first"][i]), int(batch["last"][i]) + 1)) - video.clips
+                    video.clips |= new
+                    reporter.advance(stage, len(new), videos=f"{run.report.videos_extracted}/{len(items)}")
+                if video.submitted or len(video.markers) < video.segments:
+                    continue
+                errors = [m["error"] for m in video.markers.values() if m["error"]]
+                if errors:
+                    video.submitted = True
+                    shutil.rmtree(staging[index], ignore_errors=True)
+                    run.record_failure(video.item, MediaError(errors[0]))
+                    continue
+                clips = sum(m["clips"] for m in video.markers.values())
+                if len(video.clips) == clips:
+                    video.submitted = True
+                    ref = remote_assemble.remote(store, video.item, settings, staging[index], clips,
+                                                 _merge_details(video.markers), run.extra)
+                    pending[ref] = index
+            settle(block=False)
+        settle(block=True)
+        for index, video in videos.items():
+            if not video.submitted:
+                shutil.rmtree(staging[index], ignore_errors=True)
+                run.record_failure(video.item, FeatureError(
+                    f"{video.item.path}: the cluster returned {len(video.clips)} clips and "
+                    f"{len(video.markers)} of {video.segments} segments"))
+    finally:
+        reporter.end(stage)
+    stats.seconds = time.monotonic() - started
+    return stats
