@@ -8,7 +8,6 @@ selection of search, summarize and the catalog's statistics goes through it. Res
 from __future__ import annotations
 
 import fnmatch
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,17 +151,3 @@ def compatible_feature_sets(
     with Catalog.open(workspace, create=False) as catalog:
         found = compatible_sets(catalog, fingerprints, accept)
     return {fingerprint: [record.relpath for record in records] for fingerprint, records in found.items()}
-    with Catalog.open(workspace, create=False) as catalog, catalog.session() as session:
-        for start in range(0, len(fingerprints), 500):
-            chunk = fingerprints[start : start + 500]
-            statement = select(FeatureSet).where(FeatureSet.fingerprint.in_(chunk)).order_by(FeatureSet.id)
-            for row in session.scalars(statement):
-                data = row.settings or {}
-                if (
-                    data.get("weights_id") == weights_id
-                    and data.get("clip_model") == clip_model
-                    and abs(float(data.get("fps", -1)) - fps) < 1e-9
-                    and int(data.get("k", 0)) >= k
-                ):
-                    found.setdefault(row.fingerprint, []).append(row.relpath)
-    return found
