@@ -358,32 +358,34 @@ class FrameSampler:
         return self.stream
 
     def command(self) -> list[str]:
-        """The ffmpeg argument list (also recorded in benchmarks and docs)."""
+        """The ffmpeg argument list (also recorded in benchmarks and docs), built with ffmpeg-python.
+
+        ``-nostdin ... -loglevel info`` come first, then the input with its options (decoder
+        threads, ``-skip_frame``, a segment's seek, no autorotation), then the filter graph
+        ``showinfo -> fps -> [rotation] -> scale -> crop`` on the video stream, then raw rgb24 frames
+        on stdout.
+        """
+        import ffmpeg  # ffmpeg-python
+
         from r2cli.media.ffmpeg import find_ffmpeg
 
         info = self._stream()
         exe = self.ffmpeg or find_ffmpeg()
         threads = self.threads or default_decode_threads()
-        chain = ["showinfo=checksum=0", f"fps={self.fps}", *self.geometry().filters()]
-        args = [exe, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", "-threads", str(threads)]
+        input_options: dict[str, object] = {"threads": threads}
         if self.frame_rule == FRAME_RULE_NOREF:
-            args += ["-skip_frame", "noref"]
+            input_options["skip_frame"] = "noref"
         seek = self._seek_seconds()
         if seek is not None:
             # accurate input seek; timestamps kept on the whole video's zero-based timeline
-            args += ["-ss", f"{seek:.6f}", "-copyts", "-start_at_zero"]
-        args += [
-            "-noautorotate",
-            "-i", os.fspath(self.path),
-            "-map", f"0:{info.index}",
-            "-an", "-sn", "-dn",
-            "-filter_threads", "1",
-            "-vf", ",".join(chain),
-            "-pix_fmt", "rgb24",
-            "-f", "rawvideo",
-            "pipe:1",
-        ]  # fmt: skip
-        return args
+            input_options.update({"ss": f"{seek:.6f}", "copyts": None, "start_at_zero": None})
+        input_options["noautorotate"] = None
+        stream = ffmpeg.input(os.fspath(self.path), **input_options)[str(info.index)]
+        for text in ["showinfo=checksum=0", f"fps={self.fps}", *self.geometry().filters()]:
+            stream = _apply_filter(stream, text)
+        output = ffmpeg.output(stream, "pipe:1", an=None, sn=None, dn=None, filter_complex_threads=1,
+                               pix_fmt="rgb24", format="rawvideo")
+        return output.compile(cmd=[exe, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"])
 
     # -- iteration -------------------------------------------------------------------------------
 
@@ -525,6 +527,21 @@ class FrameSampler:
         return np.asarray(stamps, dtype=np.float64)
 
 
+def _apply_filter(stream, text: str):
+    """``name=a:b:key=value`` (a filter as the docs and ``FrameGeometry.filters`` write it) as an
+    ffmpeg-python filter call: positional arguments stay positional, ``key=value`` ones keyword."""
+    name, _, arguments = text.partition("=")
+    positional: list[str] = []
+    keywords: dict[str, str] = {}
+    for part in arguments.split(":") if arguments else []:
+        key, sep, value = part.partition("=")
+        if sep:
+            keywords[key] = value
+        else:
+            positional.append(part)
+    return stream.filter(name, *positional, **keywords)
+
+
 class SeekGapError(MediaError):
     """A segment's seek landed after the frame its first clip needs (a long still in a VFR video)."""
 
@@ -541,9 +558,11 @@ def first_tick(path: str | os.PathLike, fps: float, *, stream: StreamInfo | None
 
     info = stream or probe_stream(path)
     exe = ffmpeg or find_ffmpeg()
-    args = [exe, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", "-noautorotate", "-i", os.fspath(path),
-            "-map", f"0:{info.index}", "-an", "-sn", "-dn", "-vf", "showinfo=checksum=0", "-frames:v", "1",
-            "-f", "null", "-"]
+    import ffmpeg  # ffmpeg-python
+
+    stream = ffmpeg.input(os.fspath(path), noautorotate=None)[str(info.index)].filter("showinfo", checksum=0)
+    args = ffmpeg.output(stream, "-", an=None, sn=None, dn=None, format="null", **{"frames:v": 1}).compile(
+        cmd=[exe, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"])
     result = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True)
     match = _SHOWINFO_RE.search(result.stderr)
     if result.returncode != 0 or match is None:

@@ -115,10 +115,12 @@ def test_early_stop_kills_ffmpeg(counter_videos):
 def test_command_passes_thread_count_and_official_chain(counter_videos):
     args = FrameSampler(counter_videos[5.0], fps=0.5, size=224, threads=3).command()
     assert args[args.index("-threads") + 1] == "3"
-    chain = args[args.index("-vf") + 1]
+    graph = args[args.index("-filter_complex") + 1]  # built with ffmpeg-python: one labelled step per filter
     # 64x48 source: w' = int(64*224/48) = 298, x = int((298-224)/2) = 37
-    assert chain == "showinfo=checksum=0,fps=0.5,scale=298:224,crop=224:224:37:0"
-    assert "-noautorotate" in args
+    assert graph == ("[0:0]showinfo=checksum=0[s0];[s0]fps=0.5[s1];[s1]scale=298:224[s2];"
+                     "[s2]crop=224:224:37:0[s3]")
+    assert args[args.index("-map") + 1] == "[s3]"
+    assert "-noautorotate" in args[: args.index("-i")]
 
 
 def test_noref_mode_reports_the_frames_it_used(ffmpeg, tmp_path):
