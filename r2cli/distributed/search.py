@@ -68,9 +68,10 @@ class RayGrounder:
         if gpus:
             count, options, device, threads = self._actors_wanted or gpus, {"num_gpus": 1}, "cuda", None
         else:
+            # one CPU per actor (it must fit on one node, whatever the nodes' sizes), half the
+            # cluster's CPUs in all, so the driver's coarse stage and Ray itself keep some
             count = self._actors_wanted or max(1, cpus // 2)
-            per_actor = max(1, cpus // count)
-            options, device, threads = {"num_cpus": per_actor}, "cpu", per_actor
+            options, device, threads = {"num_cpus": 1}, "cpu", 1
         model = ray.put(self.local.model.to("cpu"))
         actor = ray.remote(max_restarts=3, max_task_retries=3)(GroundingActor)
         self._actors = [actor.options(**options).remote(model, device=device, batch_size=self.local.batch_size,
