@@ -13,13 +13,13 @@ from __future__ import annotations
 import bisect
 import math
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from r2cli.errors import UsageError
+from r2cli.media._process import run_ffmpeg
 
 
 @dataclass
@@ -92,14 +92,13 @@ def extract_thumbnails(
                                      encoding="utf-8") as script:
         script.write(script_text)
     try:
+        # Written by hand: the select expression (one term per thumbnail) goes in a -filter_script
+        # file, which ffmpeg-python has no way to name; inlined it would outgrow the command line.
         args = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-threads", "1", "-i", str(video),
                 "-an", "-sn", "-dn", "-map", "0:v:0", "-filter_script:v", script.name, "-fps_mode", "passthrough",
                 "-enc_time_base:v", "1:1000", "-frame_pts", "1", "-q:v", "5", "-f", "image2", str(out / "%d.jpg")]
-        try:
-            run = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, check=False)
-            code, stderr = run.returncode, run.stderr.decode("utf-8", "replace")
-        except OSError as exc:
-            code, stderr = 127, f"cannot run {ffmpeg}: {exc}"
+        # its own process group, killed with r2cli (as every ffmpeg r2cli starts)
+        code, stderr = run_ffmpeg(args)
     finally:
         os.unlink(script.name)
     result.seconds = time.monotonic() - began

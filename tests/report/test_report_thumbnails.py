@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
@@ -22,14 +21,16 @@ def test_frames_at_the_asked_times_in_one_ffmpeg_process(ffmpeg, tmp_path, monke
     from media import make_video
 
     video = make_video(tmp_path / "v.mp4", seconds=6, width=160, height=120, fps=25, colors=("red", "green", "blue"))
+    import r2cli.report.thumbnails as thumbnails
+
     calls = []
-    real_run = subprocess.run
+    real_run = thumbnails.run_ffmpeg
 
     def counting_run(args, *a, **k):  # counts the processes; the real ffmpeg still runs
         calls.append(args[0])
         return real_run(args, *a, **k)
 
-    monkeypatch.setattr(subprocess, "run", counting_run)
+    monkeypatch.setattr(thumbnails, "run_ffmpeg", counting_run)
     times = [0.0, 0.5, 1.99, 2.01, 3.0, 4.5, 5.999, 9.0] + [i * 0.013 for i in range(300)]  # 300 more: one process still
     thumbs = extract_thumbnails(video, times, tmp_path / "t", width=80, duration_s=6.0, fps=25.0, ffmpeg=ffmpeg)
     assert calls == [ffmpeg] and thumbs.problem is None
