@@ -136,17 +136,21 @@ def write_windows(folder: Path, args, shape) -> tuple[list[Path], list[tuple[Pat
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     contents = [rng.standard_normal(shape, dtype=np.float32).astype(np.float16) for _ in range(min(8, args.window_files))]
+    quantized = []
+    for x in contents:
+        scale = (np.abs(x.astype(np.float32)).max(-1, keepdims=True) / 127.0).astype(np.float16)  # one per token
+        q = np.clip(np.rint(x.astype(np.float32) / np.maximum(scale.astype(np.float32), 1e-8)), -127, 127)
+        quantized.append((q.astype(np.int8), scale))
     fp16, int8 = [], []
     for i in range(args.window_files):
         x = contents[i % len(contents)]
         p = folder / f"w{i:05d}.npy"
         if not p.exists():
             np.save(p, x)
-        scale = (np.abs(x.astype(np.float32)).max(-1, keepdims=True) / 127.0).astype(np.float16)  # one per token
         qp, sp = folder / f"w{i:05d}.q8.npy", folder / f"w{i:05d}.s.npy"
         if not qp.exists():
-            np.save(qp, np.clip(np.rint(x.astype(np.float32) / np.maximum(scale.astype(np.float32), 1e-8)), -127, 127).astype(np.int8))
-            np.save(sp, scale)
+            np.save(qp, quantized[i % len(contents)][0])
+            np.save(sp, quantized[i % len(contents)][1])
         fp16.append(p)
         int8.append((qp, sp))
     return fp16, int8
@@ -264,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--planted-cos", type=float, default=0.26)
     parser.add_argument("--candidates", default="2000,1000,500,200,100,50")
     parser.add_argument("--fine", default="2000,500,200,50", help="candidate counts for the fine stage")
-    parser.add_argument("--window-files", type=int, default=256)
+    parser.add_argument("--window-files", type=int, default=128)
     parser.add_argument("--precision", default=None, help="head precision (default bf16 on CUDA, fp32 on CPU)")
     parser.add_argument("--work", default=None, help="scratch folder (default benchmarks/_work/archive)")
     parser.add_argument("--skip-library", action="store_true", help="skip r2cli's numpy coarse stage")

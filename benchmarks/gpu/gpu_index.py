@@ -18,7 +18,11 @@ CLIP weights: random ViT-B/32 in OpenAI layout (tests/tiny_clip.py), loaded thro
 With ``--smoke``: small sizes, the tiny CLIP, CPU, and ``-hwaccel none`` standing in for NVDEC so the
 comparison code runs.
 
-Usage:  python benchmarks/gpu/gpu_index.py [--device auto] [--seconds 240] [--out DIR] [--smoke]
+Test files: ``--base-seconds`` (30) of testsrc2 encoded once, looped by stream copy to ``--seconds``
+(600), so a long file costs no encoding time. CLIP-only throughput runs on ``--clip-images`` (4,096)
+images (the sampled frames repeated).
+
+Usage:  python benchmarks/gpu/gpu_index.py [--device auto] [--seconds 600] [--out DIR] [--smoke]
 """
 
 from __future__ import annotations
@@ -45,14 +49,21 @@ def ensure_ffprobe() -> str:
     return os.environ["R2CLI_FFPROBE"]
 
 
-def make_clip(folder: Path, size: str, seconds: float) -> Path:
+def make_clip(folder: Path, size: str, seconds: float, base_seconds: float) -> Path:
+    """``base_seconds`` of testsrc2 encoded with x264, then looped by stream copy to ``seconds`` (no re-encode)."""
     find_ffmpeg = common.need("r2cli.media.ffmpeg", "find_ffmpeg")
-    path = folder / f"testsrc2-{size}-30fps-{int(seconds)}s.mp4"
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
+    base_seconds = min(base_seconds, seconds)
+    base = folder / f"testsrc2-{size}-30fps-{int(base_seconds)}s.mp4"
+    path = folder / f"testsrc2-{size}-30fps-{int(base_seconds)}s-x{int(seconds)}s.mp4"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not base.exists():
         subprocess.run([find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
-                        "-i", f"testsrc2=s={size}:r=30:d={seconds}", "-c:v", "libx264", "-preset", "veryfast",
-                        "-pix_fmt", "yuv420p", "-threads", str(os.cpu_count() or 1), str(path)], check=True)
+                        "-i", f"testsrc2=s={size}:r=30:d={base_seconds}", "-c:v", "libx264", "-preset", "veryfast",
+                        "-pix_fmt", "yuv420p", "-threads", str(os.cpu_count() or 1), str(base)], check=True)
+    if not path.exists():
+        loops = max(0, int(round(seconds / base_seconds)) - 1)
+        subprocess.run([find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-stream_loop", str(loops),
+                        "-i", str(base), "-c", "copy", str(path)], check=True)
     return path
 
 
@@ -121,7 +132,10 @@ def bench_size(size_name: str, clip: Path, seconds: float, tower, settings, args
     wall = decode_parallel(cpu_sampler, clip, tower.image_size, args.parallel)
     res["decode_par"] = {"parallel": args.parallel, "wall_s": round(wall, 3), "vh_per_h": speed(wall / args.parallel)}
     pixels = torch.from_numpy(frames).permute(0, 3, 1, 2)
-    tower.video_features(pixels[: tower.batch_size if hasattr(tower, "batch_size") else 16], 4)  # warm-up
+    if len(pixels) < args.clip_images:  # enough images for a steady throughput
+        pixels = pixels.repeat((args.clip_images + len(pixels) - 1) // len(pixels), 1, 1, 1)[: args.clip_images]
+    clip_hours = len(pixels) * 2.0 / 3600.0
+    tower.video_features(pixels[: args.batch_size], 4, batch_size=args.batch_size)  # warm-up
     common.sync(args.device)
     t = time.perf_counter()
     bs = args.batch_size
@@ -129,7 +143,8 @@ def bench_size(size_name: str, clip: Path, seconds: float, tower, settings, args
         tower.video_features(pixels[a : a + bs], 4, batch_size=bs)
     common.sync(args.device)
     wall = time.perf_counter() - t
-    res["clip_only"] = {"wall_s": round(wall, 3), "images_per_s": round(len(pixels) / wall, 1), "vh_per_h": speed(wall)}
+    res["clip_only"] = {"images": len(pixels), "wall_s": round(wall, 3), "images_per_s": round(len(pixels) / wall, 1),
+                        "vh_per_h": round(clip_hours / (wall / 3600.0), 1)}
     t = time.perf_counter()
     out = extract_video(clip, settings, tower, batch_size=bs)
     wall = time.perf_counter() - t
@@ -175,7 +190,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None)
     parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--seconds", type=float, default=240.0, help="length of each generated clip")
+    parser.add_argument("--seconds", type=float, default=600.0, help="length of each test file (a looped base clip)")
+    parser.add_argument("--base-seconds", type=float, default=30.0, help="length of the x264-encoded base clip")
+    parser.add_argument("--clip-images", type=int, default=4096, help="images for the CLIP-only throughput")
     parser.add_argument("--sizes", default="1280x720,1920x1080")
     parser.add_argument("--parallel", type=int, default=4, help="concurrent ffmpeg processes for the decode ceiling")
     parser.add_argument("--batch-size", type=int, default=None, help="CLIP frames per forward (default 256 CUDA, 16 CPU)")
@@ -190,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
     cuda = args.device.startswith("cuda")
     if args.smoke:
         torch.set_num_threads(1)
-        args.seconds, args.sizes, args.parallel = 8.0, "320x180,480x270", 2
+        args.seconds, args.base_seconds, args.sizes, args.parallel, args.clip_images = 12.0, 4.0, "320x180,480x270", 2, 16
     args.precision = args.precision or ("fp16" if cuda else "fp32")
     args.batch_size = args.batch_size or (256 if cuda else 16)
     hwaccel = args.nvdec or ("cuda" if cuda else ("none" if args.smoke else "off"))
@@ -209,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
                     "ffmpeg": find_ffmpeg(), "ffmpeg_version": tool_version(find_ffmpeg()), "ffprobe": ffprobe,
                     "clip_precision": args.precision, "batch_size": args.batch_size, "sizes": {}}
     for size in args.sizes.split(","):
-        clip = make_clip(work, size, args.seconds)
+        clip = make_clip(work, size, args.seconds, args.base_seconds)
         result["sizes"][size] = bench_size(size, clip, args.seconds, tower, settings, args, hwaccel)
         print(f"{size}: {result['sizes'][size]}", file=sys.stderr, flush=True)
     common.write_result(args.out, "gpu_index", result)

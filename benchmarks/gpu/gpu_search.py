@@ -5,8 +5,8 @@ random fp16 window features [T=75, k=4, P=50, C=768]; queries [L=20, 4, 512]. Wh
 arithmetic and data movement, not accuracy. Cases, each in bf16 and fp32:
 
   all   256 windows x 64 queries, every pair (16,384 pairs): the issue's headline number
-  q1    4,096 windows, 1 query per window (4,096 pairs): window-bound, the host copy dominates
-  q8    2,048 windows, 8 queries per window (16,384 pairs)
+  q1    1,024 windows, 1 query per window (1,024 pairs): window-bound, the host copy dominates
+  q8    512 windows, 8 queries per window (4,096 pairs)
 
 Windows reuse ``--distinct`` random arrays (memory), but every window is copied from the host as
 in a real search. Also measured:
@@ -30,8 +30,8 @@ import _common as common  # noqa: E402
 
 CASES = {  # name: (windows, queries, queries per window or 0 = all)
     "all": (256, 64, 0),
-    "q1": (4096, 64, 1),
-    "q8": (2048, 64, 8),
+    "q1": (1024, 64, 1),
+    "q8": (512, 64, 8),
 }
 SMOKE_CASES = {"all": (6, 4, 0), "q1": (8, 4, 1), "q8": (4, 8, 2)}
 
