@@ -101,20 +101,14 @@ def coarse_library(host_emb, q, args, windows):
     """r2cli's own coarse stage (numpy): coarse_scores + choose_candidates over per-video arrays."""
     import numpy as np
 
-    video_cls = common.need("r2cli.inference.search", "_Video")
+    from types import SimpleNamespace
+
     coarse_scores = common.need("r2cli.inference.search", "coarse_scores")
     choose = common.need("r2cli.inference.search", "choose_candidates")
-
-    class _Features:
-        def __init__(self, embed):
-            self.embed = embed
-
+    # coarse_scores reads only ``video.features.embed`` [T, D] and ``video.windows`` (the class
+    # that holds them was renamed between versions, so a plain namespace stands in for it)
     per = host_emb.reshape(args.videos, args.clips_per_video, args.dim)
-    videos = []
-    for v in range(args.videos):
-        video = video_cls(record=None, features=_Features(per[v]), duration=args.clips_per_video / 0.5)
-        video.windows = windows
-        videos.append(video)
+    videos = [SimpleNamespace(features=SimpleNamespace(embed=per[v]), windows=windows) for v in range(args.videos)]
     scores = coarse_scores(videos, np.asarray(q, dtype=np.float32)[None, :])
     return scores, choose(scores, max(args.candidates))
 

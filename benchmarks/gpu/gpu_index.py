@@ -120,7 +120,6 @@ def bench_size(size_name: str, clip: Path, seconds: float, tower, settings, args
     import torch
 
     extract_video = common.need("r2cli.features.extract", "extract_video")
-    extract_mod = sys.modules["r2cli.features.extract"]
     cpu_sampler = common.need("r2cli.media.frames", "FrameSampler")
     hours = seconds / 3600.0
     speed = lambda wall: round(hours / (wall / 3600.0), 1)  # noqa: E731  video-hours per wall-hour
@@ -135,12 +134,15 @@ def bench_size(size_name: str, clip: Path, seconds: float, tower, settings, args
     if len(pixels) < args.clip_images:  # enough images for a steady throughput
         pixels = pixels.repeat((args.clip_images + len(pixels) - 1) // len(pixels), 1, 1, 1)[: args.clip_images]
     clip_hours = len(pixels) * 2.0 / 3600.0
-    tower.video_features(pixels[: args.batch_size], 4, batch_size=args.batch_size)  # warm-up
+    import inspect
+
+    extra = {"output_dtype": torch.float16} if "output_dtype" in inspect.signature(tower.video_features).parameters else {}
+    bs = args.batch_size
+    tower.video_features(pixels[:bs], 4, batch_size=bs, **extra)  # warm-up
     common.sync(args.device)
     t = time.perf_counter()
-    bs = args.batch_size
     for a in range(0, len(pixels), bs):
-        tower.video_features(pixels[a : a + bs], 4, batch_size=bs)
+        tower.video_features(pixels[a : a + bs], 4, batch_size=bs, **extra)
     common.sync(args.device)
     wall = time.perf_counter() - t
     res["clip_only"] = {"images": len(pixels), "wall_s": round(wall, 3), "images_per_s": round(len(pixels) / wall, 1),
@@ -171,14 +173,20 @@ def bench_size(size_name: str, clip: Path, seconds: float, tower, settings, args
         }
         wall = decode_parallel(hw, clip, tower.image_size, args.parallel)
         res["nvdec_decode_par"] = {"parallel": args.parallel, "wall_s": round(wall, 3), "vh_per_h": speed(wall / args.parallel)}
-        original = extract_mod.FrameSampler
-        extract_mod.FrameSampler = hw  # prototype of `--decoder nvdec` in the index pipeline
+        # prototype of `--decoder nvdec` in the index pipeline: every r2cli module that imported
+        # FrameSampler (r2cli.features.extract, or .stages in later versions) gets the NVDEC one
+        patched = [m for name, m in list(sys.modules.items())
+                   if name.startswith("r2cli.") and getattr(m, "FrameSampler", None) is cpu_sampler]
+        for m in patched:
+            m.FrameSampler = hw
         try:
             t = time.perf_counter()
             hw_out = extract_video(clip, settings, tower, batch_size=bs)
             wall = time.perf_counter() - t
         finally:
-            extract_mod.FrameSampler = original
+            for m in patched:
+                m.FrameSampler = cpu_sampler
+        res["nvdec_index_patched_modules"] = [m.__name__ for m in patched]
         res["nvdec_index"] = {"wall_s": round(wall, 3), "vh_per_h": speed(wall),
                               "max_layer_diff_vs_cpu_decode": float(np.abs(hw_out.layers.astype(np.float32)
                                                                            - out.layers.astype(np.float32)).max())}

@@ -104,8 +104,8 @@ def tower_features(clips: int, work: Path):
     tower = load_clip(str(common.vitb32_random_weights(work)), device="cpu", precision="fp32", offline=True)
     with sampler_cls(video, fps=0.5, size=tower.image_size) as sampler:
         frames = np.concatenate([chunk.frames for chunk in sampler])
-    feats = tower.video_features(torch.from_numpy(frames).permute(0, 3, 1, 2), 4)
-    return np.asarray(feats.float().numpy() if hasattr(feats, "numpy") else feats, dtype=np.float32)
+    layers, _embed = tower.video_features(torch.from_numpy(frames).permute(0, 3, 1, 2), 4)
+    return layers.float().numpy()
 
 
 def head_effect(model, windows_ref, windows_q, queries) -> dict:
