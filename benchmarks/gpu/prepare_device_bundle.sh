@@ -25,6 +25,7 @@ if [ "${1:-}" != "--no-ffmpeg" ] && [ ! -s .gpu_bundle/ffmpeg.xz ]; then
     $PIP download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp $platforms -d "$tmp" "$IMAGEIO_FFMPEG"
     (cd "$tmp" && python3 -m zipfile -e imageio_ffmpeg-*.whl x >/dev/null)
     bin=$(ls "$tmp"/x/imageio_ffmpeg/binaries/ffmpeg-linux-x86_64-* | head -1)
+    chmod +x "$bin"
     "$bin" -hide_banner -version | head -1
     nice xz -T0 -6 -c "$bin" > .gpu_bundle/ffmpeg.xz
     rm -rf "$tmp"

@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None)
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--device", default="cpu", choices=("cpu",), help="CPU only (a fidelity measurement)")
     parser.add_argument("--clips", type=int, default=75)
     parser.add_argument("--videos", type=int, default=3)
     parser.add_argument("--queries", type=int, default=4)
