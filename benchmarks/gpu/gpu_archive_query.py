@@ -9,7 +9,7 @@ Nothing here needs the 555 GB a real 1,000-hour store holds. The script builds a
   measured on those. Windows: r2cli's ``window_sizes(150, 75)`` / ``plan_windows``; a window's
   score is the max clip cosine (r2cli's ``coarse_scores`` rule).
   Timed: r2cli's library path (``coarse_scores`` + ``choose_candidates``, numpy on the host) and a
-  torch prototype (chunked matmul, window max by gather, ``topk``) with the embeddings (a) resident
+  torch prototype (chunked fp32 matmul, window max by gather, ``topk``) with the embeddings (a) resident
   on the device, (b) in pinned host memory, (c) in a memory-mapped .npy (page cache). The prototype's
   candidate set is checked against the library's.
 * fine stage: ``--window-files`` distinct window files [75, 4, 50, 768] fp16 (11.5 MB each) and
@@ -83,11 +83,13 @@ def coarse_torch(emb_chunks, q, args, windows, wc, device: str, top: int):
 
     n = args.videos * args.clips_per_video
     sims = torch.empty(n, dtype=torch.float32, device=device)
-    qd = q.to(device=device, dtype=torch.float16)
+    q32 = q.to(device=device, dtype=torch.float32)
     a = 0
     for chunk in emb_chunks():
         chunk = chunk.to(device, non_blocking=True)
-        sims[a : a + chunk.shape[0]] = (chunk @ qd).float()
+        # fp32 products of the fp16 rows, as the library computes them: an fp16 result would
+        # round the scores (~1e-4) and swap near-tied windows at the candidate cut
+        sims[a : a + chunk.shape[0]] = chunk.float() @ q32
         a += chunk.shape[0]
     starts = torch.tensor([w.start_clip for w in windows], device=device)
     idx = starts[:, None] + torch.arange(wc, device=device)[None, :]  # [W, wc]
