@@ -108,11 +108,32 @@ def decode_parallel(sampler_cls, clip: Path, size: int, parallel: int) -> float:
 
 def hwaccel_works(hwaccel: str, clip: Path) -> tuple[bool, str]:
     find_ffmpeg = common.need("r2cli.media.ffmpeg", "find_ffmpeg")
-    cmd = [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-hwaccel", hwaccel]
+    # warnings on: ffmpeg falls back to software decoding with only a warning when NVDEC cannot start
+    cmd = [find_ffmpeg(), "-hide_banner", "-loglevel", "warning", "-hwaccel", hwaccel]
     cmd += (["-hwaccel_device", "0"] if hwaccel == "cuda" else []) + ["-i", str(clip), "-frames:v", "5", "-f", "null", "-"]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
     text = (proc.stderr or "").strip().splitlines()
-    return proc.returncode == 0 and not any("failed" in line.lower() for line in text), " | ".join(text[-3:])
+    bad = [line for line in text if any(w in line.lower() for w in ("fail", "error", "cannot", "not supported", "no device"))]
+    return proc.returncode == 0 and not bad, " | ".join((bad or text)[-3:])
+
+
+class DecoderUtilisation:
+    """Samples nvidia-smi's NVDEC utilisation while a run goes (evidence that NVDEC really decoded)."""
+
+    def __enter__(self):
+        self.proc = None
+        if shutil.which("nvidia-smi"):
+            self.proc = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.decoder", "--format=csv,noheader,nounits",
+                                          "-lms", "250"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.max_percent = None
+        if self.proc is not None:
+            self.proc.terminate()
+            out, _ = self.proc.communicate(timeout=10)
+            values = [int(v) for v in out.split() if v.strip().isdigit()]
+            self.max_percent = max(values) if values else None
 
 
 def bench_size(size_name: str, clip: Path, seconds: float, tower, settings, args, hwaccel: str | None) -> dict:
@@ -171,8 +192,10 @@ def bench_size(size_name: str, clip: Path, seconds: float, tower, settings, args
             "pixel_max_abs_diff": int(diff.max()) if diff is not None else None,
             "pixel_mean_abs_diff": round(float(diff.mean()), 4) if diff is not None else None,
         }
-        wall = decode_parallel(hw, clip, tower.image_size, args.parallel)
-        res["nvdec_decode_par"] = {"parallel": args.parallel, "wall_s": round(wall, 3), "vh_per_h": speed(wall / args.parallel)}
+        with DecoderUtilisation() as util:
+            wall = decode_parallel(hw, clip, tower.image_size, args.parallel)
+        res["nvdec_decode_par"] = {"parallel": args.parallel, "wall_s": round(wall, 3), "vh_per_h": speed(wall / args.parallel),
+                                   "nvdec_utilisation_max_percent": util.max_percent}
         # prototype of `--decoder nvdec` in the index pipeline: every r2cli module that imported
         # FrameSampler (r2cli.features.extract, or .stages in later versions) gets the NVDEC one
         patched = [m for name, m in list(sys.modules.items())

@@ -42,7 +42,8 @@ main() {
             && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
     fi
     if [ -z "${R2CLI_FFMPEG:-}" ] && ! command -v ffmpeg >/dev/null && [ -s "$BUNDLE/ffmpeg.xz" ]; then
-        mkdir -p /tmp/ffbin && xz -dc "$BUNDLE/ffmpeg.xz" > /tmp/ffbin/ffmpeg && chmod +x /tmp/ffbin/ffmpeg
+        mkdir -p /tmp/ffbin && "$PY" -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" \
+            "$BUNDLE/ffmpeg.xz" /tmp/ffbin/ffmpeg && chmod +x /tmp/ffbin/ffmpeg
         export R2CLI_FFMPEG=/tmp/ffbin/ffmpeg
     fi
     if [ -z "${R2CLI_FFPROBE:-}" ] && ! command -v ffprobe >/dev/null; then
