@@ -190,6 +190,13 @@ def scan_archive(
     reporter.begin(WALK_STAGE, None, unit="paths")
     entries: list[_Entry] = []
     for entry in walk(roots, exts, patterns, skip=(str(workspace.root),), on_ignored=count_ignored):
+        if not _utf8(entry.path):
+            # the catalog stores paths as UTF-8 text; such a name cannot be a row, so say why instead
+            count_ignored(os.fsencode(entry.path).decode("utf-8", "backslashreplace"),
+                          "the file name is not valid UTF-8, so the catalog cannot store it; rename the file "
+                          "(e.g. `convmv -f latin1 -t utf-8 --notest FILE`)")
+            reporter.advance(WALK_STAGE, 1)
+            continue
         entries.append(entry)
         if entry.error is None and not _under(entry.path, sweep_roots):
             report.outside_roots.append(entry.path)  # a symlink's target: its features are due too
@@ -484,3 +491,12 @@ def _dry_outcome(entry: _Entry, by_path: dict, by_fingerprint: dict, claimed: se
             claimed.add(candidate.id)
             return "moved"
     return "new"
+
+
+def _utf8(path: str) -> bool:
+    """Whether a path (as the OS gave it: undecodable bytes become surrogates) is valid UTF-8."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
