@@ -37,13 +37,6 @@ class Archive:
     unextracted: Path
 
 
-@pytest.fixture(scope="session")
-def tiny_tower(tiny_clip_path):
-    from r2cli.features.clip import load_clip
-
-    return load_clip(str(tiny_clip_path), device="cpu")
-
-
 def _tiny_head(seed: int, *, preset: str):
     """A head of ``preset``'s architecture at the tiny CLIP's widths (dims 32), random weights."""
     import dataclasses
