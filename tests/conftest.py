@@ -76,6 +76,15 @@ def tiny_model_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_media_path(ffmpeg, tmp_path_factory):
+    """``tiny_media_path(name)``: a generated video of tests/fixtures.py ``MEDIA``, made once per session."""
+    from fixtures import tiny_media
+
+    folder = tmp_path_factory.mktemp("media")
+    return lambda name: tiny_media(name, folder)
+
+
+@pytest.fixture(scope="session")
 def tiny_clip_path(tiny_model_path) -> Path:
     """A tiny random CLIP in OpenAI state-dict format (5 layers per tower, 64 px images)."""
     return tiny_model_path("clip-tiny")

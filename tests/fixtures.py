@@ -12,9 +12,11 @@ path afterwards. The weights are seeded, so every test folder sees the same numb
   (searchkit ``build_marker_head``), official layout;
 - ``head-tacos``: ``head-random`` saved in the r2cli safetensors layout with the TACoS preset.
 
-Test media stays in tests/media.py (ffmpeg lavfi recipes, each with its command in the docstring).
+``MEDIA`` registers the shared generated videos the same way (``tiny_media(name, folder)``); each
+builder's docstring gives its ffmpeg command (the lavfi recipes themselves live in tests/media.py).
+
 Root tests/conftest.py exposes these as session fixtures (``tiny_clip_path``, ``tiny_model_path``,
-``random_head_path``, ``marker_head_path``, ``tacos_head_path``, ``tiny_tower``).
+``random_head_path``, ``marker_head_path``, ``tacos_head_path``, ``tiny_tower``, ``tiny_media_path``).
 """
 
 from __future__ import annotations
@@ -71,6 +73,59 @@ def tiny_model(name: str, folder: Path) -> Path:
     key = (name, Path(folder))
     if key not in _written:
         file_name, build = TINY_MODELS[name]
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        _written[key] = build(Path(folder) / file_name)
+    return _written[key]
+
+
+def _media_base(path: Path) -> Path:
+    """1 s, 64x48, 10 fps, red then blue, no audio (the catalog tests' base clip).
+
+    ffmpeg -f lavfi -i color=c=red:s=64x48:r=10:d=0.5 -f lavfi -i color=c=blue:s=64x48:r=10:d=0.5
+           -filter_complex "concat=n=2,drawbox=..." -c:v libx264 -preset ultrafast -pix_fmt yuv420p OUT
+    """
+    from media import make_video
+
+    return make_video(path, seconds=1, width=64, height=48, fps=10)
+
+
+def _media_cut_source(path: Path) -> Path:
+    """8 s, 25 fps, 160x120, red/green/blue scenes, 440 Hz audio, a keyframe every 25 frames.
+
+    ffmpeg -f lavfi -i color=c=red:s=160x120:r=25:d=2.667 ... (one per colour) -f lavfi -i sine=f=440:d=8
+           -filter_complex "concat=n=3,drawbox=..." -c:v libx264 -g 25 -preset ultrafast -pix_fmt yuv420p
+           -c:a aac OUT
+    """
+    from media import make_video
+
+    return make_video(path, seconds=8, fps=25, colors=("red", "green", "blue"), audio=True, gop=25)
+
+
+def _media_silent(path: Path) -> Path:
+    """4 s, 30 fps, 320x240, red then blue, no audio.
+
+    ffmpeg -f lavfi -i color=c=red:s=320x240:r=30:d=2 -f lavfi -i color=c=blue:s=320x240:r=30:d=2
+           -filter_complex "concat=n=2,drawbox=..." -c:v libx264 -preset ultrafast -pix_fmt yuv420p OUT
+    """
+    from media import make_video
+
+    return make_video(path, seconds=4, width=320, height=240, fps=30)
+
+
+MEDIA: dict[str, tuple[str, Callable[[Path], Path]]] = {
+    "base-1s": ("base.mp4", _media_base),
+    "cut-source": ("source.mp4", _media_cut_source),
+    "silent": ("silent clip.mp4", _media_silent),
+}
+
+
+def tiny_media(name: str, folder: Path) -> Path:
+    """The generated video ``name`` of ``MEDIA`` under ``folder``, made with ffmpeg on first use."""
+    if name not in MEDIA:
+        raise KeyError(f"no test media {name!r}; known: {', '.join(MEDIA)}")
+    key = (name, Path(folder))
+    if key not in _written:
+        file_name, build = MEDIA[name]
         Path(folder).mkdir(parents=True, exist_ok=True)
         _written[key] = build(Path(folder) / file_name)
     return _written[key]
