@@ -10,7 +10,10 @@ path afterwards. The weights are seeded, so every test folder sees the same numb
   in the official ``{"meta", "state_dict"}`` .pth layout (tests/search/searchkit.py ``random_head``);
 - ``head-marker``: hand-set weights whose class score grows with a marker in the features
   (searchkit ``build_marker_head``), official layout;
-- ``head-tacos``: ``head-random`` saved in the r2cli safetensors layout with the TACoS preset.
+- ``head-tacos``: ``head-random`` saved in the r2cli safetensors layout with the TACoS preset;
+- ``head-grounding``: a QVHighlights-architecture head (boundary head included, seed 7, gate/scale
+  drawn) in the r2cli safetensors layout;
+- ``head-saliency``: a saliency-only TVSum head (no boundary head, seed 11) in the official .pth layout.
 
 ``MEDIA`` registers the shared generated videos the same way (``tiny_media(name, folder)``); each
 builder's docstring gives its ffmpeg command (the lavfi recipes themselves live in tests/media.py).
@@ -56,11 +59,46 @@ def _head_tacos(path: Path) -> Path:
     return save_checkpoint(random_head(), path, preset="tacos")
 
 
+def _preset_head(seed: int, preset: str):
+    """A head of ``preset``'s architecture at the tiny CLIP's widths (64/64, 5 tokens, dims 32), random
+    weights under ``torch.manual_seed(seed)``, gate and scale drawn too (the official init leaves them at
+    0; random values make saliency vary)."""
+    import dataclasses
+
+    import torch
+
+    from r2cli.model import build_model, load_preset
+
+    torch.manual_seed(seed)
+    config = load_preset(preset).model.with_clip(64, 64, 5)
+    model = build_model(dataclasses.replace(config, dims=32))
+    with torch.no_grad():
+        model.adapter.gate.normal_()
+        model.adapter.scale.normal_()
+    return model.eval()
+
+
+def _head_grounding(path: Path) -> Path:
+    from r2cli.model.checkpoint import save_checkpoint
+
+    return save_checkpoint(_preset_head(7, "qvhighlights"), path)
+
+
+def _head_saliency(path: Path) -> Path:
+    import torch
+
+    model = _preset_head(11, "tvsum_bk")
+    torch.save({"meta": {"note": "r2cli summarize test head"}, "state_dict": model.state_dict()}, path)
+    return path
+
+
 TINY_MODELS: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "clip-tiny": ("tiny-clip-openai.pt", _clip_tiny),
     "head-random": ("tiny_random_head.pth", _head_random),
     "head-marker": ("tiny_marker_head.pth", _head_marker),
     "head-tacos": ("tiny_tacos_head.safetensors", _head_tacos),
+    "head-grounding": ("grounding.safetensors", _head_grounding),
+    "head-saliency": ("saliency_only.pth", _head_saliency),
 }
 
 _written: dict[tuple[str, Path], Path] = {}
