@@ -66,11 +66,55 @@ def ffmpeg() -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_clip_path(tmp_path_factory) -> Path:
-    """A tiny random CLIP in OpenAI state-dict format (5 layers per tower, 64 px images)."""
-    from tiny_clip import write_tiny_openai_clip
+def tiny_model_path(tmp_path_factory):
+    """``tiny_model_path(name)``: the file of a tiny model of tests/fixtures.py ``TINY_MODELS``,
+    written once per session."""
+    from fixtures import tiny_model
 
-    return write_tiny_openai_clip(tmp_path_factory.mktemp("weights") / "tiny-clip-openai.pt")
+    folder = tmp_path_factory.mktemp("weights")
+    return lambda name: tiny_model(name, folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_media_path(ffmpeg, tmp_path_factory):
+    """``tiny_media_path(name)``: a generated video of tests/fixtures.py ``MEDIA``, made once per session."""
+    from fixtures import tiny_media
+
+    folder = tmp_path_factory.mktemp("media")
+    return lambda name: tiny_media(name, folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_path(tiny_model_path) -> Path:
+    """A tiny random CLIP in OpenAI state-dict format (5 layers per tower, 64 px images)."""
+    return tiny_model_path("clip-tiny")
+
+
+@pytest.fixture(scope="session")
+def random_head_path(tiny_model_path) -> Path:
+    """A random head (dims 32) at the tiny CLIP's widths, official .pth layout."""
+    return tiny_model_path("head-random")
+
+
+@pytest.fixture(scope="session")
+def marker_head_path(tiny_model_path) -> Path:
+    """A hand-set head whose score follows a marker in the features, official .pth layout."""
+    return tiny_model_path("head-marker")
+
+
+@pytest.fixture(scope="session")
+def tacos_head_path(tiny_model_path) -> Path:
+    """The random head saved in the r2cli layout with the TACoS preset (0.5 fps, no rounding, linear
+    NMS, whole videos up to 1,404 s): a checkpoint whose preset is not QVHighlights."""
+    return tiny_model_path("head-tacos")
+
+
+@pytest.fixture(scope="session")
+def tiny_tower(tiny_clip_path):
+    """The tiny CLIP loaded once on the CPU through load_clip(path)."""
+    from r2cli.features.clip import load_clip
+
+    return load_clip(tiny_clip_path, device="cpu")
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "search"))  # searchkit: tiny heads, archives
 
-from searchkit import ArchiveVideo, build_archive, random_features, random_head, run_cli, save_official  # noqa: E402
+from searchkit import ArchiveVideo, build_archive, random_features, run_cli  # noqa: E402
 
 QUERIES = ["a red scene", "someone opens a door"]
 
@@ -32,12 +32,9 @@ def archive(tmp_path, tiny_clip_path):
 
 
 @pytest.fixture(params=["qvhighlights", "tacos"])
-def head(request, tmp_path):
-    if request.param == "qvhighlights":
-        return request.param, save_official(random_head(), tmp_path / "head.pth")
-    from r2cli.model.checkpoint import save_checkpoint
-
-    return request.param, save_checkpoint(random_head(), tmp_path / "head.safetensors", preset="tacos")
+def head(request, tiny_model_path):
+    """The registry's random head: official layout (QVHighlights), or r2cli layout with the TACoS preset."""
+    return request.param, tiny_model_path("head-random" if request.param == "qvhighlights" else "head-tacos")
 
 
 def _frame(path: Path) -> pd.DataFrame:

@@ -55,15 +55,9 @@ def workspace(tmp_path, catalog_url):
 
 
 @pytest.fixture(scope="session")
-def base_clip(ffmpeg, tmp_path_factory) -> Path:
-    """A 1 s 64x48 red/blue clip at 10 fps.
-
-    ffmpeg -f lavfi -i color=c=red:s=64x48:r=10:d=0.5 -f lavfi -i color=c=blue:s=64x48:r=10:d=0.5
-           -filter_complex "concat=n=2,drawbox=..." -c:v libx264 -preset ultrafast -pix_fmt yuv420p base.mp4
-    """
-    from media import make_video
-
-    return make_video(tmp_path_factory.mktemp("base") / "base.mp4", seconds=1, width=64, height=48, fps=10)
+def base_clip(tiny_media_path) -> Path:
+    """A 1 s 64x48 red/blue clip at 10 fps (tests/fixtures.py ``MEDIA["base-1s"]``)."""
+    return tiny_media_path("base-1s")
 
 
 @pytest.fixture

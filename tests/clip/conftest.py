@@ -39,11 +39,3 @@ def clip_parity_cases(parity_dir, tmp_path_factory) -> list[ParityCase]:
         torch.save(dict(data["state_dict"]), weights)  # what a user passes with --clip-weights
         cases.append(ParityCase(file.name, data, load_clip(weights, device="cpu"), weights))
     return cases
-
-
-@pytest.fixture(scope="session")
-def tiny_tower(tiny_clip_path):
-    """The tiny random CLIP of tests/tiny_clip.py loaded through load_clip(path)."""
-    from r2cli.features.clip import load_clip
-
-    return load_clip(tiny_clip_path, device="cpu")

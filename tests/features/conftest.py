@@ -1,4 +1,6 @@
-"""Fixtures of the feature tests: the tiny CLIP loaded once."""
+"""Fixtures of the feature tests: the registry's tiny CLIP (tests/fixtures.py) loaded once with a
+batch of 4 frames, so the feature tests cross batch boundaries on short clips (the root
+``tiny_tower`` uses load_clip's default batch)."""
 
 from __future__ import annotations
 

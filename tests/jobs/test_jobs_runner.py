@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "search"))  # searchkit: tiny heads, CLI helper
 
-from searchkit import random_head, run_cli, save_official  # noqa: E402
+from searchkit import run_cli  # noqa: E402
 
 
 @pytest.fixture
@@ -23,8 +23,8 @@ def media(tmp_path, ffmpeg):
 
 
 @pytest.fixture
-def job_file(tmp_path, media, tiny_clip_path):
-    head = save_official(random_head(), tmp_path / "head.pth")
+def job_file(tmp_path, media, tiny_clip_path, random_head_path):
+    head = random_head_path
     path = tmp_path / "jobs" / "demo.toml"
     path.parent.mkdir()
     path.write_text(

@@ -10,15 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "search"))  # searchkit: tiny heads
-
-from searchkit import random_head, save_official  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE_VIDEO = "<img src=x onerror=alert(1)>.mp4"
@@ -41,8 +36,8 @@ def _env(**values: str):
 
 
 @pytest.fixture(scope="session")
-def tiny_head_path(tmp_path_factory) -> Path:
-    return save_official(random_head(), tmp_path_factory.mktemp("report-head") / "tiny_head.pth")
+def tiny_head_path(random_head_path) -> Path:
+    return random_head_path
 
 
 @pytest.fixture(scope="session")

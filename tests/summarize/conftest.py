@@ -22,9 +22,6 @@ from pathlib import Path
 import pytest
 
 TITLE = "Three coloured scenes"
-TOKENS = 5  # tiny CLIP: (64 / 32)^2 + 1
-VIDEO_WIDTH = 64
-TEXT_WIDTH = 64
 
 
 @dataclass
@@ -38,46 +35,15 @@ class Archive:
 
 
 @pytest.fixture(scope="session")
-def tiny_tower(tiny_clip_path):
-    from r2cli.features.clip import load_clip
-
-    return load_clip(str(tiny_clip_path), device="cpu")
-
-
-def _tiny_head(seed: int, *, preset: str):
-    """A head of ``preset``'s architecture at the tiny CLIP's widths (dims 32), random weights."""
-    import dataclasses
-
-    import torch
-
-    from r2cli.model import build_model, load_preset
-
-    torch.manual_seed(seed)
-    config = load_preset(preset).model.with_clip(VIDEO_WIDTH, TEXT_WIDTH, TOKENS)
-    model = build_model(dataclasses.replace(config, dims=32))
-    with torch.no_grad():  # the official init leaves gate/scale at 0; random values make saliency vary
-        model.adapter.gate.normal_()
-        model.adapter.scale.normal_()
-    return model.eval()
-
-
-@pytest.fixture(scope="session")
-def head_path(tmp_path_factory, tiny_clip_path) -> Path:
+def head_path(tiny_model_path) -> Path:
     """A random grounding head (boundary head included) in the r2cli safetensors layout."""
-    from r2cli.model.checkpoint import save_checkpoint
-
-    return save_checkpoint(_tiny_head(7, preset="qvhighlights"), tmp_path_factory.mktemp("heads") / "grounding.safetensors")
+    return tiny_model_path("head-grounding")
 
 
 @pytest.fixture(scope="session")
-def saliency_head_path(tmp_path_factory) -> Path:
+def saliency_head_path(tiny_model_path) -> Path:
     """A random saliency-only head (no boundary head, like the TVSum/YouTube heads) in the official .pth layout."""
-    import torch
-
-    model = _tiny_head(11, preset="tvsum_bk")
-    path = tmp_path_factory.mktemp("heads") / "saliency_only.pth"
-    torch.save({"meta": {"note": "r2cli summarize test head"}, "state_dict": model.state_dict()}, path)
-    return path
+    return tiny_model_path("head-saliency")
 
 
 @pytest.fixture(scope="session")
