@@ -103,7 +103,7 @@ def main() -> None:
 
     import torch
 
-    from r2cli.features.extract import extract_features, index_archive
+    from r2cli.features.extract import extract_features
     from r2cli.paths import resolve_workspace
 
     load0 = os.getloadavg()
