@@ -375,8 +375,10 @@ def extract_on_ray(
         actor_device, threads = "cuda", None
     else:
         pool = actors or max(1, cpus // 2)
-        per_actor = max(1, cpus // (2 * pool)) if cpus > 1 else 1
-        actor_args, actor_device, threads = {"num_cpus": per_actor}, "cpu", per_actor
+        # The actors together must leave a CPU to the decode tasks, or those never start: with
+        # more actors than that, each asks for a fraction of a CPU (Ray's accounting, not a limit).
+        per_actor = min(1.0, max(cpus - 1, 0.5) / pool)
+        actor_args, actor_device, threads = {"num_cpus": per_actor}, "cpu", 1
     stats.actors = pool
 
     rows = [{"item": s.item, "segment": s.number, "start_clip": s.start_clip,
@@ -385,7 +387,7 @@ def extract_on_ray(
             for s in segments]
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
     dataset = dataset.map_batches(
-        decode_segment_batches, batch_size=1, num_cpus=1, max_retries=3,
+        decode_segment_batches, batch_size=1, num_cpus=1 if cpus > 1 else 0.5, max_retries=3,
         fn_kwargs={"settings": settings.to_dict(), "threads": decode_threads, "chunk_frames": chunk_frames},
     )
     dataset = dataset.map_batches(

@@ -123,9 +123,12 @@ def test_ctrl_c_stops_every_ffmpeg_at_once_and_leaves_no_partial_file(ffmpeg, lo
         for i, a in enumerate((0.0, 30.0))], tmp_path / "moments.parquet")
     out = tmp_path / "clips"
     env = _env(R2CLI_FFMPEG=str(_slow_ffmpeg(ffmpeg, tmp_path)))
+    # As from a terminal: Ctrl-C's signal is not ignored (a test run started in the background of a
+    # non-interactive shell inherits SIGINT ignored, and Python then installs no KeyboardInterrupt)
     cutter = subprocess.Popen([sys.executable, "-m", "r2cli.cli.main", "cut", str(results), "--out", str(out), "--jobs",
                                "2", "--workspace", str(tmp_path / "ws")], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     children: list[tuple[int, str]] = []
     try:
         deadline = time.monotonic() + 60
