@@ -126,16 +126,3 @@ def test_unreachable_cluster_is_one_error_line(archive, tiny_clip_path, tmp_path
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "cannot reach the Ray cluster at 127.0.0.2:" in lines[0]
     assert "Traceback" not in result.stderr
-
-
-def test_as_many_actors_as_cpus_still_leaves_the_decode_tasks_a_cpu(ray_cluster, archive, tiny_clip_path,
-                                                                     local_features, tmp_path, monkeypatch):
-    """Two CLIP actors on a two-CPU cluster used to take every CPU, and the decode tasks never started."""
-    import functools
-
-    import r2cli.distributed.index as engine
-
-    monkeypatch.setattr(engine, "extract_on_ray", functools.partial(engine.extract_on_ray, actors=2))
-    result = _index(tmp_path / "ws", archive, tiny_clip_path, ray=ray_cluster.address)
-    assert result.features.videos_extracted == 6 and result.features.videos_failed == 0
-    assert _feature_files(tmp_path / "ws") == local_features
