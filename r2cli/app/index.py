@@ -9,7 +9,7 @@ one-line ``MissingWeightsError``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,9 @@ from r2cli.errors import InputError
 from r2cli.features.store import FEATURE_FPS
 from r2cli.media.frames import GEOMETRIES, GEOMETRY_DISPLAY
 from r2cli.progress import NULL_REPORTER, Reporter
+
+# how `index --watch` notices changes (r2cli.app.watch): chosen per folder by file system, or forced
+WATCH_MODES = ("auto", "inotify", "poll")
 
 if TYPE_CHECKING:  # pragma: no cover
     from r2cli.catalog.scan import ScanReport
@@ -64,6 +67,20 @@ class IndexOptions(Options):
         None, check=ray_address_rule,
         help="Extract on Ray: 'local' starts an instance on this machine, HOST:PORT joins a cluster whose nodes "
              "all mount the workspace. Default: $R2CLI_RAY_ADDRESS, else no Ray (one process).")
+    watch: bool = option(
+        False, help="Keep running: index the folders, then index new and changed files as they settle, mark "
+                    "deleted ones missing, follow renames (stop with Ctrl-C or SIGTERM).")
+    settle: float = option(
+        10.0, above=0, maximum=86400,
+        help="With --watch: seconds a file's size and mtime must stay the same before it is indexed "
+             "(a file still being copied is never read).")
+    watch_mode: str = option(
+        "auto", choices=WATCH_MODES,
+        help="With --watch: how changes are noticed. auto: inotify (the OS's native events) on local disks, "
+             "polling on network file systems (NFS, SMB/CIFS, sshfs ...); inotify; or poll.")
+    poll_interval: float = option(
+        5.0, above=0, maximum=3600,
+        help="With --watch: seconds between two looks at a polled folder (each look lists the whole tree).")
 
     def check(self) -> tuple[tuple[str, ...], str] | None:
         if self.paths is None:
@@ -72,6 +89,11 @@ class IndexOptions(Options):
             return ("paths",), "{0} must list at least one folder or file"
         if self.verify and not self.features:
             return ("verify", "features"), "{0} needs {1} (it re-extracts what fails)"
+        if self.watch and self.dry_run:
+            return ("dry_run", "watch"), "{0} cannot be combined with {1} (a watch writes the catalog)"
+        if self.watch and self.strict:
+            return ("strict", "watch"), ("{0} cannot be combined with {1} (a watch does not end on a failed file; "
+                                         "failures are logged and recorded in the catalog)")
         return None
 
 
@@ -121,8 +143,14 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Reporter = NULL_REPORTER) -> IndexResult:
+def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Reporter = NULL_REPORTER,
+              hold: Sequence[str] = (), gone: Sequence[str] = ()) -> IndexResult:
     """Scan ``options.paths`` into the catalog, then extract features of the videos found there.
+
+    ``hold`` and ``gone`` are for a folder watch (``r2cli.app.watch``), which calls this once per
+    batch of settled files: ``hold`` are files still being written (left alone), ``gone`` are
+    paths it saw disappear (their rows are marked missing); ``options.paths`` may then be empty.
+    ``options.watch`` is not looked at here.
 
     Raises:
         UsageError, CatalogBusyError, CatalogError, MissingDependencyError: as ``scan_archive``.
@@ -135,8 +163,8 @@ def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Report
 
     paths = [str(p) for p in options.paths or ()]
     scan = scan_archive(paths, workspace, extensions=options.extensions, ignore=options.ignore,
-                        dry_run=options.dry_run, reporter=reporter, lock_timeout=options.wait)
-    if not options.features or options.dry_run:
+                        dry_run=options.dry_run, reporter=reporter, lock_timeout=options.wait, hold=hold, gone=gone)
+    if not options.features or options.dry_run or not paths:
         return IndexResult(options=options, scan=scan, features=None)
     try:
         extracted = extract_features(

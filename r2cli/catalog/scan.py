@@ -8,7 +8,10 @@ Rules (one row per path in ``videos``):
   takes the new path (its probe results and features stay valid). Two live copies of one
   content are two rows.
 - **missing**: a row under a scanned folder whose file no longer exists is marked ``missing``
-  (kept, with its metadata and error), never deleted.
+  (kept, with its metadata and error), never deleted. A caller that saw paths go (``gone``: a
+  folder watch) has the rows at or under them swept the same way, without walking anything.
+- **held**: paths the caller says are still being written (``hold``: a folder watch waiting for a
+  copy to finish) are left alone: neither read, nor fingerprinted, nor marked missing.
 - **errors**: every path that ends the run in ``error`` state: unreadable, empty, truncated or
   non-video files, directories named like videos, symlink loops, special files. The error is
   recorded on the path's row and listed in the report; the run goes on. An unchanged file that
@@ -32,8 +35,8 @@ from r2cli.catalog.walk import DEFAULT_EXTENSIONS, _Entry, normalize_extensions,
 from r2cli.errors import InputError, MediaError, UsageError
 from r2cli.progress import NULL_REPORTER, Reporter
 
-__all__ = ["DEFAULT_EXTENSIONS", "FileError", "ScanFailedError", "ScanReport", "normalize_extensions", "scan_archive",
-           "walk"]
+__all__ = ["DEFAULT_EXTENSIONS", "FileError", "PathChange", "ScanFailedError", "ScanReport", "normalize_extensions",
+           "scan_archive", "walk"]
 
 if TYPE_CHECKING:
     from r2cli.catalog.db import Catalog
@@ -56,6 +59,19 @@ class FileError:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class PathChange:
+    """What a scan did to one path that was not unchanged (a line of a folder watch's log)."""
+
+    path: str
+    outcome: str  # "new" | "updated" | "moved" | "errors" | "ignored" | "missing"
+    previous: str | None = None  # "moved": the path the row had before
+    error: str | None = None  # "errors" and "ignored": why
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
 class ScanReport:
     """What one scan did. Each path seen lands in exactly one of new/updated/unchanged/moved/errors."""
@@ -71,9 +87,11 @@ class ScanReport:
     errors: int = 0  # paths in error state at the end of the run
     probed: int = 0  # ffprobe calls made
     ignored: int = 0  # paths skipped by an ignore glob or as r2cli's own output folders
+    held: int = 0  # paths left alone because the caller said they are still being written
     file_errors: list[FileError] = field(default_factory=list)
     ignored_paths: list[FileError] = field(default_factory=list)  # skipped folders and why (not ignore globs)
     outside_roots: list[str] = field(default_factory=list)  # files found through symlinks leading outside roots
+    changes: list[PathChange] = field(default_factory=list)  # every path not unchanged, in scan order
     elapsed: float = 0.0  # seconds
 
     @property
@@ -84,7 +102,7 @@ class ScanReport:
     def to_dict(self) -> dict:
         data = asdict(self)
         # kept out of the JSON document (its keys are pinned by tests/catalog): in the text output only
-        del data["ignored_paths"], data["outside_roots"]
+        del data["ignored_paths"], data["outside_roots"], data["changes"], data["held"]
         data["seen"] = self.seen
         data["elapsed"] = round(self.elapsed, 3)
         return data
@@ -140,6 +158,8 @@ def scan_archive(
     strict: bool = False,
     reporter: Reporter = NULL_REPORTER,
     lock_timeout: float = 0.0,
+    hold: Iterable[str | os.PathLike] = (),
+    gone: Iterable[str | os.PathLike] = (),
 ) -> ScanReport:
     """Bring the catalog up to date with the videos under ``paths``.
 
@@ -154,9 +174,14 @@ def scan_archive(
         strict: raise ``ScanFailedError`` at the end when any path failed (all work is kept).
         reporter: progress events (stages ``walk`` and ``index``).
         lock_timeout: seconds to wait for another writer before ``CatalogBusyError``.
+        hold: files still being written (a folder watch's unsettled files): skipped by the walk,
+            not fingerprinted, not marked missing; counted in ``held``.
+        gone: paths (files or folders) the caller saw disappear: the rows at or under them whose
+            file no longer exists are marked missing, as for a scanned folder, without walking
+            them. ``paths`` may then be empty.
 
     Raises:
-        UsageError: no paths, a path that does not exist, bad extensions, negative lock_timeout.
+        UsageError: no paths (and nothing gone), a path that does not exist, bad extensions, negative lock_timeout.
         CatalogBusyError: another process is writing to the catalog.
         CatalogError: the catalog cannot be opened or written.
         MissingDependencyError: ffprobe is not installed (only when there is something to probe).
@@ -165,7 +190,8 @@ def scan_archive(
     from r2cli.catalog.db import Catalog, catalog_exists, describe_url
 
     started = time.monotonic()
-    if not paths:
+    gone_paths = sorted({os.path.abspath(os.fspath(p)) for p in gone})
+    if not paths and not gone_paths:
         raise UsageError("index needs at least one folder or file, e.g. `r2cli index ./archive`")
     roots: list[str] = []
     for raw in paths:
@@ -180,7 +206,8 @@ def scan_archive(
 
     report = ScanReport(roots=roots, catalog=describe_url(workspace.catalog_url), dry_run=dry_run)
     # Rows are keyed by real paths; the "missing" sweep must also match rows under resolved roots.
-    sweep_roots = sorted(set(roots) | {os.path.realpath(r) for r in roots})
+    sweep_roots = sorted(set(roots) | {os.path.realpath(r) for r in roots} | set(gone_paths))
+    held = {os.path.realpath(os.fspath(p)) for p in hold}
 
     def count_ignored(path: str, reason: str | None = None) -> None:
         report.ignored += 1
@@ -195,6 +222,10 @@ def scan_archive(
             count_ignored(os.fsencode(entry.path).decode("utf-8", "backslashreplace"),
                           "the file name is not valid UTF-8, so the catalog cannot store it; rename the file "
                           "(e.g. `convmv -f latin1 -t utf-8 --notest FILE`)")
+            reporter.advance(WALK_STAGE, 1)
+            continue
+        if entry.path in held:
+            report.held += 1
             reporter.advance(WALK_STAGE, 1)
             continue
         entries.append(entry)
@@ -229,6 +260,7 @@ class _Indexer:
         self.reporter = reporter
         self.ffprobe: str | None = None
         self._untouched: list[int] = []  # unchanged rows whose last_seen is still to be written
+        self._moved_from: dict[str, str] = {}  # new path -> the path its row had (for the report's changes)
 
     def run(self, entries: list[_Entry], sweep_roots: list[str]) -> None:
         self.reporter.begin(INDEX_STAGE, len(entries), unit="files")
@@ -237,6 +269,8 @@ class _Indexer:
             seen.add(entry.path)
             outcome = self._one(entry)
             setattr(self.report, outcome, getattr(self.report, outcome) + 1)
+            if outcome != "unchanged":
+                self._record_change(entry.path, outcome)
             r = self.report
             self.reporter.advance(
                 INDEX_STAGE, 1, new=r.new, updated=r.updated, moved=r.moved, unchanged=r.unchanged, errors=r.errors
@@ -244,6 +278,16 @@ class _Indexer:
         self._flush_touches()
         self.reporter.end(INDEX_STAGE)
         self._sweep_missing(seen, sweep_roots)
+
+    def _record_change(self, path: str, outcome: str) -> None:
+        previous = error = None
+        if outcome == "moved":
+            previous = self._moved_from.pop(path, None)
+        elif outcome == "errors":
+            error = next((e.error for e in reversed(self.report.file_errors) if e.path == path), None)
+        elif outcome == "ignored":
+            error = next((e.error for e in reversed(self.report.ignored_paths) if e.path == path), None)
+        self.report.changes.append(PathChange(path, outcome, previous=previous, error=error))
 
     # -- one path ------------------------------------------------------------------------
     def _one(self, entry: _Entry) -> str:
@@ -338,6 +382,7 @@ class _Indexer:
         with self.catalog.session(immediate=True) as session:
             row = session.get(Video, source.id)
             assert row is not None
+            self._moved_from[entry.path] = row.path
             row.path = entry.path
             row.size = st.st_size
             row.mtime = st.st_mtime
@@ -420,6 +465,7 @@ class _Indexer:
                 if row.path in seen or not _under(row.path, sweep_roots) or os.path.lexists(row.path):
                     continue
                 row.status = "missing"
+                self.report.changes.append(PathChange(row.path, "missing"))
             session.flush()
             self.report.missing = sum(
                 1 for path in session.scalars(select(Video.path).where(Video.status == "missing"))

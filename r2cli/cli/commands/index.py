@@ -6,6 +6,8 @@ Thin: flags (each defaulting to None, so ``IndexOptions`` owns the defaults) -> 
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -115,6 +117,18 @@ def register(app: typer.Typer) -> None:
         ray: Annotated[
             Optional[str], typer.Option("--ray", metavar="local|HOST:PORT", help=_help("ray"), show_default=False)
         ] = None,
+        watch: Annotated[bool, typer.Option("--watch", help=_help("watch"))] = False,
+        settle: Annotated[
+            Optional[float], typer.Option("--settle", metavar="SECONDS", help=_help("settle"), show_default=False)
+        ] = None,
+        watch_mode: Annotated[
+            Optional[str],
+            typer.Option("--watch-mode", metavar="auto|inotify|poll", help=_help("watch_mode"), show_default=False),
+        ] = None,
+        poll_interval: Annotated[
+            Optional[float],
+            typer.Option("--poll-interval", metavar="SECONDS", help=_help("poll_interval"), show_default=False),
+        ] = None,
         json_output: JsonOpt = False,
         workspace: WorkspaceOpt = None,
         catalog: CatalogOpt = None,
@@ -127,7 +141,13 @@ def register(app: typer.Typer) -> None:
         4 CLIP layers of one frame per clip) are stored once per video content and settings; a
         re-run only extracts what is missing, and --verify re-extracts damaged files.
 
+        With --watch it keeps running: new and changed files are indexed once their size and mtime
+        have stayed the same for --settle seconds, deleted ones are marked missing, renamed ones keep
+        their features; one line per event (JSON lines with --json); Ctrl-C or SIGTERM stops it.
+
         Example:  r2cli index ./archive --ext mp4 --ext mkv --ignore 'proxies' --device auto
+
+        Example:  r2cli index /mnt/incoming --watch --settle 30 --json
         """
         from pathlib import Path
 
@@ -137,8 +157,12 @@ def register(app: typer.Typer) -> None:
             paths=[Path(p) for p in paths], extensions=ext or None, ignore=ignore or None, dry_run=dry_run or None,
             strict=strict or None, wait=wait, features=features, clip_weights=clip_weights, fps=fps,
             geometry=geometry, device=device, batch_size=batch_size, verify=verify or None, ray=ray,
+            watch=watch or None, settle=settle, watch_mode=watch_mode, poll_interval=poll_interval,
         )
         ws = workspace_from(workspace, catalog)
+        if options.watch:
+            _watch(ws, options, json_output)
+            return
         with RichReporter() as reporter:
             result = run_index(ws, options, reporter=reporter)
         if json_output:
@@ -150,3 +174,57 @@ def register(app: typer.Typer) -> None:
         problem = result.strict_error()
         if problem is not None:
             raise problem
+
+
+def _watch(workspace, options: IndexOptions, json_output: bool) -> None:
+    """``index --watch``: one line per event on stdout until Ctrl-C or SIGTERM (exit code 0)."""
+    import signal
+
+    from r2cli.app.watch import watch_index
+
+    def on_event(event) -> None:
+        line = json.dumps(event.to_dict(), ensure_ascii=False, default=str) if json_output else watch_line(event)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def on_sigterm(signum, frame) -> None:
+        raise KeyboardInterrupt  # the same clean stop as Ctrl-C (a batch in flight is abandoned, its commits kept)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        # progress bars of each batch would bury the event lines; warnings still reach stderr
+        watch_index(workspace, options, on_event=on_event, reporter=RichReporter(enabled=False))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def watch_line(event) -> str:
+    """One line of ``index --watch``'s log: ``TIME EVENT PATH DETAIL`` (control characters escaped)."""
+    from r2cli.cli.commands.search import printable
+
+    data = event.to_dict()
+    detail = dict(event.detail)
+    text = ""
+    if event.kind == "watching":
+        fs = f", {detail['file_system']}" if detail.get("file_system") else ""
+        text = f"({detail['mode']}{fs}; settle {detail['settle']:g} s)"
+    elif event.kind == "scan":
+        text = ", ".join(f"{detail[k]} {k}" for k in ("new", "updated", "moved", "unchanged", "missing", "errors",
+                                                        "held")) + f" in {detail['seconds']:g} s"
+    elif event.kind == "moved":
+        text = f"(from {printable(detail.get('previous') or '?')})"
+    elif event.kind == "features":
+        text = (f"{detail['extracted']} extracted, {detail['skipped']} up to date, {detail['failed']} failed "
+                f"in {detail['seconds']:g} s")
+    elif event.kind in ("busy", "failed"):
+        text = f"{detail.get('message') or detail.get('error')}; retry in {detail['retry_in']:g} s"
+    elif event.kind == "stopped":
+        text = f"({detail['reason']})"
+    else:
+        text = str(detail.get("error") or detail.get("message") or detail.get("reason") or "")
+    parts = [data["time"], f"{event.kind:<8}"]
+    if event.path is not None:
+        parts.append(event.path + (":" if text and event.kind in ("error", "features-failed", "ignored") else ""))
+    if text:
+        parts.append(text)
+    return printable(" ".join(parts))
