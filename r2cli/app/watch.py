@@ -524,7 +524,7 @@ class _Watch:
                 detail["error"] = change.error
             self.emit("error" if change.outcome == "errors" else change.outcome, change.path, **detail)
         extracted = result.features
-        if extracted is not None and (extracted.videos_extracted or extracted.videos_failed or extracted.videos_repaired):
+        if extracted is not None:
             self.emit("features", None, extracted=extracted.videos_extracted, skipped=extracted.videos_skipped,
                       failed=extracted.videos_failed, clips=extracted.clips, seconds=round(extracted.wall_seconds, 3))
             for failure in extracted.failures:
