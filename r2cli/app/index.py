@@ -67,19 +67,21 @@ class IndexOptions(Options):
         None, check=ray_address_rule,
         help="Extract on Ray: 'local' starts an instance on this machine, HOST:PORT joins a cluster whose nodes "
              "all mount the workspace. Default: $R2CLI_RAY_ADDRESS, else no Ray (one process).")
+    # The watch is command-line only: a job's steps run once, in turn, and the job ends; a watch is a
+    # service (docs/r2cli-watch.service runs `r2cli index --watch`).
     watch: bool = option(
-        False, help="Keep running: index the folders, then index new and changed files as they settle, mark "
+        False, job=False, help="Keep running: index the folders, then index new and changed files as they settle, mark "
                     "deleted ones missing, follow renames (stop with Ctrl-C or SIGTERM).")
     settle: float = option(
-        10.0, above=0, maximum=86400,
+        10.0, above=0, maximum=86400, job=False,
         help="With --watch: seconds a file's size and mtime must stay the same before it is indexed "
              "(a file still being copied is never read).")
     watch_mode: str = option(
-        "auto", choices=WATCH_MODES,
+        "auto", choices=WATCH_MODES, job=False,
         help="With --watch: how changes are noticed. auto: inotify (the OS's native events) on local disks, "
              "polling on network file systems (NFS, SMB/CIFS, sshfs ...); inotify; or poll.")
     poll_interval: float = option(
-        5.0, above=0, maximum=3600,
+        5.0, above=0, maximum=3600, job=False,
         help="With --watch: seconds between two looks at a polled folder (each look lists the whole tree).")
 
     def check(self) -> tuple[tuple[str, ...], str] | None:

@@ -127,8 +127,11 @@ def test_watch_rules_name_the_flag_and_the_job_key(tmp_path):
         IndexOptions.from_flags(paths=[tmp_path], watch=True, dry_run=True)
     with pytest.raises(UsageError, match=r"--strict cannot be combined with --watch"):
         IndexOptions.from_flags(paths=[tmp_path], watch=True, strict=True)
-    with pytest.raises(InputError, match=r"job.toml: \[index\].poll_interval must be in \(0, 3600\], got -1"):
-        IndexOptions.from_table({"paths": ["a"], "poll_interval": -1}, where="job.toml: [index]", base=tmp_path)
+    with pytest.raises(UsageError, match=r"--poll-interval must be in \(0, 3600\], got -1"):
+        IndexOptions.from_flags(paths=[tmp_path], watch=True, poll_interval=-1)
+    for key in ("watch", "settle", "watch_mode", "poll_interval"):  # a job runs once; a watch is a service
+        with pytest.raises(InputError, match=rf"job.toml: \[index\] has unknown key '{key}'"):
+            IndexOptions.from_table({"paths": ["a"], key: True}, where="job.toml: [index]", base=tmp_path)
     assert IndexOptions.help("settle").endswith("Default: 10.0.")
 
 
