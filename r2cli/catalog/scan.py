@@ -460,17 +460,34 @@ class _Indexer:
 
         from r2cli.catalog.schema import Video
 
+        near = _under_clause(Video.path, sweep_roots)  # a watch's batch of a few files reads a few rows
         with self.catalog.session(immediate=True) as session:
-            for row in session.scalars(select(Video).where(Video.status != "missing")):
+            live = select(Video).where(Video.status != "missing")
+            for row in session.scalars(live if near is None else live.where(near)):
                 if row.path in seen or not _under(row.path, sweep_roots) or os.path.lexists(row.path):
                     continue
                 row.status = "missing"
                 self.report.changes.append(PathChange(row.path, "missing"))
             session.flush()
+            gone = select(Video.path).where(Video.status == "missing")
             self.report.missing = sum(
-                1 for path in session.scalars(select(Video.path).where(Video.status == "missing"))
-                if _under(path, sweep_roots)
+                1 for path in session.scalars(gone if near is None else gone.where(near)) if _under(path, sweep_roots)
             )
+
+
+_SQL_ROOTS = 100  # above this many roots the sweep reads every row (one OR term per root would get too deep)
+
+
+def _under_clause(column, roots: Sequence[str]):
+    """SQL keeping the rows at or under ``roots`` (a superset: LIKE may ignore case; ``_under`` decides), or None."""
+    from sqlalchemy import or_
+
+    if not roots or len(roots) > _SQL_ROOTS:
+        return None
+    terms = []
+    for root in roots:
+        terms += [column == root, column.startswith(root.rstrip(os.sep) + os.sep, autoescape=True)]
+    return or_(*terms)
 
 
 def _fingerprint(path: str) -> str:

@@ -56,3 +56,16 @@ def test_a_renamed_file_is_a_move_with_its_old_path(workspace, make_copy, tmp_pa
     report = scan_archive([str(new)], workspace, gone=[str(old)])
     assert (report.moved, report.probed, report.missing) == (1, 0, 0)  # not probed again, not left missing
     assert report.changes == [PathChange(str(new), "moved", previous=str(old))]
+
+
+def test_the_sweep_finds_rows_under_folders_with_like_wildcards_in_their_names(workspace, make_copy, tmp_path):
+    """The sweep reads only the rows under its roots (SQL LIKE): '%', '_' and '\\' in a name are literal."""
+    archive = tmp_path / "archive"
+    odd = archive / "100%_done \\ [v2]"
+    inside, sibling = make_copy(odd / "a.mp4", 1), make_copy(archive / "100%Xdone \\ [v2]" / "b.mp4", 2)
+    scan_archive([archive], workspace)
+    os.remove(inside)
+    os.remove(sibling)
+    report = scan_archive([], workspace, gone=[str(odd)])
+    assert [c.path for c in report.changes] == [str(inside)] and report.missing == 1
+    assert _status(workspace) == {str(inside): "missing", str(sibling): "ok"}
