@@ -91,6 +91,10 @@ class IndexOptions(Options):
             return ("paths",), "{0} must list at least one folder or file"
         if self.verify and not self.features:
             return ("verify", "features"), "{0} needs {1} (it re-extracts what fails)"
+        if not self.watch:
+            for name in ("settle", "watch_mode", "poll_interval"):
+                if getattr(self, name) != type(self).default(name):
+                    return (name, "watch"), "{0} needs {1}"
         if self.watch and self.dry_run:
             return ("dry_run", "watch"), "{0} cannot be combined with {1} (a watch writes the catalog)"
         if self.watch and self.strict:

@@ -19,8 +19,8 @@ The watch is ``run_index`` called again and again, never a second indexing path:
    again later; nothing pending is dropped.
 
 Each thing that happens is a ``WatchEvent`` handed to ``on_event`` (the CLI prints one line per
-event, JSON with ``--json``); this module never prints. The watch ends when ``stop`` is set (within
-``_TICK_SECONDS``) or on ``KeyboardInterrupt`` (Ctrl-C, and SIGTERM as the CLI maps it), which also
+event, JSON with ``--json``); this module never prints. The watch ends when ``stop`` is set (noticed
+within ``_TICK_SECONDS`` between batches) or on ``KeyboardInterrupt`` (Ctrl-C, and SIGTERM as the CLI maps it), which also
 interrupts a batch in flight: the files committed so far stay, the next start finds the rest.
 """
 
@@ -281,7 +281,8 @@ def watch_index(
 
     ``options.watch`` need not be set; ``settle``, ``watch_mode`` and ``poll_interval`` apply.
 
-    Returns when ``stop`` is set or on ``KeyboardInterrupt`` (both end with a ``stopped`` event).
+    Returns when ``stop`` is set (seen between batches, within a quarter second) or on
+    ``KeyboardInterrupt``, which also abandons a batch in flight (both end with a ``stopped`` event).
 
     Raises:
         UsageError: a folder to watch is not a folder or file; ``watch_mode="inotify"`` where the OS

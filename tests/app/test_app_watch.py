@@ -123,6 +123,10 @@ def test_watch_rules_name_the_flag_and_the_job_key(tmp_path):
         IndexOptions.from_flags(paths=[tmp_path], watch=True, settle=0)
     with pytest.raises(UsageError, match=r"--watch-mode must be one of auto, inotify, poll, got 'fanotify'"):
         IndexOptions.from_flags(paths=[tmp_path], watch=True, watch_mode="fanotify")
+    with pytest.raises(UsageError, match=r"--settle needs --watch"):
+        IndexOptions.from_flags(paths=[tmp_path], settle=3)
+    with pytest.raises(UsageError, match=r"--watch-mode needs --watch"):
+        IndexOptions.from_flags(paths=[tmp_path], watch_mode="poll")
     with pytest.raises(UsageError, match=r"--dry-run cannot be combined with --watch"):
         IndexOptions.from_flags(paths=[tmp_path], watch=True, dry_run=True)
     with pytest.raises(UsageError, match=r"--strict cannot be combined with --watch"):
