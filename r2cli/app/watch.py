@@ -20,8 +20,8 @@ The watch is ``run_index`` called again and again, never a second indexing path:
 
 Each thing that happens is a ``WatchEvent`` handed to ``on_event`` (the CLI prints one line per
 event, JSON with ``--json``); this module never prints. The watch ends when ``stop`` is set (noticed
-within ``_TICK_SECONDS`` between batches) or on ``KeyboardInterrupt`` (Ctrl-C, and SIGTERM as the CLI maps it), which also
-interrupts a batch in flight: the files committed so far stay, the next start finds the rest.
+within ``_TICK_SECONDS`` between batches) or on ``KeyboardInterrupt`` (Ctrl-C, and SIGTERM as the CLI
+maps it), which also interrupts a batch in flight: the files committed so far stay, the next start finds the rest.
 """
 
 from __future__ import annotations
@@ -260,10 +260,11 @@ class _Filter:
                 folder = os.path.join(folder, name)
                 if os.path.isfile(os.path.join(folder, OUTPUT_MARKER)):
                     return False
-        return os.path.isfile(os.path.join(root, OUTPUT_MARKER)) is False
+        return not os.path.isfile(os.path.join(root, OUTPUT_MARKER))
 
     def wants_folder(self, path: str) -> bool:
-        return self.root_of(path) is not None and not (path == self.workspace or path.startswith(self.workspace + os.sep))
+        in_workspace = path == self.workspace or path.startswith(self.workspace + os.sep)
+        return self.root_of(path) is not None and not in_workspace
 
 
 # -- the watch ---------------------------------------------------------------------------------

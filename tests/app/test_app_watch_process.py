@@ -279,6 +279,34 @@ def test_a_signal_stops_the_watch_within_seconds(clip, tmp_path, watches, sig):
     assert watch.error_text() == ""
 
 
+def test_sigterm_in_the_middle_of_a_batch_stops_at_once_and_the_next_start_resumes(clip, tmp_path, watches):
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    for i in range(30):
+        distinct_copy(clip, incoming / f"clip_{i:02d}.mp4", str(i))
+    workspace = tmp_path / "ws"
+    watch = watches(incoming, workspace, "--settle", "0.3", "--no-features")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the start scan commits file by file
+        try:
+            if rows(workspace, "SELECT count(*) FROM videos")[0][0] >= 2:
+                break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.02)
+    sent = time.monotonic()
+    watch.process.send_signal(signal.SIGTERM)
+    code = watch.process.wait(timeout=10)
+    assert code == 0 and time.monotonic() - sent < 3.0, watch.error_text()
+    assert watch.wait_for("stopped")["reason"] == "interrupted" and not watch.of("scan")
+    done = rows(workspace, "SELECT count(*) FROM videos")[0][0]
+    assert 2 <= done < 30, "the start scan finished before it could be stopped"
+
+    again = watches(incoming, workspace, "--settle", "0.3", "--no-features")
+    scan = again.wait_for("scan")
+    assert (scan["new"], scan["unchanged"], scan["errors"]) == (30 - done, done, 0)
+
+
 def test_an_idle_watch_holds_no_lock_and_waits_for_a_busy_catalog(clip, tmp_path, watches):
     from r2cli.catalog import Catalog
 
