@@ -85,7 +85,7 @@ def test_edl_parses_back(source_video, silent_video, tmp_path):
     first, second, third = _edl_events(report.timeline, 25)
     assert first[1:3] == (25, 63)  # 2.5 s is frame 62.5: half rounds up
     assert first[0] == third[0] == "SOURCE" and second[0] == "SILENT_C"
-    assert first[5] == "source.mp4 red #1" and third[5] == "source.mp4 x y #3"
+    assert first[5] == "source.mp4 red #1" and third[5] == "source.mp4 x\\ny #3"  # a line break is shown, not kept
     assert second[6] == Path(silent_video).resolve().as_uri()
     # Record side: back to back from 00:00:00:00, each event as long as its source range.
     assert first[3] == 0
