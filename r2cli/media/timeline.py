@@ -271,6 +271,8 @@ def build_timeline(
         else:
             start, end = _frames(event, rate)
             total = seconds_to_frames(event.duration_s, rate) if event.duration_s else None
+            if total is None and format == "fcp7":  # its writer needs the media's length: at least the cut's end
+                total = end
         reference = otio.schema.ExternalReference(
             target_url=_file_url(event.path),
             available_range=tr(rt(0, rate), rt(total, rate)) if total else None,
