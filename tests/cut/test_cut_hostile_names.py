@@ -293,3 +293,17 @@ def test_an_error_naming_a_hostile_file_is_one_escaped_line(tmp_path, capsys):
     for char in FORBIDDEN:
         assert char not in err
     assert "gone \\x1b]0;owned\\x07\\n\\u202e.parquet" in err
+
+
+def test_a_reel_name_cannot_add_lines_to_the_concat_list(source_video, silent_video, tmp_path):
+    """The reel's pieces are listed for ffmpeg's concat demuxer by their own names, not through the
+    folder named after the reel: a reel name holding a line break and a ``file`` line is only a name."""
+    from r2cli.media.probe import probe
+    from r2cli.media.reels import make_reel
+    from r2cli.media.segments import Segment
+
+    reel = tmp_path / "reel\nfile 'injected.mp4'\n.mp4"
+    report = make_reel([Segment(str(source_video), 1.0, 2.0)], reel)
+    assert report.reel == str(reel) and report.counts()["written"] == 1
+    assert probe(reel).duration == pytest.approx(1.0, abs=2 / 25)  # the one piece, nothing injected
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == [reel.name]
