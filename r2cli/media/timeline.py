@@ -166,11 +166,14 @@ _RATE_TOLERANCE = 0.002  # fps: a source this close to a timecode rate (or its N
 
 def edl_timebase(fps: float) -> int:
     """The EDL timecode rate of a source: its nominal rate when SMPTE allows it (29.97 -> 30), else the
-    smallest SMPTE rate that is a multiple of it (10 -> 30, 12 -> 24, 5 -> 25), else 30."""
+    smallest SMPTE rate that is a multiple of it (10 -> 30, 12 -> 24, 5 -> 25, 20.41 -> 60), else the
+    largest that divides it (120 -> 60, 100 -> 50), else 30."""
     rate = nominal_rate(fps)
     if rate in SMPTE_RATES:
         return rate
-    return next((r for r in SMPTE_RATES if r % rate == 0), 30)
+    multiple = next((r for r in SMPTE_RATES if r % rate == 0), None)
+    divisor = next((r for r in reversed(SMPTE_RATES) if rate % r == 0), None)
+    return multiple or divisor or 30
 
 
 def editor_rate(fps: float) -> Fraction:

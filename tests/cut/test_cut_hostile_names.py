@@ -307,3 +307,31 @@ def test_a_reel_name_cannot_add_lines_to_the_concat_list(source_video, silent_vi
     assert report.reel == str(reel) and report.counts()["written"] == 1
     assert probe(reel).duration == pytest.approx(1.0, abs=2 / 25)  # the one piece, nothing injected
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == [reel.name]
+
+
+@pytest.mark.parametrize("fmt", ["edl", "otio", "fcpxml", "fcp7"])
+@pytest.mark.parametrize("fps", [1000 / 49, 24000 / 1001, 30000 / 1001, 50, 60000 / 1001, 1, 15, 120, 7])
+def test_any_rate_first_or_after_another_writes_and_reads_back(fmt, fps, tmp_path):
+    """The first source sets the EDL's timebase and the FCP sequence's rate: every rate may come first."""
+    from opentimelineio.opentime import RationalTime
+
+    from r2cli.media.timeline import TimelineEvent, editor_rate, rate_warnings, write_events
+
+    odd = TimelineEvent("/m/odd.mp4", 2.0, 5.0, fps=fps, name="odd #1", duration_s=9.0)
+    pal = TimelineEvent("/m/pal.mp4", 1.0, 2.0, fps=25, name="pal #2", duration_s=4.0)
+    for order in ([odd, pal], [pal, odd]):
+        path = write_events(fmt, order, tmp_path / f"{order[0].name[:3]}.{fmt}", force=True)
+        timeline = read_timeline(path, fmt, rate=edl_timebase(order[0].fps))
+        clips = [c for t in timeline.tracks[:1] for c in t if c.schema_name() == "Clip"]
+        assert [c.name for c in clips] == [e.name for e in order]
+        for clip, event in zip(clips, order):
+            rate = clip.source_range.start_time.rate
+            if fmt in ("edl", "fcp7"):
+                assert RationalTime.is_valid_timecode_rate(rate)
+            if fmt != "fcpxml":  # OpenTimelineIO's FCPXML reader reads rates as integers
+                assert clip.source_range.start_time.to_seconds() == pytest.approx(event.start_s, abs=0.5 / rate + 2e-3)
+        warned = any("odd.mp4" in w for w in rate_warnings(fmt, order))
+        if fmt in ("fcp7", "fcpxml"):  # warned exactly when the rate is not the source's own
+            assert warned == (abs(float(editor_rate(fps)) - fps) > 1e-3)
+        elif fmt == "otio":
+            assert not warned

@@ -159,7 +159,7 @@ def test_cli_bad_format_is_one_line(source_video, tmp_path, capsys):
 def test_edl_of_a_rate_smpte_lacks_uses_a_multiple(tmp_path):
     from r2cli.media.timeline import edl_timebase
 
-    assert [edl_timebase(f) for f in (10, 12, 15, 5, 25, 29.97, 23.976, 7)] == [30, 24, 30, 25, 25, 30, 24, 30]
+    assert [edl_timebase(f) for f in (10, 12, 15, 5, 25, 29.97, 23.976, 7, 120, 100)] == [30, 24, 30, 25, 25, 30, 24, 30, 60, 50]
     events = [TimelineEvent("/m/ten fps.mp4", 1.0, 2.5, fps=10, name="ten #1"),
               TimelineEvent("/m/other.mp4", 0.5, 1.0, fps=25, name="other #1")]
     path = write_events("edl", events, tmp_path / "ten.edl")
