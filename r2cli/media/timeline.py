@@ -233,11 +233,7 @@ def _edl_rate(event: TimelineEvent, edl_fps: float) -> float:
 
 def _edl_frames(event: TimelineEvent, edl_fps: float) -> tuple[int, int]:
     """Source in/out frames of an EDL event on the EDL's timebase (see the module notes)."""
-    fps = _edl_rate(event, edl_fps)
-    start, end = seconds_to_frames(event.start_s, fps), seconds_to_frames(event.end_s, fps)
-    if end <= start:
-        raise UsageError(f"{event.name}: {event.start_s:.3f}-{event.end_s:.3f} s is shorter than one frame")
-    return start, end
+    return _frames(event, _edl_rate(event, edl_fps))
 
 
 def build_timeline(

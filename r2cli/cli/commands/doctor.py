@@ -107,4 +107,4 @@ def _render(report: dict) -> None:
     table.add_row("weights cache", shown(cache["dir"] + state))
     console.print(table)
     if os.environ.get("R2CLI_CACHE"):
-        console.print(f"weights cache set by $R2CLI_CACHE={Path(os.environ['R2CLI_CACHE'])}", highlight=False)
+        console.print(f"weights cache set by $R2CLI_CACHE={shown(Path(os.environ['R2CLI_CACHE']))}", highlight=False)

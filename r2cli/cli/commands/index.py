@@ -76,7 +76,7 @@ def render_feature_report(report) -> None:
         f"{report.frames_per_second:.1f} frames/s on {report.device}",
         f"  {report.bytes_written / 1e6:.1f} MB written to {report.store}",
     ):
-        console.print(line, highlight=False, soft_wrap=True)
+        console.print(shown(line), highlight=False, soft_wrap=True)
     if report.videos_verified or report.videos_repaired:
         console.print(f"verify: {_plural(report.videos_verified, 'feature file')} checked, "
                       f"{report.videos_repaired} damaged (extracted again)", highlight=False, soft_wrap=True)
