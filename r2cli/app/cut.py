@@ -151,19 +151,23 @@ def _cut(options: CutOptions, results: Any, segments: list, out_dir: Path, prote
 
     results_path = Path(options.results)
     if options.format != "media":
-        from r2cli.media.timeline import timeline_path, write_timeline
+        from r2cli.media.timeline import cut_events, rate_warnings, timeline_path, write_timeline
 
         began = time.monotonic()
         usable, skipped = check_segments(segments, pad=options.pad, reporter=reporter)
         _process.prepare_output_dir(out_dir, "--out")
         target = timeline_path(out_dir, results_path.stem, options.format)
+        items = [(segment, info, start, end) for _, segment, info, start, end in usable]
         path = write_timeline(
-            [(segment, info, start, end) for _, segment, info, start, end in usable],
+            items,
             target,
             format=options.format,
             title=f"r2cli {results.kind} {results_path.stem}",
             force=options.force,
         )
+        warnings = rate_warnings(options.format, cut_events(items))
+        for warning in warnings:
+            reporter.warn(warning)
         outcomes = dict(skipped)
         for position, segment, _info, start, end in usable:
             outcomes[position] = ClipOutcome(segment, "written", output=str(path), start_s=start, end_s=end)
@@ -175,6 +179,7 @@ def _cut(options: CutOptions, results: Any, segments: list, out_dir: Path, prote
             timeline=str(path),
             jobs=0,
             elapsed_s=time.monotonic() - began,
+            warnings=warnings,
         )
     if options.concat is not None:
         return make_reel(segments, options.concat, force=options.force, pad=options.pad, jobs=options.jobs,

@@ -25,6 +25,7 @@ from rich.progress import (
 )
 
 from r2cli.progress import Reporter
+from r2cli.safe_text import json_safe, one_line
 
 console = Console()
 err_console = Console(stderr=True)
@@ -68,9 +69,16 @@ def workspace_from(workspace: str | None, catalog: str | None = None):
     return resolve_workspace(workspace, catalog)
 
 
+def shown(text: object) -> str:
+    """User text (a name, a query, a message that holds them) for a rich markup string: one line
+    that cannot drive the terminal (``one_line``), with rich markup escaped. Where markup is off,
+    ``one_line`` alone."""
+    return escape(one_line(text))
+
+
 def print_json(data: Any) -> None:
-    """Write ``data`` as JSON to stdout (no rich markup, safe for scripts)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    """Write ``data`` as JSON to stdout (no rich markup, safe for scripts and terminals: ``json_safe``)."""
+    sys.stdout.write(json_safe(json.dumps(data, indent=2, default=str, ensure_ascii=False)) + "\n")
     sys.stdout.flush()
 
 
@@ -82,7 +90,7 @@ def handle_errors() -> Iterator[None]:
     try:
         yield
     except R2Error as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {shown(exc)}", markup=True, highlight=False, soft_wrap=True)
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("interrupted; work finished so far is saved, run the same command again to resume")
@@ -134,7 +142,7 @@ class RichReporter(Reporter):
         if not self._enabled:
             return
         if self._live:
-            self._tasks[stage] = self._bars().add_task(escape(stage), total=total, info="")
+            self._tasks[stage] = self._bars().add_task(shown(stage), total=total, info="")
         else:
             self._plain[stage] = {"done": 0.0, "total": total, "unit": unit, "info": "", "started": time.monotonic()}
 
@@ -151,7 +159,7 @@ class RichReporter(Reporter):
             self.begin(stage)
         info = "  ".join(f"{k}={v}" for k, v in fields.items())
         if self._live and self._progress is not None:
-            self._progress.update(self._tasks[stage], advance=amount, info=escape(info))
+            self._progress.update(self._tasks[stage], advance=amount, info=shown(info))
         elif stage in self._plain:
             self._plain[stage]["done"] += amount
             self._plain[stage]["info"] = info
@@ -168,11 +176,11 @@ class RichReporter(Reporter):
             done = _amount(state["total"] if state["total"] is not None else state["done"])
             count = f"{done} {state['unit']}" if state["total"] is None else f"{done}/{done} {state['unit']}"
             info = f" ({state['info']})" if state["info"] else ""
-            err_console.print(f"{stage}: {count}{info} in {time.monotonic() - state['started']:.1f} s",
+            err_console.print(one_line(f"{stage}: {count}{info} in {time.monotonic() - state['started']:.1f} s"),
                               highlight=False, markup=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:
-        err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {shown(message)}", highlight=False, soft_wrap=True)
 
 
 def _amount(value: float) -> str:

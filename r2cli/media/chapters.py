@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from r2cli.errors import InputError, UsageError
+from r2cli.safe_text import one_line
 
 FFMETADATA_TIMEBASE = 1000  # chapter times in milliseconds
 
@@ -35,11 +36,12 @@ def _check(marks: Sequence[Mark]) -> None:
         raise UsageError("a chapter or caption file needs at least one entry")
     for mark in marks:
         if not (math.isfinite(mark.start_s) and math.isfinite(mark.end_s)) or mark.start_s < 0 or mark.end_s <= mark.start_s:
-            raise UsageError(f"{mark.text!r}: {mark.start_s}-{mark.end_s} s is not a time range (0 <= start < end)")
+            raise UsageError(f"{_one_line(mark.text)!r}: {mark.start_s}-{mark.end_s} s is not a time range (0 <= start < end)")
 
 
 def _one_line(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip() or "-"
+    # names and queries are data: one line (``one_line``), and never blank (a blank line ends a cue)
+    return one_line(text).strip() or "-"
 
 
 def _clock(seconds: float, sep: str) -> str:
@@ -68,6 +70,11 @@ def webvtt_text(marks: Sequence[Mark]) -> str:
     return "\n".join(lines)
 
 
+def _srt_escape(text: str) -> str:
+    # SubRip has no escapes; a text line that reads as a timing line ("-->") would start a new cue
+    return _one_line(text).replace("-->", "-- >")
+
+
 def srt_text(marks: Sequence[Mark]) -> str:
     """A SubRip file with one cue per mark.
 
@@ -77,7 +84,7 @@ def srt_text(marks: Sequence[Mark]) -> str:
     _check(marks)
     lines = []
     for number, mark in enumerate(marks, start=1):
-        lines += [str(number), f"{_clock(mark.start_s, ',')} --> {_clock(mark.end_s, ',')}", _one_line(mark.text), ""]
+        lines += [str(number), f"{_clock(mark.start_s, ',')} --> {_clock(mark.end_s, ',')}", _srt_escape(mark.text), ""]
     return "\n".join(lines)
 
 
@@ -95,7 +102,7 @@ def ffmetadata_text(marks: Sequence[Mark], *, title: str | None = None) -> str:
     ordered = sorted(marks, key=lambda m: m.start_s)
     for a, b in zip(ordered, ordered[1:]):
         if b.start_s < a.end_s - 1e-9:
-            raise UsageError(f"chapters {a.text!r} and {b.text!r} overlap; chapters must not overlap")
+            raise UsageError(f"chapters {_one_line(a.text)!r} and {_one_line(b.text)!r} overlap; chapters must not overlap")
     lines = [";FFMETADATA1"]
     if title:
         lines.append(f"title={_ffmeta_escape(title)}")

@@ -75,8 +75,11 @@ def concat_command(ffmpeg: str, listing: Path, tmp: Path, audio: bool, fmt: str)
 
 
 def _concat_listing(pieces: Sequence[Path]) -> str:
-    # hand-written: ffmpeg-python builds command lines, not the concat demuxer's list file
-    return "".join("file '" + str(p).replace("'", "'\\''") + "'\n" for p in pieces)
+    # hand-written: ffmpeg-python builds command lines, not the concat demuxer's list file. The
+    # pieces are named by r2cli (piece-00001.mov) next to the list, which the demuxer resolves
+    # relative names against: the folder's name (from the user's reel name, which may hold a line
+    # break) never reaches a line of the list.
+    return "".join("file '" + p.name.replace("'", "'\\''") + "'\n" for p in pieces)
 
 
 def make_reel(

@@ -67,6 +67,7 @@ class CutReport:
     timeline: str | None = None  # the EDL/OTIO file, when one was written
     jobs: int = 1  # ffmpeg processes run at once
     elapsed_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # e.g. a timeline rate chosen for a source
 
     def _with(self, status: str) -> list[ClipOutcome]:
         return [o for o in self.outcomes if o.status == status]
@@ -117,6 +118,7 @@ class CutReport:
             "jobs": self.jobs,
             "elapsed_s": round(self.elapsed_s, 3),
             "counts": self.counts(),
+            "warnings": list(self.warnings),
             "clips": [o.to_dict() for o in self.outcomes],
         }
 

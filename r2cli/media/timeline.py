@@ -22,7 +22,17 @@ Frame conventions
   rate, others count frames at the timebase. The record side starts at 00:00:00:00
   (what the adapter writes). Reel names: up to 8 characters of [A-Z0-9_] from the source file
   stem, unique per EDL; each event carries ``* FROM CLIP NAME:`` and ``* FROM CLIP:`` (the file URL).
-- OTIO, FCPXML, FCP 7: ranges at each source's real rate.
+- OTIO: ranges at each source's real rate. FCPXML, FCP 7: ranges at the source's rate when it is a
+  timecode rate (24, 25, 30, 48, 50, 60 or their NTSC forms 23.976, 29.97, 47.952, 59.94), else at
+  the rate ``edl_timebase`` picks for it (20.41 fps variable -> 60, 1 -> 24, 15 -> 30); each
+  such choice is a warning (``rate_warnings``) that ``r2cli cut`` puts in its result.
+- FCPXML is written here (version 1.8: resources, then one project whose spine holds one
+  ``asset-clip`` per cut), not by the adapter, whose writer looks clips up by name in XPath
+  predicates (a quote in a name crashed it) and has no frame duration for NTSC or other rates.
+
+Names are data: every file name, query and title reaches a line through ``one_line``
+(``r2cli.safe_text``: no line breaks, control or bidirectional characters; bytes of non-UTF-8
+names shown as ``\\xNN``), and the exact file travels as its percent-encoded ``file://`` URL.
 """
 
 from __future__ import annotations
@@ -31,10 +41,12 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
 from r2cli.errors import InputError, MissingDependencyError, UsageError
+from r2cli.safe_text import one_line
 
 TIMELINE_FORMATS = ("edl", "otio", "fcpxml", "fcp7", "vtt", "srt", "chapters")
 """Every ``--format`` of ``r2cli cut`` that writes a file describing the cut list (not media)."""
@@ -50,7 +62,7 @@ TIMELINE_SUFFIXES = {
 }
 CHAPTERS_VTT_SUFFIX = ".chapters.vtt"  # the WebVTT twin of the ffmetadata chapter file
 
-# OTIO adapter (plugin) names of the editor formats
+# OTIO adapter (plugin) names of the editor formats (FCPXML is written here, read by its adapter)
 _ADAPTERS = {"edl": "cmx_3600", "otio": "otio_json", "fcpxml": "fcpx_xml", "fcp7": "fcp_xml"}
 _PLUGINS = {"edl": "otio-cmx3600-adapter", "fcpxml": "otio-fcpx-xml-adapter", "fcp7": "otio-fcp-adapter"}
 
@@ -73,9 +85,9 @@ class TimelineEvent:
     @property
     def label(self) -> str:
         """Caption / chapter text: the query (or the clip name) with the source name and rank."""
-        source = Path(self.path).name
+        source = one_line(Path(self.path).name)
         rank = f" #{self.rank}" if self.rank is not None else ""
-        return f"{self.query} ({source}{rank})" if self.query else f"{source}{rank}"
+        return f"{one_line(self.query)} ({source}{rank})" if self.query else f"{source}{rank}"
 
 
 def seconds_to_frames(seconds: float, fps: float) -> int:
@@ -145,72 +157,133 @@ def _check_events(events: Sequence[TimelineEvent]) -> None:
         raise UsageError("a timeline needs at least one event")
     for event in events:
         if seconds_to_frames(event.end_s, event.fps) <= seconds_to_frames(event.start_s, event.fps):
-            raise UsageError(f"{event.name}: {event.start_s:.3f}-{event.end_s:.3f} s is shorter than one frame")
+            raise UsageError(f"{one_line(event.name)}: {event.start_s:.3f}-{event.end_s:.3f} s is shorter than one frame")
 
 
 SMPTE_RATES = (24, 25, 30, 48, 50, 60)  # the timecode rates OpenTimelineIO (and CMX 3600 editors) accept
+_RATE_TOLERANCE = 0.002  # fps: a source this close to a timecode rate (or its NTSC form) is at that rate
 
 
 def edl_timebase(fps: float) -> int:
     """The EDL timecode rate of a source: its nominal rate when SMPTE allows it (29.97 -> 30), else the
-    smallest SMPTE rate that is a multiple of it (10 -> 30, 12 -> 24, 5 -> 25), else 30."""
+    smallest SMPTE rate that is a multiple of it (10 -> 30, 12 -> 24, 5 -> 25, 20.41 -> 60), else the
+    largest that divides it (120 -> 60, 100 -> 50), else 30."""
     rate = nominal_rate(fps)
     if rate in SMPTE_RATES:
         return rate
-    return next((r for r in SMPTE_RATES if r % rate == 0), 30)
+    multiple = next((r for r in SMPTE_RATES if r % rate == 0), None)
+    divisor = next((r for r in reversed(SMPTE_RATES) if rate % r == 0), None)
+    return multiple or divisor or 30
+
+
+def editor_rate(fps: float) -> Fraction:
+    """The rate FCPXML and FCP 7 XML place a source at: its own when it is a timecode rate (24, 25,
+    30, 48, 50, 60, or 23.976, 29.97, 47.952, 59.94 exactly as n*1000/1001), else ``edl_timebase``
+    of it (20.41 fps, a variable-rate average -> 60; 1 -> 24; 15 -> 30).
+
+    Editors and OpenTimelineIO's timecode take only those rates; cut ranges are then whole frames
+    of the chosen rate (for a substitute rate: within half a frame of it, finer than the source's).
+    """
+    for rate in SMPTE_RATES:
+        if abs(fps - rate) <= _RATE_TOLERANCE:
+            return Fraction(rate)
+        ntsc = Fraction(rate * 1000, 1001)
+        if abs(fps - float(ntsc)) <= _RATE_TOLERANCE:
+            return ntsc
+    return Fraction(edl_timebase(fps))
+
+
+def _rate_text(fps: float) -> str:
+    return f"{fps:.3f}".rstrip("0").rstrip(".")
+
+
+def rate_warnings(format: str, events: Sequence["TimelineEvent"]) -> list[str]:
+    """One line per source that ``format`` cannot place at its own frame rate, naming the rate chosen.
+
+    OTIO keeps every rate and the captions and chapters are timed in seconds: no warnings. EDL has
+    one timebase (``edl_timebase`` of the first source): a source counted at another rate is named.
+    FCPXML and FCP 7: a source whose rate is not a timecode rate (``editor_rate``) is named.
+    """
+    if format not in ("edl", "fcpxml", "fcp7") or not events:
+        return []
+    warnings: list[str] = []
+    seen: set[str] = set()
+    for event in events:
+        if event.path in seen:
+            continue
+        seen.add(event.path)
+        if format == "edl":
+            chosen = _edl_rate(event, events[0].fps)
+            why = f"the EDL's timebase is {edl_timebase(events[0].fps)} fps"
+        else:
+            chosen = float(editor_rate(event.fps))
+            why = f"{format} timelines take only timecode rates"
+        if abs(chosen - event.fps) > _RATE_TOLERANCE:
+            warnings.append(f"{one_line(Path(event.path).name)} is {_rate_text(event.fps)} fps and {why}: "
+                            f"its cuts are placed in frames of {_rate_text(chosen)} fps")
+    return warnings
+
+
+def _edl_rate(event: TimelineEvent, edl_fps: float) -> float:
+    """The rate an EDL event's frames are counted at (see the module notes)."""
+    timebase = edl_timebase(edl_fps)
+    other = edl_fps if nominal_rate(edl_fps) == timebase else float(timebase)
+    return event.fps if nominal_rate(event.fps) == timebase else other
 
 
 def _edl_frames(event: TimelineEvent, edl_fps: float) -> tuple[int, int]:
     """Source in/out frames of an EDL event on the EDL's timebase (see the module notes)."""
-    timebase = edl_timebase(edl_fps)
-    other = edl_fps if nominal_rate(edl_fps) == timebase else float(timebase)
-    fps = event.fps if nominal_rate(event.fps) == timebase else other
-    start, end = seconds_to_frames(event.start_s, fps), seconds_to_frames(event.end_s, fps)
-    if end <= start:
-        raise UsageError(f"{event.name}: {event.start_s:.3f}-{event.end_s:.3f} s is shorter than one frame")
-    return start, end
+    return _frames(event, _edl_rate(event, edl_fps))
 
 
 def build_timeline(
-    events: Sequence[TimelineEvent], *, name: str = "r2cli", edl: bool = False, audio_track: bool = True
+    events: Sequence[TimelineEvent], *, name: str = "r2cli", format: str = "otio", audio_track: bool = True
 ) -> Any:
-    """An ``opentimelineio`` Timeline of ``events`` placed back to back.
+    """An ``opentimelineio`` Timeline of ``events`` placed back to back, for the writer of ``format``.
 
-    ``edl=True`` builds the single-video-track form the CMX 3600 writer takes: ranges on the EDL
-    timebase and reel names in the clips' ``cmx_3600`` metadata. ``audio_track=False`` leaves out
-    the audio track (FCPXML keeps a clip's audio with its video, and its writer takes one spine).
+    ``edl`` builds the single-video-track form the CMX 3600 writer takes: ranges on the EDL
+    timebase and reel names in the clips' ``cmx_3600`` metadata. ``fcp7`` (and ``fcpxml``) place
+    each source at ``editor_rate`` of it; ``otio`` at its own rate. ``audio_track=False`` leaves
+    out the audio track. Names are passed through ``one_line``.
 
     Raises:
         UsageError: no events or an event shorter than one frame.
     """
     otio = _otio()
     _check_events(events)
+    edl = format == "edl"
     rt, tr = otio.opentime.RationalTime, otio.opentime.TimeRange
     edl_fps = events[0].fps
     edl_rate = edl_timebase(edl_fps)
     reels = _reel_names([e.path for e in events]) if edl else {}
-    timeline = otio.schema.Timeline(name=name, global_start_time=rt(0, edl_rate if edl else events[0].fps))
+
+    def rate_of(event: TimelineEvent) -> float:
+        return float(edl_rate) if edl else event.fps if format == "otio" else float(editor_rate(event.fps))
+
+    timeline = otio.schema.Timeline(name=one_line(name), global_start_time=rt(0, rate_of(events[0])))
 
     def clip(event: TimelineEvent) -> Any:
+        rate = rate_of(event)
         if edl:
             start, end = _edl_frames(event, edl_fps)
-            rate, total = float(edl_rate), None
+            total = None
         else:
-            start, end = seconds_to_frames(event.start_s, event.fps), seconds_to_frames(event.end_s, event.fps)
-            rate = event.fps
-            total = seconds_to_frames(event.duration_s, event.fps) if event.duration_s else None
+            start, end = _frames(event, rate)
+            total = seconds_to_frames(event.duration_s, rate) if event.duration_s else None
+            if total is None and format == "fcp7":  # its writer needs the media's length: at least the cut's end
+                total = end
         reference = otio.schema.ExternalReference(
-            target_url=Path(event.path).resolve().as_uri(),
+            target_url=_file_url(event.path),
             available_range=tr(rt(0, rate), rt(total, rate)) if total else None,
         )
-        reference.name = Path(event.path).name
+        reference.name = one_line(Path(event.path).name)
         metadata: dict[str, Any] = {
             "r2cli": {"start_s": event.start_s, "end_s": event.end_s, "query": event.query, "rank": event.rank,
                       "score": event.score}
         }
         if edl:
             metadata["cmx_3600"] = {"reel": reels[event.path]}
-        return otio.schema.Clip(name=event.name, media_reference=reference,
+        return otio.schema.Clip(name=one_line(event.name), media_reference=reference,
                                 source_range=tr(rt(start, rate), rt(end - start, rate)), metadata=metadata)
 
     tracks = [("V1", otio.schema.TrackKind.Video)]
@@ -224,6 +297,86 @@ def build_timeline(
     return timeline
 
 
+def _frames(event: TimelineEvent, rate: float) -> tuple[int, int]:
+    """Source in/out frames of ``event`` at ``rate`` (``seconds_to_frames``), at least one frame long."""
+    start, end = seconds_to_frames(event.start_s, rate), seconds_to_frames(event.end_s, rate)
+    if end <= start:
+        raise UsageError(f"{one_line(event.name)}: {event.start_s:.3f}-{event.end_s:.3f} s is shorter than one frame")
+    return start, end
+
+
+def _file_url(path: str) -> str:
+    """The ``file://`` URL of ``path``, percent-encoded from its bytes (any legal name round-trips)."""
+    return Path(path).resolve().as_uri()
+
+
+def _fcpx_time(seconds: Fraction) -> str:
+    """An FCPXML time: rational seconds, ``0s``, ``3s`` or ``1001/30000s``."""
+    if seconds == 0:
+        return "0s"
+    return f"{seconds.numerator}s" if seconds.denominator == 1 else f"{seconds.numerator}/{seconds.denominator}s"
+
+
+def fcpxml_text(events: Sequence[TimelineEvent], *, title: str = "r2cli") -> str:
+    """FCPXML 1.8 of ``events``: one ``format`` per rate and one ``asset`` per source in the
+    resources, then one project whose spine holds one ``asset-clip`` per event, back to back.
+
+    Each source is placed at ``editor_rate`` of it; ranges are whole frames of that rate, written
+    as exact rational seconds. Names are set as attribute values by ElementTree (quoted as XML
+    requires) after ``one_line``; ``src`` is the percent-encoded file URL.
+
+    Raises:
+        UsageError: no events or an event shorter than one frame.
+    """
+    import xml.etree.ElementTree as ET
+
+    _check_events(events)
+    root = ET.Element("fcpxml", {"version": "1.8"})
+    resources = ET.SubElement(root, "resources")
+    formats: dict[Fraction, str] = {}
+    assets: dict[str, str] = {}
+
+    def next_id() -> str:
+        return f"r{len(formats) + len(assets) + 1}"
+
+    def format_id(rate: Fraction) -> str:
+        if rate not in formats:
+            formats[rate] = next_id()
+            ET.SubElement(resources, "format", {"id": formats[rate], "frameDuration": _fcpx_time(1 / rate)})
+        return formats[rate]
+
+    spine_items = []
+    offset = Fraction(0)
+    for event in events:
+        rate = editor_rate(event.fps)
+        start, end = _frames(event, float(rate))
+        fmt = format_id(rate)
+        if event.path not in assets:
+            total = seconds_to_frames(event.duration_s, float(rate)) if event.duration_s else end
+            assets[event.path] = next_id()
+            ET.SubElement(resources, "asset", {
+                "id": assets[event.path], "name": one_line(Path(event.path).name), "src": _file_url(event.path),
+                "start": "0s", "duration": _fcpx_time(max(total, end) / rate), "hasVideo": "1",
+                "hasAudio": "1" if event.has_audio else "0", "format": fmt,
+            })
+        duration = (end - start) / rate
+        spine_items.append({
+            "name": one_line(event.name), "ref": assets[event.path], "offset": _fcpx_time(offset),
+            "start": _fcpx_time(start / rate), "duration": _fcpx_time(duration), "format": fmt, "tcFormat": "NDF",
+        })
+        offset += duration
+    project = ET.SubElement(root, "project", {"name": one_line(title)})
+    sequence = ET.SubElement(project, "sequence", {
+        "format": format_id(editor_rate(events[0].fps)), "duration": _fcpx_time(offset), "tcStart": "0s",
+        "tcFormat": "NDF",
+    })
+    spine = ET.SubElement(sequence, "spine")
+    for item in spine_items:
+        ET.SubElement(spine, "asset-clip", item)
+    ET.indent(root, space="    ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
 def timeline_text(format: str, events: Sequence[TimelineEvent], *, title: str = "r2cli") -> str:
     """The text of ``events`` as an editor file (``edl``, ``otio``, ``fcpxml`` or ``fcp7``).
 
@@ -233,8 +386,10 @@ def timeline_text(format: str, events: Sequence[TimelineEvent], *, title: str = 
     """
     if format not in _ADAPTERS:
         raise UsageError(f"editor format must be one of {', '.join(_ADAPTERS)}, got {format!r}")
+    if format == "fcpxml":
+        return fcpxml_text(events, title=title)
     otio = _otio()
-    timeline = build_timeline(events, name=_one_line(title)[:70], edl=format == "edl", audio_track=format != "fcpxml")
+    timeline = build_timeline(events, name=one_line(title)[:70], format=format)
     options = {"rate": edl_timebase(events[0].fps)} if format == "edl" else {}
     _check_adapter(otio, format)
     return otio.adapters.write_to_string(timeline, _ADAPTERS[format], **options)
@@ -298,10 +453,6 @@ def record_marks(events: Sequence[TimelineEvent]) -> list:
     return marks
 
 
-def _one_line(text: str) -> str:
-    return re.sub(r"[\r\n]+", " ", text)
-
-
 def write_events(
     format: str, events: Sequence[TimelineEvent], path: str | os.PathLike, *, title: str = "r2cli", force: bool = False
 ) -> Path:
@@ -332,7 +483,7 @@ def write_events(
     twin = chapters_vtt_path(target)
     if twin.exists() and not force:
         raise UsageError(f"{twin} exists (use --force to overwrite)")
-    written = chapters.write_text(target, chapters.ffmetadata_text(marks, title=_one_line(title)), force)
+    written = chapters.write_text(target, chapters.ffmetadata_text(marks, title=title), force)
     chapters.write_text(twin, chapters.webvtt_text(marks), True)
     return written
 
@@ -348,13 +499,14 @@ def chapters_vtt_path(path: str | os.PathLike) -> Path:
 def cut_events(items: Sequence[tuple[Any, Any, float, float]]) -> list[TimelineEvent]:
     """Timeline events of checked cut items ``(Segment, MediaInfo, start_s, end_s)``.
 
-    Clip names are "<source file name> <query> #<rank>" (the query part when there is one).
+    Clip names are "<source file name> <query> #<rank>" (the query part when there is one); the
+    writers pass them through ``one_line``.
     """
     events = []
     for segment, info, start, end in items:
         label = Path(segment.path).name
         if segment.query:
-            label += f" {_one_line(segment.query)}"
+            label += f" {segment.query}"
         if segment.rank is not None:
             label += f" #{segment.rank}"
         events.append(

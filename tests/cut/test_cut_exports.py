@@ -129,8 +129,8 @@ def test_a_missing_adapter_plugin_is_named(monkeypatch, tmp_path):
     from r2cli.media import timeline
     from r2cli.media.timeline import TimelineEvent, write_events
 
-    monkeypatch.setitem(timeline._ADAPTERS, "fcpxml", "an_adapter_that_is_not_installed")
+    monkeypatch.setitem(timeline._ADAPTERS, "fcp7", "an_adapter_that_is_not_installed")
     event = TimelineEvent("/m/a.mp4", 0.0, 1.0, fps=25, name="a")
-    with pytest.raises(MissingDependencyError, match="pip install otio-fcpx-xml-adapter"):
-        write_events("fcpxml", [event], tmp_path / "a.fcpxml")
-    assert not (tmp_path / "a.fcpxml").exists()
+    with pytest.raises(MissingDependencyError, match="pip install otio-fcp-adapter"):
+        write_events("fcp7", [event], tmp_path / "a.xml")
+    assert not (tmp_path / "a.xml").exists()

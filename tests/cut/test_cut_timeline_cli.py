@@ -85,7 +85,7 @@ def test_edl_parses_back(source_video, silent_video, tmp_path):
     first, second, third = _edl_events(report.timeline, 25)
     assert first[1:3] == (25, 63)  # 2.5 s is frame 62.5: half rounds up
     assert first[0] == third[0] == "SOURCE" and second[0] == "SILENT_C"
-    assert first[5] == "source.mp4 red #1" and third[5] == "source.mp4 x y #3"
+    assert first[5] == "source.mp4 red #1" and third[5] == "source.mp4 x\\ny #3"  # a line break is shown, not kept
     assert second[6] == Path(silent_video).resolve().as_uri()
     # Record side: back to back from 00:00:00:00, each event as long as its source range.
     assert first[3] == 0
@@ -159,7 +159,7 @@ def test_cli_bad_format_is_one_line(source_video, tmp_path, capsys):
 def test_edl_of_a_rate_smpte_lacks_uses_a_multiple(tmp_path):
     from r2cli.media.timeline import edl_timebase
 
-    assert [edl_timebase(f) for f in (10, 12, 15, 5, 25, 29.97, 23.976, 7)] == [30, 24, 30, 25, 25, 30, 24, 30]
+    assert [edl_timebase(f) for f in (10, 12, 15, 5, 25, 29.97, 23.976, 7, 120, 100)] == [30, 24, 30, 25, 25, 30, 24, 30, 60, 50]
     events = [TimelineEvent("/m/ten fps.mp4", 1.0, 2.5, fps=10, name="ten #1"),
               TimelineEvent("/m/other.mp4", 0.5, 1.0, fps=25, name="other #1")]
     path = write_events("edl", events, tmp_path / "ten.edl")

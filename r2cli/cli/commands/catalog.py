@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from r2cli.cli._common import CatalogOpt, JsonOpt, WorkspaceOpt, console, print_json, workspace_from
+from r2cli.cli._common import CatalogOpt, JsonOpt, WorkspaceOpt, console, print_json, shown, workspace_from
 
 catalog_app = typer.Typer(
     help="Read the catalog: list videos, show one, totals.\n\nExample:  r2cli catalog list --status error",
@@ -35,7 +34,7 @@ def _field(key: str, value: object) -> str:
         return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
     if key == "size" and isinstance(value, int):
         return f"{_size(value)} ({value:,} bytes)" if value >= 1024 else f"{value} bytes"
-    return escape(str(value))
+    return shown(str(value))
 
 
 def _size(value: int | None) -> str:
@@ -76,7 +75,7 @@ def list_command(
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for row in rows:
         size = f"{row.display_width}x{row.display_height}" if row.display_width else ""
-        text = escape(row.path) + (f"\n[red]{escape(row.error)}[/]" if row.error and row.status != "ok" else "")
+        text = shown(row.path) + (f"\n[red]{shown(row.error)}[/]" if row.error and row.status != "ok" else "")
         table.add_row(
             str(row.id), row.status, _duration(row.duration), size, f"{row.fps:.3g}" if row.fps else "",
             row.codec or "", {True: "yes", False: "no"}.get(row.has_audio, ""), text,  # type: ignore[arg-type]
@@ -113,7 +112,7 @@ def show_command(
         for column in ("settings_key", "num_clips", "shape", "dtype", "bytes", "relpath"):
             sets.add_column(column, overflow="fold")
         for item in details.feature_sets:
-            sets.add_row(*(escape(str(item[c])) for c in ("settings_key", "num_clips", "shape", "dtype", "bytes", "relpath")))
+            sets.add_row(*(shown(str(item[c])) for c in ("settings_key", "num_clips", "shape", "dtype", "bytes", "relpath")))
         console.print(sets)
     else:
         console.print("no feature sets yet", highlight=False)
@@ -138,7 +137,7 @@ def stats_command(
     table = Table(show_header=False, box=None)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
-    table.add_row("catalog", escape(stats.catalog))
+    table.add_row("catalog", shown(stats.catalog))
     table.add_row("schema version", str(stats.schema_version))
     table.add_row("videos", str(stats.videos))
     for status, count in stats.by_status.items():

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from r2cli.app.cut import CutOptions
-from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, workspace_from
+from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, shown, workspace_from
 
 _help = CutOptions.help
 
@@ -69,24 +69,25 @@ def render(report) -> None:
     """The clips table (file names; the folder is in the title) and the one-line summary."""
     from pathlib import Path
 
-    from rich.markup import escape
     from rich.table import Table
 
     if report.written and not report.timeline and not report.reel:
-        table = Table(title=f"{len(report.written)} clip(s) in {report.out_dir}")
+        table = Table(title=f"{len(report.written)} clip(s) in {shown(report.out_dir)}")
         table.add_column("clip")
         table.add_column("source")
         table.add_column("start s", justify="right")
         table.add_column("end s", justify="right")
         for outcome in report.written:
             table.add_row(
-                escape(Path(outcome.output or "").name),
-                escape(Path(outcome.segment.path).name),
+                shown(Path(outcome.output or "").name),
+                shown(Path(outcome.segment.path).name),
                 f"{outcome.start_s:.3f}",
                 f"{outcome.end_s:.3f}",
             )
         console.print(table)
-    console.print(report.describe(), highlight=False, markup=False, soft_wrap=True)
+    from r2cli.safe_text import one_line
+
+    console.print(one_line(report.describe()), highlight=False, markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

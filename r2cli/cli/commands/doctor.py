@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from r2cli.cli._common import CatalogOpt, JsonOpt, WorkspaceOpt, console, print_json, workspace_from
+from r2cli.cli._common import CatalogOpt, JsonOpt, WorkspaceOpt, console, print_json, shown, workspace_from
 
 
 def _torch_info() -> dict:
@@ -83,7 +82,7 @@ def _render(report: dict) -> None:
     table.add_column("item", style="bold")
     table.add_column("value", overflow="fold")
     for name, tool in report["tools"].items():
-        value = escape(f"{tool['version']}  {tool['path']}") if "error" not in tool else f"[red]missing[/]: {escape(tool['error'])}"
+        value = shown(f"{tool['version']}  {tool['path']}") if "error" not in tool else f"[red]missing[/]: {shown(tool['error'])}"
         table.add_row(name, value)
     torch_info = report["torch"]
     if torch_info["ok"]:
@@ -91,21 +90,21 @@ def _render(report: dict) -> None:
         table.add_row("torch", f"{torch_info['version']}, device {torch_info['device']}{devices}, "
                       f"{torch_info['threads']} CPU threads")
     else:
-        table.add_row("torch", f"[red]missing[/]: {escape(torch_info['error'])}")
-    table.add_row("workspace", escape(report["workspace"]))
+        table.add_row("torch", f"[red]missing[/]: {shown(torch_info['error'])}")
+    table.add_row("workspace", shown(report["workspace"]))
     info = report["catalog"]
     if info["exists"]:
-        table.add_row("catalog", f"{escape(info['location'])} (schema version {info['schema_version']}, "
+        table.add_row("catalog", f"{shown(info['location'])} (schema version {info['schema_version']}, "
                       f"this r2cli: {info['latest_version']}; {info['videos']} videos)")
     else:
-        table.add_row("catalog", f"{escape(info['location'])} (not created yet: r2cli index DIR creates it)")
+        table.add_row("catalog", f"{shown(info['location'])} (not created yet: r2cli index DIR creates it)")
     cache = report["weights_cache"]
     files = cache["files"]
     listing = "".join(
         f"\n  {f['path']} ({f['bytes'] / 1e6:.1f} MB{', partial download' if f['partial'] else ''})" for f in files
     )
     state = listing if files else " (empty)" if cache["exists"] else " (does not exist yet)"
-    table.add_row("weights cache", escape(cache["dir"] + state))
+    table.add_row("weights cache", shown(cache["dir"] + state))
     console.print(table)
     if os.environ.get("R2CLI_CACHE"):
-        console.print(f"weights cache set by $R2CLI_CACHE={Path(os.environ['R2CLI_CACHE'])}", highlight=False)
+        console.print(f"weights cache set by $R2CLI_CACHE={shown(Path(os.environ['R2CLI_CACHE']))}", highlight=False)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from r2cli.cli._common import JsonOpt, console, err_console, print_json
+from r2cli.cli._common import JsonOpt, console, err_console, print_json, shown
 
 
 def _help(name: str) -> str:
@@ -52,9 +52,9 @@ def evaluate(
         from r2cli.eval._align import describe_ids
 
         if report.missing:
-            err_console.print(f"warning: skipped {len(report.missing)} ids without a prediction: {describe_ids(report.missing)}", highlight=False, soft_wrap=True)
+            err_console.print(f"warning: skipped {len(report.missing)} ids without a prediction: {shown(describe_ids(report.missing))}", highlight=False, soft_wrap=True)
         if report.extra:
-            err_console.print(f"warning: skipped {len(report.extra)} predicted ids not in the ground truth: {describe_ids(report.extra)}", highlight=False, soft_wrap=True)
+            err_console.print(f"warning: skipped {len(report.extra)} predicted ids not in the ground truth: {shown(describe_ids(report.extra))}", highlight=False, soft_wrap=True)
     if json_output:
         print_json(report.metrics if detail else report.brief)
         return
@@ -84,7 +84,6 @@ def _is_threshold(key: str) -> bool:
 
 def _render_detail(report) -> None:
     """--detail without --json: every value of the official nested output (thresholds and buckets)."""
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"{report.dataset}: detail (official nested output)", title_justify="left")
@@ -94,7 +93,7 @@ def _render_detail(report) -> None:
         if name == "brief":
             continue
         for label, value in _flatten(name, section):
-            table.add_row(escape(label), f"{value:.2f}" if isinstance(value, (int, float)) else escape(str(value)))
+            table.add_row(shown(label), f"{value:.2f}" if isinstance(value, (int, float)) else shown(str(value)))
     console.print(table)
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from r2cli.cli._common import CatalogOpt, ClipWeightsOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, workspace_from
+from r2cli.safe_text import one_line
 
 
 def _model_overrides(values: list[str] | None) -> dict:
@@ -73,10 +74,11 @@ def render_result(result) -> None:
                       ("-" if metric is None else f"{metric:g}") + marker, f"{record['train_seconds']:.1f}")
     console.print(table)
     if result.best_value is not None:
-        console.print(f"best {result.selection_metric} = {result.best_value:g} at epoch {result.best_epoch}: "
-                      f"{result.best_checkpoint}", highlight=False, soft_wrap=True)
-    console.print(f"{result.epochs} epochs, {result.iterations} iterations on {result.device}"
-                  f"{' (AMP fp16)' if result.amp else ''}; outputs: {result.out_dir}", highlight=False, soft_wrap=True)
+        console.print(one_line(f"best {result.selection_metric} = {result.best_value:g} at epoch {result.best_epoch}: "
+                               f"{result.best_checkpoint}"), highlight=False, markup=False, soft_wrap=True)
+    console.print(one_line(f"{result.epochs} epochs, {result.iterations} iterations on {result.device}"
+                           f"{' (AMP fp16)' if result.amp else ''}; outputs: {result.out_dir}"),
+                  highlight=False, markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

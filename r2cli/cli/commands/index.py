@@ -11,11 +11,10 @@ import sys
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from r2cli.app.index import IndexOptions
-from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, workspace_from
+from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, shown, workspace_from
 
 _MAX_ERRORS_SHOWN = 20
 _help = IndexOptions.help
@@ -45,12 +44,12 @@ def render_scan_report(report) -> None:
     console.print(
         ("dry run: nothing written, nothing probed; " if report.dry_run else "")
         + f"{_plural(report.seen, 'path')} in {report.elapsed:.1f} s, {report.probed} probed; "
-        f"catalog: {report.catalog}",
+        f"catalog: {shown(report.catalog)}",
         highlight=False,
         soft_wrap=True,
     )
     for item in report.ignored_paths[:_MAX_ERRORS_SHOWN]:
-        console.print(f"ignored {escape(item.path)}: {escape(item.error)}", highlight=False, soft_wrap=True)
+        console.print(f"ignored {shown(item.path)}: {shown(item.error)}", highlight=False, soft_wrap=True)
     if report.file_errors:
         _path_table("errors (recorded in the catalog)",
                     [(item.path, item.error + (" (unchanged since it failed)" if item.known else ""))
@@ -63,7 +62,7 @@ def _path_table(title: str, rows: list[tuple[str, str]], more_hint: str | None =
     table.add_column("path", overflow="fold")
     table.add_column("error", overflow="fold")
     for path, error in rows[:_MAX_ERRORS_SHOWN]:
-        table.add_row(escape(path), escape(error))
+        table.add_row(shown(path), shown(error))
     console.print(table)
     if len(rows) > _MAX_ERRORS_SHOWN:
         console.print(f"... and {len(rows) - _MAX_ERRORS_SHOWN} more" + (f": {more_hint}" if more_hint else ""),
@@ -79,7 +78,7 @@ def render_feature_report(report) -> None:
         f"{report.frames_per_second:.1f} frames/s on {report.device}",
         f"  {report.bytes_written / 1e6:.1f} MB written to {report.store}",
     ):
-        console.print(line, highlight=False, soft_wrap=True)
+        console.print(shown(line), highlight=False, soft_wrap=True)
     if report.videos_verified or report.videos_repaired:
         console.print(f"verify: {_plural(report.videos_verified, 'feature file')} checked, "
                       f"{report.videos_repaired} damaged (extracted again)", highlight=False, soft_wrap=True)

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from r2cli.cli._common import JsonOpt, RichReporter, console, print_json
+from r2cli.safe_text import one_line
 
 CacheOpt = Annotated[
     Optional[str],
@@ -128,7 +129,8 @@ def download_command(
         print_json([status.to_dict() for status in statuses])
         return
     for status in statuses:
-        console.print(f"{status.kind} {status.name}: {status.path} ({_size(status.bytes)}, sha256 ok)", highlight=False)
+        console.print(one_line(f"{status.kind} {status.name}: {status.path} ({_size(status.bytes)}, sha256 ok)"), highlight=False,
+                      markup=False)
 
 
 @models_app.command("path")

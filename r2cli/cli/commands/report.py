@@ -9,6 +9,7 @@ import typer
 
 from r2cli.app.report import ReportOptions
 from r2cli.cli._common import JsonOpt, RichReporter, console, err_console, print_json
+from r2cli.safe_text import one_line
 
 _H = ReportOptions.help
 
@@ -38,12 +39,12 @@ def report(
         print_json(result.to_dict())
         return
     console.print(
-        f"wrote {result.index} ({result.pages} pages, {result.cards} cards, {result.thumbnails} thumbnails, "
+        f"wrote {one_line(result.index)} ({result.pages} pages, {result.cards} cards, {result.thumbnails} thumbnails, "
         f"{result.plots} plots, {result.bytes / 1e6:.1f} MB) in {result.seconds:.1f} s",
         highlight=False, markup=False, soft_wrap=True,
     )
     for warning in result.warnings[:10]:
-        err_console.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
+        err_console.print(f"warning: {one_line(warning)}", highlight=False, markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

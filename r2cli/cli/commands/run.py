@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, workspace_from
+from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, print_json, shown, workspace_from
+from r2cli.safe_text import one_line
 
 
 def _job_to_json(job) -> dict:
@@ -65,7 +66,7 @@ def register(app: typer.Typer) -> None:
             if json_output:
                 print_json(_job_to_json(job))
             else:
-                console.print(f"{job.path}: valid; steps: {', '.join(job.steps())}", highlight=False, markup=False, soft_wrap=True)
+                console.print(one_line(f"{job.path}: valid; steps: {', '.join(job.steps())}"), highlight=False, markup=False, soft_wrap=True)
             return
         ws = workspace_from(workspace, catalog)
         with RichReporter(enabled=not json_output) as reporter:
@@ -84,18 +85,17 @@ def register(app: typer.Typer) -> None:
                 ],
             })
             return
-        from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title=f"job {escape(job.name)} (run {result.run_id})", show_header=True, header_style="bold")
+        table = Table(title=f"job {shown(job.name)} (run {result.run_id})", show_header=True, header_style="bold")
         table.add_column("step")
         table.add_column("status")
         table.add_column("seconds", justify="right")
         table.add_column("detail", overflow="fold")
         for step in result.steps:
             style = {"error": "red", "skipped": "dim"}.get(step.status)
-            table.add_row(step.name, step.status, f"{step.seconds:.1f}", escape(step.detail or ""), style=style)
+            table.add_row(step.name, step.status, f"{step.seconds:.1f}", shown(step.detail or ""), style=style)
         console.print(table)
-        console.print(f"outputs: {result.out_dir}", highlight=False, markup=False, soft_wrap=True)
+        console.print(one_line(f"outputs: {result.out_dir}"), highlight=False, markup=False, soft_wrap=True)
         if not result.ok:
             raise typer.Exit(1)

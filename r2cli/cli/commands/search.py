@@ -10,6 +10,7 @@ import typer
 from r2cli.app.search import SearchOptions as O
 
 from r2cli.cli._common import CatalogOpt, JsonOpt, RichReporter, WorkspaceOpt, console, err_console, print_json, workspace_from
+from r2cli.safe_text import one_line
 
 _TABLE_ROWS_PER_QUERY = 10
 _TABLE_QUERIES = 20  # queries shown in the terminal table (all are in moments.parquet)
@@ -21,16 +22,7 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:05.2f}" if hours else f"{minutes}:{secs:05.2f}"
 
 
-def printable(text: str) -> str:
-    """``text`` with control characters shown as escapes (``\\x1b``), safe to print on a terminal."""
-    out = []
-    for char in str(text):
-        code = ord(char)
-        if code < 32 or code == 127 or 0x80 <= code < 0xA0:
-            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\x{code:02x}"))
-        else:
-            out.append(char)
-    return "".join(out)
+printable = one_line  # the one rule for names and queries on a terminal (r2cli.safe_text)
 
 
 def plural(count: int, singular: str, many: str | None = None) -> str:
@@ -80,16 +72,16 @@ def render_search_result(result) -> None:
         f"{plural(counts.get('queries', 0), 'query', 'queries')} {verb} over "
         f"{plural(counts.get('videos_searched', 0), 'video')} "
         f"({plural(counts.get('pairs', 0), 'window-query pair')}) in {result.timings.get('total_s', 0):.1f} s; "
-        f"outputs: {result.out_dir}",
+        f"outputs: {printable(result.out_dir)}",
         highlight=False, markup=False, soft_wrap=True,
     )
     if "report" in result.files:
-        console.print(f"report: {result.files['report']}", highlight=False, markup=False, soft_wrap=True)
+        console.print(f"report: {printable(result.files['report'])}", highlight=False, markup=False, soft_wrap=True)
     if counts.get("windows_skipped"):
         err_console.print(f"{plural(counts['windows_skipped'], 'window')} skipped (damaged features); see run.json",
                           highlight=False, markup=False, soft_wrap=True)
     for skipped in result.skipped[:10]:
-        err_console.print(f"skipped {printable(skipped.path)}: {skipped.reason}", highlight=False, markup=False,
+        err_console.print(f"skipped {printable(skipped.path)}: {printable(skipped.reason)}", highlight=False, markup=False,
                           soft_wrap=True)
     if len(result.skipped) > 10:
         err_console.print(f"... and {len(result.skipped) - 10} more videos skipped", highlight=False)

@@ -45,7 +45,7 @@ def render_summary_result(result) -> None:
     console.print(
         f"{plural(counts.get('videos_summarized', len(result.videos)), 'video')} {verb} "
         f"({plural(counts.get('segments_selected', 0), 'segment')} selected) in {result.timings.get('total_s', 0):.1f} s; "
-        f"outputs: {result.out_dir}",
+        f"outputs: {printable(result.out_dir)}",
         highlight=False,
         markup=False,
         soft_wrap=True,
@@ -54,11 +54,11 @@ def render_summary_result(result) -> None:
         err_console.print(f"{plural(counts['windows_skipped'], 'window')} skipped (damaged features); see run.json",
                           highlight=False, markup=False, soft_wrap=True)
     if "report" in result.files:
-        console.print(f"report: {result.files['report']}", highlight=False, markup=False, soft_wrap=True)
+        console.print(f"report: {printable(result.files['report'])}", highlight=False, markup=False, soft_wrap=True)
     if "reel" in result.files:
-        console.print(f"reel: {result.files['reel']}", highlight=False, markup=False, soft_wrap=True)
+        console.print(f"reel: {printable(result.files['reel'])}", highlight=False, markup=False, soft_wrap=True)
     for skipped in result.skipped[:10]:
-        err_console.print(f"skipped {skipped.path}: {skipped.reason}", highlight=False, markup=False, soft_wrap=True)
+        err_console.print(f"skipped {printable(skipped.path)}: {printable(skipped.reason)}", highlight=False, markup=False, soft_wrap=True)
     if len(result.skipped) > 10:
         err_console.print(f"... and {len(result.skipped) - 10} more videos skipped", highlight=False)
 
