@@ -80,8 +80,8 @@ def remove_stale_staging(target: Path) -> list[Path]:
     """Remove the staging folders for ``target`` whose writer process is dead; returns them.
 
     Only folders named for ``target`` (``.<name>.part-<pid>-…``, ``.<name>.old-<pid>-…``) that hold
-    ``STAGING_MARKER`` and whose pid is not alive are removed: a report being built by a live
-    process, and any folder of the user's, are kept.
+    ``STAGING_MARKER`` (or are empty) and whose pid is not alive are removed: a report being built
+    by a live process, and any folder of the user's, are kept.
     """
     removed: list[Path] = []
     try:
@@ -95,8 +95,13 @@ def remove_stale_staging(target: Path) -> list[Path]:
         path = Path(entry.path)
         if is_staging_folder(path):
             shutil.rmtree(path, ignore_errors=True)
-            if not path.exists():
-                removed.append(path)
+        elif entry.is_dir(follow_symlinks=False):
+            try:  # killed between mkdir and its marker: empty, so removing it destroys nothing
+                os.rmdir(path)
+            except OSError:
+                continue
+        if not os.path.lexists(path):
+            removed.append(path)
     return removed
 
 
