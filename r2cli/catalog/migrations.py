@@ -125,7 +125,17 @@ def _0001_initial(conn: Connection) -> None:
     meta.create_all(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial", _0001_initial),)
+def _0002_found_via(conn: Connection) -> None:
+    # the path (under a scanned folder, through a symlink) where a file was found: when that link is
+    # removed, the next scan of the folder marks the video missing (#18.12). Plain DDL: SQLAlchemy has
+    # no ADD COLUMN construct, and this statement is the same on SQLite and PostgreSQL.
+    conn.exec_driver_sql("ALTER TABLE videos ADD COLUMN found_via TEXT")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial", _0001_initial),
+    Migration(2, "found_via", _0002_found_via),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

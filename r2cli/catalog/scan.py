@@ -265,8 +265,10 @@ class _Indexer:
     def run(self, entries: list[_Entry], sweep_roots: list[str]) -> None:
         self.reporter.begin(INDEX_STAGE, len(entries), unit="files")
         seen: set[str] = set()
+        links: dict[str, str | None] = {}
         for entry in entries:
             seen.add(entry.path)
+            links[entry.path] = entry.link
             outcome = self._one(entry)
             setattr(self.report, outcome, getattr(self.report, outcome) + 1)
             if outcome != "unchanged":
@@ -277,7 +279,22 @@ class _Indexer:
             )
         self._flush_touches()
         self.reporter.end(INDEX_STAGE)
+        self._record_links(links)
         self._sweep_missing(seen, sweep_roots)
+
+    def _record_links(self, links: dict[str, str | None]) -> None:
+        """Write ``found_via`` of the rows found through a symlink, and clear it for rows found directly."""
+        from sqlalchemy import select, update
+
+        from r2cli.catalog.schema import Video
+
+        with self.catalog.session(immediate=True) as session:
+            linked = dict(session.execute(select(Video.path, Video.found_via).where(Video.found_via.is_not(None))).all())
+            for path, link in links.items():
+                if link is None and path not in linked:
+                    continue  # found at its own path, as before: nothing to write
+                if linked.get(path) != link:
+                    session.execute(update(Video).where(Video.path == path).values(found_via=link))
 
     def _record_change(self, path: str, outcome: str) -> None:
         previous = error = None
@@ -468,10 +485,25 @@ class _Indexer:
                     continue
                 row.status = "missing"
                 self.report.changes.append(PathChange(row.path, "missing"))
+            # rows found through a symlink under these folders: the link is gone or leads elsewhere now
+            via = _under_clause(Video.found_via, sweep_roots)
+            linked = select(Video).where(Video.status != "missing", Video.found_via.is_not(None))
+            for row in session.scalars(linked if via is None else linked.where(via)):
+                if row.path in seen or not _under(row.found_via, sweep_roots):
+                    continue
+                if os.path.lexists(row.found_via) and os.path.realpath(row.found_via) == row.path:
+                    continue
+                row.status = "missing"
+                self.report.changes.append(PathChange(row.path, "missing"))
             session.flush()
-            gone = select(Video.path).where(Video.status == "missing")
+            gone = select(Video.path, Video.found_via).where(Video.status == "missing")
+            if near is not None and via is not None:
+                from sqlalchemy import or_
+
+                gone = gone.where(or_(near, via))
             self.report.missing = sum(
-                1 for path in session.scalars(gone if near is None else gone.where(near)) if _under(path, sweep_roots)
+                1 for path, found_via in session.execute(gone)
+                if _under(path, sweep_roots) or (found_via is not None and _under(found_via, sweep_roots))
             )
 
 

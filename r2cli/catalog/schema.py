@@ -74,6 +74,9 @@ class Video(Base):
     probed_at: Mapped[datetime | None] = mapped_column(DateTime)
     features_status: Mapped[str] = mapped_column(String(16), default="none")  # none | ok | error
     features_error: Mapped[str | None] = mapped_column(Text)
+    # found through this symlink under a scanned folder (not at ``path`` itself); its removal makes the
+    # row missing. NULL: found at its own path. Guards read only path and size, so older catalogs still work.
+    found_via: Mapped[str | None] = mapped_column(Text)
 
     def to_record(self) -> "VideoRecord":
         """A plain, session-independent copy of this row."""

@@ -27,6 +27,7 @@ class _Entry:
     path: str  # absolute; symlinks resolved for files
     stat: os.stat_result | None  # for files
     error: str | None = None  # for paths that cannot be videos
+    link: str | None = None  # the walked path when it differs from ``path`` (found through a symlink)
 
 
 def normalize_extensions(extensions: Iterable[str] | None) -> frozenset[str]:
@@ -102,7 +103,7 @@ def walk(
         if real in seen_files:
             return None
         seen_files.add(real)
-        return _Entry(real, st)
+        return _Entry(real, st, link=path if path != real else None)
 
     for root in roots:
         root_abs = os.path.abspath(root)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from r2cli.catalog.migrations import LATEST_VERSION
 from catalogkit import is_sqlite, workspace_args
 
 from r2cli.cli.main import main
@@ -117,7 +119,7 @@ def test_catalog_list_show_stats(indexed, capsys):
     code, out, _ = run(capsys, "catalog", "stats", *ws, "--json")
     stats = json.loads(out)
     assert stats["by_status"] == {"ok": 2, "error": 1, "missing": 0} and stats["videos"] == 3
-    assert stats["hours"] == pytest.approx(2 / 3600, abs=1e-4) and stats["schema_version"] == 1
+    assert stats["hours"] == pytest.approx(2 / 3600, abs=1e-4) and stats["schema_version"] == LATEST_VERSION
     assert stats["features"] == {"none": 2} and stats["feature_sets"] == 0
     code, out, _ = run(capsys, "catalog", "stats", *ws)
     assert code == 0 and "schema version" in out and "hours (ok)" in out
@@ -144,7 +146,7 @@ def test_doctor(tmp_path, monkeypatch, capsys, ffmpeg, make_copy):
     assert report["ok"] is True
     assert report["tools"]["ffmpeg"]["path"].endswith("ffmpeg") and report["tools"]["ffprobe"]["version"]
     assert report["torch"]["version"] and report["torch"]["device"] in ("cpu", "cuda", "mps")
-    assert report["catalog"]["exists"] is False and report["catalog"]["latest_version"] == 1
+    assert report["catalog"]["exists"] is False and report["catalog"]["latest_version"] == LATEST_VERSION
     assert report["weights_cache"] == {"dir": str(cache), "exists": True, "files": [
         {"path": "checkpoints/r2_tuning_qvhighlights-ed516355.pth.part", "bytes": 10, "partial": True},
         {"path": "clip/ViT-B-32.pt", "bytes": 2048, "partial": False},
@@ -153,7 +155,7 @@ def test_doctor(tmp_path, monkeypatch, capsys, ffmpeg, make_copy):
     make_copy(tmp_path / "archive" / "a.mp4", "a")
     run(capsys, "index", str(tmp_path / "archive"), *ws, "--no-features")
     code, out, _ = run(capsys, "doctor", *ws)
-    assert code == 0 and "schema version 1" in out and "1 videos" in out and "clip/ViT-B-32.pt" in out
+    assert code == 0 and f"schema version {LATEST_VERSION}" in out and "1 videos" in out and "clip/ViT-B-32.pt" in out
     assert "partial download" in out and ".lock" not in out
     monkeypatch.setenv("R2CLI_FFMPEG", str(tmp_path / "no-ffmpeg"))
     code, out, err = run(capsys, "doctor", *ws, "--json")

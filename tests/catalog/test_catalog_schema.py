@@ -73,27 +73,29 @@ def test_reopening_applies_nothing_twice(workspace):
 def test_later_migrations_apply_in_order_and_are_recorded(workspace):
     Catalog.open(workspace).close()
     applied_order = []
+    n = len(MIGRATIONS)
 
     def add_notes(conn):
-        applied_order.append(2)
+        applied_order.append(n + 1)
         conn.execute(text("ALTER TABLE videos ADD COLUMN notes TEXT"))
 
     def add_index(conn):
-        applied_order.append(3)
+        applied_order.append(n + 2)
         conn.execute(text("CREATE INDEX ix_videos_notes ON videos (notes)"))
 
-    steps = (*MIGRATIONS, Migration(2, "video notes", add_notes), Migration(3, "notes index", add_index))
+    steps = (*MIGRATIONS, Migration(n + 1, "video notes", add_notes),
+             Migration(n + 2, "notes index", add_index))
     engine = create_engine(workspace.catalog_url)
     try:
         with engine.begin() as conn:
-            assert upgrade(conn, steps) == [2, 3]
+            assert upgrade(conn, steps) == [n + 1, n + 2]
         with engine.begin() as conn:
             assert upgrade(conn, steps) == []
-            assert current_version(conn) == 3
+            assert current_version(conn) == n + 2
             assert "notes" in {c["name"] for c in inspect(conn).get_columns("videos")}
     finally:
         engine.dispose()
-    assert applied_order == [2, 3]
+    assert applied_order == [n + 1, n + 2]
 
 
 def test_a_failed_migration_leaves_the_old_version(workspace):
@@ -104,17 +106,18 @@ def test_a_failed_migration_leaves_the_old_version(workspace):
         conn.execute(text("ALTER TABLE no_such_table ADD COLUMN y TEXT"))
 
     with Catalog.open(workspace) as catalog:
-        with pytest.raises(CatalogError, match=r"migration 2 \(broken\) failed"):
+        after = len(MIGRATIONS) + 1
+        with pytest.raises(CatalogError, match=rf"migration {after} \(broken\) failed"):
             with catalog.engine.connect().execution_options(r2cli_begin="IMMEDIATE") as conn, conn.begin():
-                upgrade(conn, (*MIGRATIONS, Migration(2, "broken", broken)))
-        assert catalog.schema_version == 1
+                upgrade(conn, (*MIGRATIONS, Migration(after, "broken", broken)))
+        assert catalog.schema_version == LATEST_VERSION
         assert not inspect(catalog.engine).has_table("half_done")  # DDL rolled back with the transaction
 
 
 def test_migrations_must_be_numbered_without_gaps(workspace):
     with Catalog.open(workspace) as catalog, catalog.engine.begin() as conn:
         with pytest.raises(CatalogError, match="without gaps"):
-            upgrade(conn, (*MIGRATIONS, Migration(5, "jump", lambda c: None)))
+            upgrade(conn, (*MIGRATIONS, Migration(len(MIGRATIONS) + 3, "jump", lambda c: None)))
 
 
 def test_a_catalog_from_a_newer_r2cli_is_refused(workspace):

@@ -42,7 +42,7 @@ def test_catalog_stats_table_at_80_columns(tmp_path, workspace, make_copy, capsy
 
 
 EXPECTED = """\
- schema version  1
+ schema version  2
  videos          3
    ok            2
    error         1
