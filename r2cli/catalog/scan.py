@@ -289,7 +289,8 @@ class _Indexer:
         from r2cli.catalog.schema import Video
 
         with self.catalog.session(immediate=True) as session:
-            linked = dict(session.execute(select(Video.path, Video.found_via).where(Video.found_via.is_not(None))).all())
+            found = select(Video.path, Video.found_via).where(Video.found_via.is_not(None))
+            linked = dict(session.execute(found).all())
             for path, link in links.items():
                 if link is None and path not in linked:
                     continue  # found at its own path, as before: nothing to write
