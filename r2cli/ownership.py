@@ -9,13 +9,16 @@ its flags. Every destructive step therefore asks this module, which knows what r
   old report is set aside) and holds ``STAGING_MARKER``; one whose writer is dead is stale and
   removed by the next run into the same parent folder;
 * a media file r2cli wrote carries the container comment ``r2cli output`` (the media layer checks
-  it and passes the answer in as ``owned``).
+  it and passes the answer in as ``owned``);
+* a text output (a timeline, captions, chapters) is recorded, with its size and mtime, in the
+  ``WRITTEN_LEDGER`` file of its folder when r2cli writes it (``record_written``/``is_recorded``).
 
 Anything else is refused with ``NotOwnedError``, one line naming the path.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from r2cli.errors import UsageError
 
+WRITTEN_LEDGER = ".r2cli-written"  # JSON lines: name, size, mtime_ns of each text output r2cli wrote
 STAGING_MARKER = ".r2cli-staging"  # file inside every staging folder r2cli creates
 REPORT_MARKER = "r2cli-report.json"  # file in every finished report folder
 _REPORT_FOLDERS = frozenset({"thumbs", "plots"})  # sub-folders a report writes
@@ -212,3 +216,32 @@ def remove_partial(path: Path) -> None:
             path.unlink()
     except FileNotFoundError:
         pass
+
+
+def record_written(path: Path) -> None:
+    """Record that r2cli has just written ``path`` (its name, size and mtime) in its folder's ledger."""
+    try:
+        st = path.stat()
+        line = json.dumps({"name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}, ensure_ascii=True)
+        with open(path.parent / WRITTEN_LEDGER, "a", encoding="utf-8") as ledger:
+            ledger.write(line + "\n")
+    except OSError:
+        pass  # unrecorded: a later --force refuses to replace it, which loses nothing
+
+
+def is_recorded(path: Path) -> bool:
+    """Whether ``path`` is, unchanged since, a file r2cli recorded with ``record_written``."""
+    try:
+        st = path.stat()
+        lines = (path.parent / WRITTEN_LEDGER).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return False
+    for line in reversed(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if (isinstance(entry, dict) and entry.get("name") == path.name and entry.get("size") == st.st_size
+                and entry.get("mtime_ns") == st.st_mtime_ns):
+            return True
+    return False

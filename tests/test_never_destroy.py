@@ -309,3 +309,20 @@ def test_a_removed_symlink_makes_its_video_missing(tiny_media_path, tmp_path):
     assert report.missing == 1
     assert [v.status for v in list_videos(workspace)] == ["missing"]
     assert real.is_file()  # the target itself is untouched
+
+
+def test_force_replaces_only_r2clis_own_timeline(archive, tmp_path):
+    """The sibling of #18.1 in the text formats: `cut --format edl --force` into a user's folder."""
+    _, arc = archive
+    results = _moments(tmp_path / "moments.parquet", arc / "one.mp4")
+    mine = tmp_path / "edits"
+    mine.mkdir()
+    (mine / "moments.edl").write_text("TITLE: my own hand-made edit\n")
+    before = _snapshot(mine)
+    result = _cli("cut", str(results), "--format", "edl", "--out", str(mine), "--force")
+    assert result.returncode == 2 and "not written by r2cli" in _one_line(result)
+    assert _snapshot(mine) == before
+    out = tmp_path / "timelines"
+    assert _cli("cut", str(results), "--format", "edl", "--out", str(out)).returncode == 0
+    again = _cli("cut", str(results), "--format", "edl", "--out", str(out), "--force")
+    assert again.returncode == 0, again.stderr  # r2cli's own EDL, recorded when written

@@ -153,19 +153,23 @@ def read_cues(path: str | Path) -> list[Mark]:
 
 
 def write_text(path: str | Path, text: str, force: bool) -> Path:
-    """Write ``text`` atomically; refuse to overwrite unless ``force``.
+    """Write ``text`` atomically; refuse to overwrite unless ``force``, and then only r2cli's own file.
 
     Raises:
         UsageError: ``path`` exists and ``force`` is False.
+        NotOwnedError: ``path`` exists and r2cli did not write it (whatever ``force``).
         InputError: the file cannot be written.
     """
+    from r2cli import ownership
     from r2cli._atomic import write_text_atomic
 
     target = Path(path)
     if target.exists() and not force:
         raise UsageError(f"{target} exists (use --force to overwrite)")
+    ownership.check_replaceable_file(target, "--out:", owned=ownership.is_recorded(target))
     try:
         write_text_atomic(target, text)
     except OSError as exc:
         raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    ownership.record_written(target)
     return target

@@ -13,6 +13,7 @@ import pytest
 from r2cli.media.chapters import Mark, ffmetadata_text, read_cues, webvtt_text
 from r2cli.media.cut import cut_results
 from r2cli.media.timeline import TIMELINE_FORMATS, chapters_vtt_path, read_timeline
+from r2cli.ownership import WRITTEN_LEDGER
 from r2cli.outputs import write_table
 from r2cli.paths import OUTPUT_MARKER
 
@@ -110,7 +111,7 @@ def test_every_format_is_accepted_by_the_cli(cut_list, tmp_path):
         with pytest.raises(SystemExit) as stopped:
             main(["cut", str(cut_list), "--out", str(tmp_path / fmt), "--format", fmt, "--json"])
         assert stopped.value.code == 0, fmt
-    written = sorted(p.name for p in (tmp_path / "chapters").iterdir() if p.name != OUTPUT_MARKER)
+    written = sorted(p.name for p in (tmp_path / "chapters").iterdir() if p.name not in (OUTPUT_MARKER, WRITTEN_LEDGER))
     assert written == ["moments.chapters.txt", "moments.chapters.vtt"]
     assert (tmp_path / "fcp7" / "moments.xml").is_file() and (tmp_path / "fcpxml" / "moments.fcpxml").is_file()
 
