@@ -326,3 +326,28 @@ def test_force_replaces_only_r2clis_own_timeline(archive, tmp_path):
     assert _cli("cut", str(results), "--format", "edl", "--out", str(out)).returncode == 0
     again = _cli("cut", str(results), "--format", "edl", "--out", str(out), "--force")
     assert again.returncode == 0, again.stderr  # r2cli's own EDL, recorded when written
+
+
+def test_a_run_folder_never_replaces_a_users_file(tmp_path):
+    """The sibling of #18.1 for `search`/`summarize --out DIR`: the run's outputs are published by
+    ``RunFolder.publish``, which replaced any file of the same name."""
+    from r2cli.outputs.publish import RunFolder
+    from r2cli.ownership import NotOwnedError
+
+    folder = tmp_path / "my-analysis"
+    folder.mkdir()
+    (folder / "moments.parquet").write_bytes(b"the user's own table")
+    with RunFolder(folder) as run:
+        run.stage("moments.parquet").write_bytes(b"r2cli's table")
+        with pytest.raises(NotOwnedError, match="not written by r2cli"):
+            run.publish({"run_id": "r"})
+    assert (folder / "moments.parquet").read_bytes() == b"the user's own table"
+    assert not (folder / "run.json").exists()
+
+    own = tmp_path / "run"
+    for content in (b"first", b"second"):  # r2cli's own outputs are replaced run after run
+        with RunFolder(own) as run:
+            run.stage("moments.parquet").write_bytes(content)
+            run.publish({"run_id": "r"})
+        (own / "run.json").unlink()  # as after a kill between the outputs and run.json: still r2cli's
+    assert (own / "moments.parquet").read_bytes() == b"second"

@@ -187,11 +187,22 @@ class RunFolder:
         Returns name -> final path, with ``"run.json"``.
 
         Raises:
+            NotOwnedError: a final name in the folder holds a file r2cli did not write (the folder
+                is no r2cli run folder and the file is not recorded); nothing is published.
             InputError: a file cannot be flushed, renamed or written (a full disk, a read-only
                 folder); nothing more is published, and ``run.json`` is not written.
         """
+        from r2cli import ownership
+
         out: dict[str, Path] = {}
         manifest_path = self.folder / MANIFEST_NAME
+        earlier_run = manifest_path.is_file()  # an r2cli run folder: its outputs are r2cli's
+        for name in self._staged:
+            if name in self._targets:
+                continue  # a reel elsewhere: the media layer checked it (its container comment)
+            target = self.folder / name
+            ownership.check_replaceable_file(target, self.flag,
+                                             owned=earlier_run or ownership.is_recorded(target))
         try:
             for name, path in self._staged.items():
                 if not path.exists():
@@ -203,6 +214,8 @@ class RunFolder:
             for name, path in list(self._staged.items()):
                 target = self._targets.get(name, self.folder / name)
                 os.replace(path, target)
+                if name not in self._targets:
+                    ownership.record_written(target)  # a kill before run.json still leaves it r2cli's
                 out[name] = target
                 del self._staged[name]
             fsync_dir(self.folder)
