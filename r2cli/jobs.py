@@ -202,7 +202,11 @@ def run_job(
     if not isinstance(job, Job):
         job = load_job(job)
     if job.workspace is not None:
-        workspace = resolve_workspace(job.workspace, getattr(workspace, "catalog_url", None) if workspace else None)
+        # [job].workspace governs every path of the job, the catalog included: only a catalog named on
+        # its own (--catalog, $R2CLI_CATALOG) is kept, never the default file of the caller's workspace
+        named_catalog = workspace.catalog_url if workspace is not None and not workspace.catalog_is_default_sqlite \
+            else None
+        workspace = resolve_workspace(job.workspace, named_catalog)
     elif workspace is None:
         workspace = resolve_workspace()
     workspace.ensure()

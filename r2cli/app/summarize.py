@@ -182,6 +182,9 @@ def _check_reel(workspace: "Workspace", options: SummarizeOptions) -> Path | Non
                          "(not even with --force)")
     if target.exists() and not options.force:
         raise UsageError(f"--reel {target} exists (use --force to overwrite)")
+    from r2cli.media._process import check_replaceable
+
+    check_replaceable(target, "--reel")  # --force replaces r2cli's own reel, never a file it did not write
     folder = target.parent
     if not folder.is_dir():
         raise InputError(f"--reel {target}: the folder {folder} does not exist")

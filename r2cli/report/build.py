@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from r2cli import ownership
 from r2cli.errors import InputError, UsageError
 from r2cli.progress import NULL_REPORTER, Reporter
 
-MARKER = "r2cli-report.json"
+MARKER = ownership.REPORT_MARKER
 REPORT_DIR = "report"
 BROWSER_CODECS = {"h264", "vp8", "vp9", "av1", "theora"}  # what Chromium and Firefox decode in <video>
 PARALLEL_PLOTS = 32  # plots drawn in worker processes from this many on
@@ -232,10 +231,10 @@ def _cut_clip(clips: Path | None, path: str, query: str | None, rank: int, start
 
 
 def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; the report needs a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file() and not force:
-        raise UsageError(f"--out {out} exists and is not an r2cli report (use --force to replace it)")
+    from r2cli.ownership import check_report_target
+
+    # an earlier r2cli report is replaced; a folder holding anything else never is, whatever ``force``
+    check_report_target(out, "--out")
 
 
 def _folder_size(folder: Path) -> tuple[int, int, int]:
@@ -268,7 +267,8 @@ def build_report(
 
     Raises:
         InputError: ``source`` holds no r2cli moments/summary output, or a file is unreadable.
-        UsageError: ``out`` is a file, or a folder that is not an r2cli report (without ``force``).
+        UsageError: ``out`` is a file.
+        NotOwnedError: ``out`` holds anything an r2cli report did not write (whatever ``force``).
         MissingDependencyError: ffmpeg/ffprobe are not installed.
     """
     from r2cli.media.cut import default_jobs
@@ -362,9 +362,10 @@ def build_report(
 
     # -- thumbnails ------------------------------------------------------------------------------
     tick = time.monotonic()
-    tmp = target.parent / f".{target.name}.part-{uuid.uuid4().hex[:8]}"
+    for stale in ownership.remove_stale_staging(target):
+        warnings.append(f"removed {stale.name}, left in {target.parent} by an interrupted report")
     try:
-        tmp.mkdir(parents=True)
+        tmp = ownership.staging_folder(target)
     except OSError as exc:
         raise InputError(f"--out {target}: cannot create the folder: {exc.strerror or exc}") from None
     try:
@@ -462,9 +463,9 @@ def build_report(
         (tmp / MARKER).write_text(json.dumps({"source": str(Path(source).resolve()), "runs": [r.label for r in runs],
                                               "pages": pages}, indent=2), encoding="utf-8")
         tick = time.monotonic()
-        _swap_into_place(tmp, target)
+        ownership.replace_report_folder(tmp, target, "--out")
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        ownership.remove_staging(tmp)
         raise
     size, thumbs, svgs = _folder_size(target)
     timings["finish_s"] = time.monotonic() - tick
@@ -507,16 +508,6 @@ def _card(video: _Video, row: dict, kind: str, clips: Path | None, *, query: Any
         if clip is not None:
             card["clip"] = clip
     return card
-
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _environment():
