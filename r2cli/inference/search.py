@@ -167,7 +167,9 @@ def plan_archive(found: list[tuple[Any, Any]], *, fps: float, window_clips: int,
 def bad_window_warning(plan: SearchPlan, w: int) -> str:
     """The warning for a skipped window."""
     return (f"{plan.window_label(w)}: the stored features hold {plan.bad_windows[w]} (NaN or inf: a damaged "
-            "feature file); this window was skipped; re-extract the video's features with r2cli index")
+            "feature file); this window was skipped; "
+            "r2cli index --verify finds such files and extracts them again (an extraction that gives NaN or inf again "
+            "fails, naming the cause)")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -151,7 +151,8 @@ def bad_window_warning(plan: VideoPlan, i: int, fps: float) -> str:
     window = plan.windows[i]
     return (f"{Path(plan.record.path).name} {window.start_clip / fps:g}-{window.end_clip / fps:g} s: the stored "
             f"features hold {plan.bad_windows[i]} (NaN or inf: a damaged feature file); this window was skipped; "
-            "re-extract the video's features with r2cli index")
+            "r2cli index --verify finds such files and extracts them again (an extraction that gives NaN or inf "
+            "again fails, naming the cause)")
 
 
 # ----------------------------------------------------------------------------------------------
