@@ -18,7 +18,7 @@ from r2cli.app.options import Options, device_rule, option
 from r2cli.app.steps import JobContext, StepResult
 from r2cli.distributed.session import ray_address_rule
 from r2cli.errors import InputError
-from r2cli.features.store import FEATURE_FPS
+from r2cli.features.store import FEATURE_FPS, STORED_DTYPES
 from r2cli.media.frames import GEOMETRIES, GEOMETRY_DISPLAY
 from r2cli.progress import NULL_REPORTER, Reporter
 
@@ -59,6 +59,10 @@ class IndexOptions(Options):
              "official (the coded size, as the official extractor). A separate feature set.")
     device: str = option("auto", check=device_rule,
                          help="Where CLIP runs: auto (a GPU when present), cpu, cuda or cuda:N.")
+    feature_dtype: str = option(
+        "float16", choices=STORED_DTYPES,
+        help="How layer tokens are stored: float16 (555 MB per video-hour, reproduces the official numbers) or "
+             "int8 with per-channel scales (289 MB; see README). A separate feature set.")
     batch_size: int | None = option(None, minimum=1,
                                     help="Frames per CLIP forward pass. Default: 16 on CPU, 256 on GPU.")
     verify: bool = option(
@@ -175,7 +179,7 @@ def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Report
     try:
         extracted = extract_features(
             workspace, clip_weights=options.clip_weights, fps=options.fps, geometry=options.geometry,
-            device=options.device, batch_size=options.batch_size, verify=options.verify,
+            device=options.device, feature_dtype=options.feature_dtype, batch_size=options.batch_size, verify=options.verify,
             ray=resolve_ray_address(options.ray),
             paths=[*scan.roots, *scan.outside_roots], lock_timeout=options.wait, reporter=reporter,
         )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from r2cli.app.options import Options, device_rule, option
 from r2cli.app.steps import JobContext, StepResult
 from r2cli.distributed.session import ray_address_rule
+from r2cli.inference.search import FEATURE_DTYPE_CHOICES
 from r2cli.progress import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,6 +90,10 @@ class SearchOptions(Options):
     save_saliency: bool = option(True, help="Write saliency.parquet.")
     wait: float = option(0.0, help="Seconds to wait when another run writes to the same --out.", minimum=0,
                          job=False)
+    feature_dtype: str = option(
+        "auto", choices=FEATURE_DTYPE_CHOICES,
+        help="Which stored layer tokens to read: auto (float16 where a video has both), float16, or int8 "
+             "(indexed with --feature-dtype int8).")
     ray: str | None = option(
         None, check=ray_address_rule,
         help="Ground the candidate windows on Ray actors: 'local' starts an instance on this machine, HOST:PORT "
@@ -240,7 +245,7 @@ def _plan(workspace, options: SearchOptions, models, records, warn):
     post = PostProcess(unit=defaults.unit, nms_type=defaults.nms_type, nms_threshold=defaults.nms_threshold,
                        nms_sigma=defaults.nms_sigma, max_moments=models.model.config.max_num_moment)
     feature_settings = FeatureSettings.for_tower(models.tower, fps=fps, k=models.model.config.k)
-    found, skipped = open_features(workspace, records, feature_settings)
+    found, skipped = open_features(workspace, records, feature_settings, feature_dtype=options.feature_dtype)
     if skipped:
         names = ", ".join(Path(s.path).name for s in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
         warn(f"{len(skipped)} of {len(records)} videos skipped (no usable features): {names}")
@@ -275,8 +280,18 @@ def _plan(workspace, options: SearchOptions, models, records, warn):
         "format": options.format,
         "precision": options.precision,
         "save_saliency": options.save_saliency,
+        "feature_dtype": options.feature_dtype,
+        # how the searched videos' layer tokens were stored (auto prefers float16 per video)
+        "feature_dtypes_used": _count_dtypes(plan),
     }
     return plan, skipped, settings
+
+
+def _count_dtypes(plan) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for video in plan.videos:
+        counts[video.features.settings.dtype] = counts.get(video.features.settings.dtype, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _execute(workspace, options, queries, models, plan, skipped, settings, key, warnings, warn, timings, started,

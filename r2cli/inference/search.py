@@ -87,38 +87,69 @@ class SearchPlan:
 # 1. features and windows
 
 
+FEATURE_DTYPE_CHOICES = ("auto", "float16", "int8")  # search --feature-dtype; auto prefers float16
+
+
+def feature_dtype_order(feature_dtype: str) -> tuple[str, ...]:
+    """The stored layer dtypes a search may read, preferred first (``auto``: float16, then int8)."""
+    if feature_dtype == "auto":
+        return ("float16", "int8")
+    if feature_dtype not in FEATURE_DTYPE_CHOICES:
+        raise InputError(f"--feature-dtype must be one of {', '.join(FEATURE_DTYPE_CHOICES)}, got {feature_dtype!r}")
+    return (feature_dtype,)
+
+
 def open_features(
-    workspace: "Workspace", records: list[Any], settings: Any, reporter: Reporter = NULL_REPORTER
+    workspace: "Workspace", records: list[Any], settings: Any, reporter: Reporter = NULL_REPORTER,
+    feature_dtype: str = "auto",
 ) -> tuple[list[tuple[Any, Any]], list[SkippedVideo]]:
     """Memory-map the stored features of each video; videos without them are skipped, with the reason.
 
-    The default settings key is tried first, then any compatible feature set the catalog records.
-    Returns ([(record, VideoFeatures)], [SkippedVideo]).
+    The default settings key is tried first (for each dtype ``feature_dtype`` allows, float16
+    first), then any compatible feature set the catalog records, in the same dtype order.
+    Returns ([(record, VideoFeatures)], [SkippedVideo]); ``features.settings.dtype`` says which was read.
+
+    Raises:
+        InputError: ``feature_dtype`` is not auto, float16 or int8.
     """
+    import dataclasses
+
     from r2cli.catalog.selection import compatible_feature_sets
     from r2cli.features.store import FeatureStore
 
+    dtypes = feature_dtype_order(feature_dtype)
     store = FeatureStore(workspace.features_dir)
     found, skipped, missing = [], [], []
     for record in records:
         if not record.fingerprint:
             skipped.append(SkippedVideo(record.id, record.path, "not fingerprinted yet; run r2cli index"))
             continue
-        try:
-            features = store.get(record.fingerprint, settings)
-        except FeatureError as exc:
-            skipped.append(SkippedVideo(record.id, record.path, f"unreadable features ({exc})"))
-            continue
-        if features is None:
+        features, problem = None, None
+        for dtype in dtypes:
+            try:
+                features = store.get(record.fingerprint, dataclasses.replace(settings, dtype=dtype))
+            except FeatureError as exc:
+                problem = problem or f"unreadable features ({exc})"
+                continue
+            if features is not None:
+                break
+        if features is None and problem is not None:
+            skipped.append(SkippedVideo(record.id, record.path, problem))
+        elif features is None:
             missing.append(record)
         else:
             found.append((record, features))
     if missing:
-        alternatives = compatible_feature_sets(
-            workspace, sorted({r.fingerprint for r in missing}), weights_id=settings.weights_id,
-            clip_model=settings.clip_model, fps=settings.fps, k=settings.k, geometry=settings.geometry,
-        )
-        describe = f"CLIP {settings.weights_id} at {settings.fps:g} fps"
+        alternatives: dict[str, list[str]] = {}
+        for dtype in dtypes:
+            for fingerprint, relpaths in compatible_feature_sets(
+                workspace, sorted({r.fingerprint for r in missing}), weights_id=settings.weights_id,
+                clip_model=settings.clip_model, fps=settings.fps, k=settings.k, geometry=settings.geometry,
+                dtype=dtype,
+            ).items():
+                alternatives.setdefault(fingerprint, []).extend(relpaths)
+        describe = f"CLIP {settings.weights_id} at {settings.fps:g} fps" + (
+            "" if feature_dtype == "auto" else f" stored as {feature_dtype}")
         for record in missing:
             features = None
             for relpath in alternatives.get(record.fingerprint, []):
@@ -131,7 +162,8 @@ def open_features(
                 found.append((record, features))
                 continue
             reason = f"no features for {describe}; run r2cli index" + (
-                "" if settings.fps == 0.5 else f" --fps {settings.fps:g}")
+                "" if settings.fps == 0.5 else f" --fps {settings.fps:g}") + (
+                "" if feature_dtype in ("auto", "float16") else f" --feature-dtype {feature_dtype}")
             if record.features_status == "error" and record.features_error:
                 reason = f"feature extraction failed ({record.features_error})"
             skipped.append(SkippedVideo(record.id, record.path, reason))

@@ -109,6 +109,10 @@ def register(app: typer.Typer) -> None:
             Optional[str], typer.Option("--geometry", help=_help("geometry"), show_default=False)
         ] = None,
         device: Annotated[Optional[str], typer.Option("--device", help=_help("device"), show_default=False)] = None,
+        feature_dtype: Annotated[
+            Optional[str],
+            typer.Option("--feature-dtype", metavar="float16|int8", help=_help("feature_dtype"), show_default=False),
+        ] = None,
         batch_size: Annotated[
             Optional[int], typer.Option("--batch-size", help=_help("batch_size"), show_default=False)
         ] = None,
@@ -155,7 +159,7 @@ def register(app: typer.Typer) -> None:
         options = IndexOptions.from_flags(
             paths=[Path(p) for p in paths], extensions=ext or None, ignore=ignore or None, dry_run=dry_run or None,
             strict=strict or None, wait=wait, features=features, clip_weights=clip_weights, fps=fps,
-            geometry=geometry, device=device, batch_size=batch_size, verify=verify or None, ray=ray,
+            geometry=geometry, device=device, feature_dtype=feature_dtype, batch_size=batch_size, verify=verify or None, ray=ray,
             watch=watch or None, settle=settle, watch_mode=watch_mode, poll_interval=poll_interval,
         )
         ws = workspace_from(workspace, catalog)

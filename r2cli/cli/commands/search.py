@@ -75,6 +75,10 @@ def render_search_result(result) -> None:
         f"outputs: {printable(result.out_dir)}",
         highlight=False, markup=False, soft_wrap=True,
     )
+    used = result.settings.get("feature_dtypes_used") or {}
+    if set(used) - {"float16"}:  # say so whenever compact features were read
+        console.print("layer features read: " + ", ".join(f"{dtype} ({plural(count, 'video')})"
+                                                          for dtype, count in used.items()), highlight=False)
     if "report" in result.files:
         console.print(f"report: {printable(result.files['report'])}", highlight=False, markup=False, soft_wrap=True)
     if counts.get("windows_skipped"):
@@ -137,6 +141,9 @@ def register(app: typer.Typer) -> None:
         precision: Annotated[Optional[str], typer.Option("--precision", help=O.help("precision"))] = None,
         query_batch: Annotated[Optional[int], typer.Option("--query-batch", help=O.help("query_batch"))] = None,
         wait: Annotated[Optional[float], typer.Option("--wait", help=O.help("wait"))] = None,
+        feature_dtype: Annotated[
+            Optional[str], typer.Option("--feature-dtype", metavar="auto|float16|int8", help=O.help("feature_dtype"))
+        ] = None,
         ray: Annotated[
             Optional[str], typer.Option("--ray", metavar="local|HOST:PORT", help=O.help("ray"), show_default=False)
         ] = None,
@@ -163,6 +170,7 @@ def register(app: typer.Typer) -> None:
             candidates=candidates, top_k=top_k, min_score=min_score, preset=preset, checkpoint=checkpoint,
             clip_weights=clip_weights, device=device, window=window, stride=stride, out=out, format=output_format,
             batch_size=batch_size, precision=precision, query_batch=query_batch, wait=wait, ray=ray, report=report or None,
+            feature_dtype=feature_dtype,
         )
         ws = workspace_from(workspace, catalog)
         with RichReporter(enabled=not json_output) as reporter:
