@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ WATCH_MODES = ("auto", "inotify", "poll")
 
 if TYPE_CHECKING:  # pragma: no cover
     from r2cli.catalog.scan import ScanReport
+    from r2cli.features.coarse_index import CoarseIndexReport
     from r2cli.features.extract import ExtractReport
     from r2cli.paths import Workspace
 
@@ -71,6 +72,15 @@ class IndexOptions(Options):
         None, check=ray_address_rule,
         help="Extract on Ray: 'local' starts an instance on this machine, HOST:PORT joins a cluster whose nodes "
              "all mount the workspace. Default: $R2CLI_RAY_ADDRESS, else no Ray (one process).")
+    coarse_index: bool = option(
+        True, help="Keep an approximate coarse index of the clip embeddings in the feature store (search uses it "
+                   "above --coarse-index-min-clips; see docs/scale.md).")
+    coarse_index_min_clips: int = option(
+        36_000, minimum=1,
+        help="Build the coarse index only when the archive holds at least this many clips (36,000: 20 video-hours "
+             "at 0.5 fps; below, an exact scan is as fast).")
+    rebuild_coarse_index: bool = option(
+        False, help="Rebuild (retrain) the coarse index from scratch instead of updating it.")
     # The watch is command-line only: a job's steps run once, in turn, and the job ends; a watch is a
     # service (docs/r2cli-watch.service runs `r2cli index --watch`).
     watch: bool = option(
@@ -93,6 +103,8 @@ class IndexOptions(Options):
             return ("paths",), "{0} is required (the folders or files to index)"
         if not self.paths:
             return ("paths",), "{0} must list at least one folder or file"
+        if self.rebuild_coarse_index and not self.coarse_index:
+            return ("rebuild_coarse_index", "coarse_index"), "{0} cannot be combined with --no-coarse-index"
         if self.verify and not self.features:
             return ("verify", "features"), "{0} needs {1} (it re-extracts what fails)"
         if not self.watch:
@@ -121,6 +133,7 @@ class IndexResult:
     options: IndexOptions
     scan: "ScanReport"
     features: "ExtractReport | None"  # None with features=False or a dry run
+    coarse: list["CoarseIndexReport"] = field(default_factory=list)  # one per feature-settings key (#19.1)
 
     @property
     def failed(self) -> int:
@@ -146,6 +159,7 @@ class IndexResult:
         """The scan report's fields plus ``"features"`` (the ``ExtractReport`` dict, or null)."""
         data = self.scan.to_dict()
         data["features"] = self.features.to_dict() if self.features is not None else None
+        data["coarse_index"] = [report.to_dict() for report in self.coarse]
         return data
 
 
@@ -190,7 +204,18 @@ def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Report
             "(use --no-features to index without them)"
         )
         raise
-    return IndexResult(options=options, scan=scan, features=extracted)
+    coarse = []
+    if options.coarse_index:
+        from r2cli.features.coarse_index import update_workspace_indexes
+
+        reporter.begin("coarse index", total=None, unit="keys")
+        coarse = update_workspace_indexes(workspace, min_clips=options.coarse_index_min_clips,
+                                          rebuild=options.rebuild_coarse_index, verify=options.verify)
+        reporter.end("coarse index")
+        for report in coarse:
+            if report.retrained or report.problems:
+                reporter.warn(f"coarse index {report.settings_key}: {report.reason}")
+    return IndexResult(options=options, scan=scan, features=extracted, coarse=coarse)
 
 
 def job_step(workspace: "Workspace", table: Mapping[str, Any], context: JobContext, *,

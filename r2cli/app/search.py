@@ -102,6 +102,8 @@ class SearchOptions(Options):
     # settings are the same
     resume: bool = option(False, help="Reuse a finished run with the same settings in --out.", job=False)
 
+    exact: bool = option(False, help="Score every clip embedding in the coarse stage (brute force), even where "
+                                     "the approximate coarse index would be used.")
     report: bool = option(False, help="Also write an HTML report of the run into report/ in the run folder "
                                       "(what `r2cli report RUN` writes).")
 
@@ -260,6 +262,7 @@ def _plan(workspace, options: SearchOptions, models, records, warn):
              f"{MAX_WINDOW_CLIPS}, so longer videos are grounded in windows of {MAX_WINDOW_CLIPS} clips")
     for w in sorted(plan.bad_windows):
         warn(bad_window_warning(plan, w))
+    coarse = _coarse_stage(workspace, options, models, plan, feature_settings, warn)
     settings = {
         "videos": list(options.videos),
         "min_duration": options.min_duration,
@@ -283,7 +286,9 @@ def _plan(workspace, options: SearchOptions, models, records, warn):
         "feature_dtype": options.feature_dtype,
         # how the searched videos' layer tokens were stored (auto prefers float16 per video)
         "feature_dtypes_used": _count_dtypes(plan),
+        "coarse": coarse.record(),
     }
+    plan.coarse = coarse
     return plan, skipped, settings
 
 
@@ -292,6 +297,23 @@ def _count_dtypes(plan) -> dict[str, int]:
     for video in plan.videos:
         counts[video.features.settings.dtype] = counts.get(video.features.settings.dtype, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def _coarse_stage(workspace, options: SearchOptions, models, plan, feature_settings, warn):
+    """Exact scan or the approximate coarse index (#19.1): ``choose_coarse_stage`` decides."""
+    from r2cli.errors import FeatureError, MissingDependencyError
+    from r2cli.inference.search import choose_coarse_stage
+
+    index = None
+    if not options.exact:
+        from r2cli.features.coarse_index import load_index
+
+        try:
+            index = load_index(workspace.features_dir, feature_settings.key())
+        except (FeatureError, MissingDependencyError) as exc:
+            warn(f"coarse index not used, scoring exactly: {exc}")
+    budget = options.candidates or default_candidates(models.info["device"])
+    return choose_coarse_stage(plan, index, candidates=budget, exact=options.exact)
 
 
 def _execute(workspace, options, queries, models, plan, skipped, settings, key, warnings, warn, timings, started,
@@ -343,7 +365,7 @@ def _execute(workspace, options, queries, models, plan, skipped, settings, key, 
                         plan, models.tower, grounder, batch, k=models.model.config.k, candidates=budget,
                         top_k=options.top_k, min_score=options.min_score, run_id=run_id, model_id=model_id,
                         preset=settings["preset"], whole_videos=options.format == "official",
-                        reporter=reporter if single else NULL_REPORTER,
+                        reporter=reporter if single else NULL_REPORTER, coarse=plan.coarse,
                     )
                     for w in result.new_bad_windows:
                         warn(bad_window_warning(plan, w))

@@ -148,6 +148,7 @@ def register(app: typer.Typer) -> None:
             Optional[str], typer.Option("--ray", metavar="local|HOST:PORT", help=O.help("ray"), show_default=False)
         ] = None,
         report: Annotated[bool, typer.Option("--report", help=O.help("report"))] = False,
+        exact: Annotated[bool, typer.Option("--exact", help=O.help("exact"))] = False,
         json_output: JsonOpt = False,
         workspace: WorkspaceOpt = None,
         catalog: CatalogOpt = None,
@@ -171,6 +172,7 @@ def register(app: typer.Typer) -> None:
             clip_weights=clip_weights, device=device, window=window, stride=stride, out=out, format=output_format,
             batch_size=batch_size, precision=precision, query_batch=query_batch, wait=wait, ray=ray, report=report or None,
             feature_dtype=feature_dtype,
+            exact=exact or None,
         )
         ws = workspace_from(workspace, catalog)
         with RichReporter(enabled=not json_output) as reporter:
