@@ -117,6 +117,11 @@ def register(app: typer.Typer) -> None:
     def search(
         texts: Annotated[Optional[list[str]], typer.Argument(metavar="[QUERY]...", help=O.help("queries"))] = None,
         queries_file: Annotated[Optional[Path], typer.Option("--queries", "-q", help=O.help("queries_file"))] = None,
+        image: Annotated[Optional[list[Path]], typer.Option("--image", metavar="STILL", help=O.help("image"))] = None,
+        clip: Annotated[
+            Optional[list[str]], typer.Option("--clip", metavar="VIDEO[:START-END]", help=O.help("clip"))] = None,
+        match_margin: Annotated[Optional[float], typer.Option("--match-margin", help=O.help("match_margin"))] = None,
+        min_run: Annotated[Optional[int], typer.Option("--min-run", help=O.help("min_run"))] = None,
         video: Annotated[Optional[list[str]], typer.Option("--video", help=O.help("videos") + " Repeat the flag.")] = None,
         min_duration: Annotated[Optional[float], typer.Option("--min-duration", help=O.help("min_duration"))] = None,
         max_duration: Annotated[Optional[float], typer.Option("--max-duration", help=O.help("max_duration"))] = None,
@@ -151,14 +156,21 @@ def register(app: typer.Typer) -> None:
         grounds the best candidates, batched. Writes moments.parquet and saliency.parquet to a run
         folder and records the run in the catalog.
 
+        --image / --clip search by picture: the still's (or the range's) CLIP image embedding, made as
+        index makes a clip's, against every stored clip; runs of matching clips are the moments.
+        R2-Tuning's fine stage grounds sentences, so it is not run for pictures.
+
         Example:  r2cli search "dog catches frisbee" --top-k 5
 
         Example:  r2cli search --queries queries.csv --video '*.mp4' --out results/
+
+        Example:  r2cli search --image still.jpg --clip interview.mp4:1:05-1:20
         """
         from r2cli.app.search import run_search
 
         options = O.from_flags(
-            queries=tuple(texts or ()), queries_file=queries_file, videos=tuple(video) if video else None,
+            queries=tuple(texts or ()), queries_file=queries_file, image=tuple(image) if image else None,
+            clip=tuple(clip) if clip else None, match_margin=match_margin, min_run=min_run, videos=tuple(video) if video else None,
             min_duration=min_duration, max_duration=max_duration, path_contains=path_contains,
             candidates=candidates, top_k=top_k, min_score=min_score, preset=preset, checkpoint=checkpoint,
             clip_weights=clip_weights, device=device, window=window, stride=stride, out=out, format=output_format,
