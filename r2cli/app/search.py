@@ -446,6 +446,10 @@ def job_step(workspace: "Workspace", table: Mapping[str, Any], context: JobConte
     with the same settings finished there (unless the job is forced)."""
     options = SearchOptions.from_table(table, where=context.where("search"), base=context.base,
                                        overrides={"out": context.out_dir / "search", "resume": not context.force})
+    if options.clip and context.base is not None:  # a clip's video is relative to the job file, as paths are
+        from r2cli.app.search_visual import resolve_clip_specs
+
+        options = options.replace(clip=resolve_clip_specs(options.clip, Path(context.base)))
     started = time.perf_counter()
     result = run_search(workspace, options, reporter=reporter)
     counts = result.counts

@@ -68,6 +68,19 @@ def parse_clip_spec(spec: str) -> tuple[tuple[str, float, float | None] | None, 
     return (match["video"], start, end), None
 
 
+def resolve_clip_specs(specs: tuple[str, ...], base: Path) -> tuple[str, ...]:
+    """``specs`` with each relative video path taken from ``base`` (a job file's folder); ranges kept."""
+    resolved = []
+    for spec in specs:
+        parsed, _ = parse_clip_spec(spec)
+        if parsed is None or Path(parsed[0]).is_absolute():
+            resolved.append(spec)
+            continue
+        video = str(base / parsed[0])
+        resolved.append(video + spec[len(parsed[0]):])
+    return tuple(resolved)
+
+
 @dataclass(frozen=True)
 class PictureQuery:
     """One --image or --clip query."""

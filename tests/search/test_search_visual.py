@@ -159,3 +159,30 @@ def test_parquet_query_kind_table_cut_and_report(indexed, tiny_clip_path, tmp_pa
     from r2cli.media.probe import probe
 
     assert probe(made[0]).duration == pytest.approx(2.0, abs=0.2)  # clip 4: [8, 10) s
+
+
+def test_a_job_file_searches_by_image_and_clip(indexed, tiny_clip_path, tmp_path, capsys):
+    """[search] image/clip keys: paths relative to the job file, as every path of a job is."""
+    import pandas as pd
+
+    workspace, archive, _ = indexed
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    _still(archive / "scenes.mp4", 5.0, jobs / "still.jpg")  # clip 2
+    (jobs / "media").symlink_to(archive)
+    (jobs / "visual.toml").write_text(
+        "[job]\nname = 'visual'\n[search]\nimage = ['still.jpg']\nclip = ['media/scenes.mp4:10-12']\n"
+        f"match_margin = 0.01\nclip_weights = '{tiny_clip_path}'\ndevice = 'cpu'\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "run", jobs / "visual.toml", "--workspace", workspace.root)
+    assert code == 0, out + err
+    moments = pd.read_parquet(next(workspace.runs_dir.glob("job-visual*")) / "search" / "moments.parquet")
+    best = moments[moments["rank_in_query"] == 1].set_index("query_id")
+    assert (best.loc["q1", "start_s"], best.loc["q2", "start_s"]) == (4.0, 10.0)
+    assert list(best["query_kind"]) == ["image", "clip"]
+
+
+def test_help_says_pictures_skip_the_fine_stage(capsys):
+    code, out, _ = run_cli(capsys, "search", "--help")
+    text = " ".join(out.split())
+    assert code == 0 and "--image" in text and "--clip" in text
+    assert "R2-Tuning's fine stage grounds sentences, so it is not run for pictures" in text.replace("│ ", "")

@@ -48,7 +48,9 @@ def search_table(frame, title: str):
     table.add_column("video", justify="left", overflow="ellipsis", ratio=2, min_width=8)
     last_query = None
     for row in frame.itertuples(index=False):
-        label = escape(printable(f"{row.query_id}: {row.query}")) if row.query_id != last_query else ""
+        kind = getattr(row, "query_kind", "text")
+        named = f"{row.query_id}: {row.query}" if kind == "text" else f"{row.query_id} ({kind}): {row.query}"
+        label = escape(printable(named)) if row.query_id != last_query else ""
         last_query = row.query_id
         table.add_row(label, str(row.rank_in_query), f"{row.score:.4f}", _clock(row.start_s), _clock(row.end_s),
                       escape(printable(Path(row.path).name)))
@@ -93,7 +95,8 @@ def result_to_json(result) -> dict:
     rows = []
     for row in frame.itertuples(index=False):
         rows.append({
-            "query_id": row.query_id, "query": row.query, "rank": int(row.rank_in_query),
+            "query_id": row.query_id, "query": row.query, "query_kind": getattr(row, "query_kind", "text"),
+            "rank": int(row.rank_in_query),
             "rank_in_video": int(row.rank_in_video), "video_id": None if row.video_id is None or row.video_id != row.video_id else int(row.video_id),
             "path": row.path, "start_s": float(row.start_s), "end_s": float(row.end_s), "score": float(row.score),
         })
