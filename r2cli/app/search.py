@@ -117,6 +117,9 @@ class SearchOptions(Options):
         if visual and (self.queries or self.queries_file is not None):
             return (("image", "clip", "queries"),
                     "{0}/{1} and sentences ({2}) need separate runs: pictures are matched by CLIP only")
+        if visual and self.format == "official":
+            return ("format", "image", "clip"), ("{0} official needs sentences (R2-Tuning's predictions); "
+                                                 "{1} and {2} queries write parquet only")
         if not visual and not self.queries and self.queries_file is None:
             return ("queries", "queries_file"), "{0} or {1}: give at least one query (a sentence or a query file)"
         if self.window is not None and self.stride is not None and self.stride > self.window:

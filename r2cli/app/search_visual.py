@@ -38,6 +38,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from r2cli.app.search import SearchOptions, SearchResult
     from r2cli.paths import Workspace
 
+# options of R2-Tuning's fine stage: a picture search does not run it, so setting them is worth a warning
+_FINE_STAGE_FLAGS = (("candidates", "--candidates"), ("checkpoint", "--checkpoint"), ("window", "--window"),
+                     ("stride", "--stride"), ("batch_size", "--batch-size"), ("ray", "--ray"))
 _TIME = r"\d+(?::\d{1,2})?(?:\.\d+)?"
 _RANGE = re.compile(rf"^(?P<video>.+?):(?P<start>{_TIME})-(?P<end>{_TIME})$")
 
@@ -251,6 +254,10 @@ def run_visual_search(workspace: "Workspace", options: "SearchOptions", *,
     timings: dict[str, float] = {}
     warnings: list[str] = []
     queries = picture_queries(options)
+    ignored = [flag for name, flag in _FINE_STAGE_FLAGS if getattr(options, name) is not None]
+    if ignored:
+        warnings.append(f"{', '.join(ignored)} set the fine stage, which image and clip queries do not run; ignored")
+        reporter.warn(warnings[-1])
 
     tick = time.perf_counter()
     records = require_videos(workspace, options.video_filter())

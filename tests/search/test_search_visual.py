@@ -72,6 +72,16 @@ def test_a_still_cut_at_a_sampled_time_finds_that_moment_first(indexed, tiny_cli
     assert result.counts["pairs"] == 0  # R2-Tuning grounded nothing
 
 
+def test_fine_stage_options_are_ignored_with_a_warning(indexed, tiny_clip_path, tmp_path):
+    workspace, archive, _ = indexed
+    still = _still(archive / "scenes.mp4", 7.0, tmp_path / "still.jpg")
+    result = _search(workspace, tiny_clip_path, image=(still,), candidates=3, checkpoint="absent.pth",
+                     out=tmp_path / "run")
+    assert result.warnings == ["--candidates, --checkpoint set the fine stage, which image and clip queries do "
+                               "not run; ignored"]
+    assert len(result.moments)  # no checkpoint was needed
+
+
 def test_the_still_goes_through_the_index_crop(indexed, tiny_clip_path, tmp_path):
     """A frame decoded by still_frame equals the frame the index sampled (same scale and crop)."""
     import numpy as np
@@ -118,6 +128,7 @@ def test_images_and_clips_in_one_run_rank_each_query(indexed, tiny_clip_path, tm
     (["--clip", "{archive}/scenes.mp4:1:75-2:00"], "seconds of m:ss must be below 60"),
     (["--clip", "{archive}/scenes.mp4:30-40"], "no frame in 30-40 s"),
     (["--image", "{tmp}/notes.jpg", "a red scene"], "need separate runs"),
+    (["--image", "{tmp}/notes.jpg", "--format", "official"], "--format official needs sentences"),
 ])
 def test_bad_picture_queries_are_one_line_naming_the_flag(indexed, tiny_clip_path, tmp_path, capsys, args, message):
     workspace, archive, _ = indexed
