@@ -55,6 +55,18 @@ class SearchOptions(Options):
     queries_file: Path | None = option(
         None, help="Query file: text (one per line), .csv or .jsonl with qid/query columns.", flag="--queries",
         exists=True)
+    # search by picture (#20.2): r2cli.app.search_visual; CLIP image similarity only, no R2-Tuning
+    image: tuple[Path, ...] = option(
+        (), help="A still (JPEG, PNG ...) to find the shots that look like it (repeat). CLIP image similarity "
+                 "only: R2-Tuning grounds sentences and is not run.", flag="--image", exists=True)
+    clip: tuple[str, ...] = option(
+        (), help="A video, or a range VIDEO:START-END (seconds or m:ss), to find the shots that look like it "
+                 "(repeat). CLIP image similarity only: R2-Tuning is not run.", flag="--clip",
+        check=lambda value: clip_spec_rule(value))
+    match_margin: float = option(
+        0.1, help="Image and clip queries: a clip matches when its CLIP similarity is within this of the query's best "
+                  "clip in the archive; runs of matching clips are the moments.", minimum=0, maximum=2)
+    min_run: int = option(1, help="Image and clip queries: consecutive matching clips a moment needs.", minimum=1)
     videos: tuple[str, ...] = option(
         (), help="Only videos whose catalog id, path or file name matches one of these globs.", flag="--video")
     min_duration: float | None = option(None, help="Only videos at least this long (s).", minimum=0)
@@ -108,7 +120,14 @@ class SearchOptions(Options):
                                       "(what `r2cli report RUN` writes).")
 
     def check(self) -> tuple[tuple[str, ...], str] | None:
-        if not self.queries and self.queries_file is None:
+        visual = bool(self.image or self.clip)
+        if visual and (self.queries or self.queries_file is not None):
+            return (("image", "clip", "queries"),
+                    "{0}/{1} and sentences ({2}) need separate runs: pictures are matched by CLIP only")
+        if visual and self.format == "official":
+            return ("format", "image", "clip"), ("{0} official needs sentences (R2-Tuning's predictions); "
+                                                 "{1} and {2} queries write parquet only")
+        if not visual and not self.queries and self.queries_file is None:
             return ("queries", "queries_file"), "{0} or {1}: give at least one query (a sentence or a query file)"
         if self.window is not None and self.stride is not None and self.stride > self.window:
             return ("stride", "window"), f"{{0}} ({self.stride:g} s) must not exceed {{1}} ({self.window:g} s)"
@@ -125,6 +144,17 @@ class SearchOptions(Options):
 
 
 OPTIONS = SearchOptions
+
+
+def clip_spec_rule(value: tuple[str, ...]) -> str | None:
+    """The rule of ``--clip``: each value is VIDEO or VIDEO:START-END with START < END."""
+    from r2cli.app.search_visual import parse_clip_spec
+
+    for spec in value or ():
+        problem = parse_clip_spec(spec)[1]
+        if problem:
+            return f"must be VIDEO or VIDEO:START-END (seconds or m:ss): {problem}"
+    return None
 
 
 @dataclass
@@ -191,6 +221,10 @@ def run_search(workspace: "Workspace", options: SearchOptions, *, reporter: Repo
     from r2cli.inference.query_files import open_queries
 
     options.validate()
+    if options.image or options.clip:  # search by picture: CLIP similarity only (r2cli.app.search_visual)
+        from r2cli.app.search_visual import run_visual_search
+
+        return run_visual_search(workspace, options, reporter=reporter)
     warnings: list[str] = []
 
     def warn(message: str) -> None:
@@ -452,6 +486,10 @@ def job_step(workspace: "Workspace", table: Mapping[str, Any], context: JobConte
     with the same settings finished there (unless the job is forced)."""
     options = SearchOptions.from_table(table, where=context.where("search"), base=context.base,
                                        overrides={"out": context.out_dir / "search", "resume": not context.force})
+    if options.clip and context.base is not None:  # a clip's video is relative to the job file, as paths are
+        from r2cli.app.search_visual import resolve_clip_specs
+
+        options = options.replace(clip=resolve_clip_specs(options.clip, Path(context.base)))
     started = time.perf_counter()
     result = run_search(workspace, options, reporter=reporter)
     counts = result.counts

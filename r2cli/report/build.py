@@ -80,6 +80,9 @@ class _Run:
     summary: Any = None  # DataFrame
 
 
+_QUERY_LABELS = {"text": "Query", "image": "Image query", "clip": "Clip query"}  # by moments' query_kind
+
+
 def _read_run(folder: Path, only: Path | None = None) -> _Run | None:
     from r2cli.inference.runs import read_manifest
     from r2cli.outputs import read_results
@@ -337,12 +340,16 @@ def build_report(
             qids = list(dict.fromkeys([q for q in order if q in set(frame["query_id"])] + list(frame["query_id"])))
             groups = {qid: rows for qid, rows in frame.groupby("query_id", sort=False)}
             texts = {r.get("qid"): r.get("query") for r in (run.manifest.get("queries") or []) if isinstance(r, dict)}
+            kinds = {r.get("qid"): r.get("kind") for r in (run.manifest.get("queries") or []) if isinstance(r, dict)}
             for qid in list(dict.fromkeys(order + qids)):
                 rows = groups.get(qid)
                 number = len(queries) + 1
                 entry = {"number": number, "run": run, "qid": str(qid), "page": f"q{number:03d}.html",
                          "query": str(rows["query"].iloc[0]) if rows is not None else str(texts.get(qid) or qid),
                          "cards": []}
+                # what the query is (#20.2): a sentence, a still or a video range
+                kind = rows["query_kind"].iloc[0] if rows is not None and "query_kind" in rows else kinds.get(qid)
+                entry["label"] = _QUERY_LABELS.get(str(kind), "Query")
                 for row in (rows.to_dict("records") if rows is not None else []):
                     entry["cards"].append(_card(video_of(str(row["path"]), row["video_id"]), row, "moment", clips,
                                                 query=entry["query"], rank=int(row["rank_in_query"]),
@@ -575,6 +582,7 @@ def _write_pages(tmp: Path, final: Path, runs, videos, queries, summaries, video
         pages = max(1, -(-len(entry["cards"]) // page_size))
         names = [entry["page"]] + [f"q{entry['number']:03d}-p{k}.html" for k in range(2, pages + 1)]
         query_views.append({"number": entry["number"], "qid": entry["qid"], "query": entry["query"],
+                            "label": entry.get("label", "Query"),
                             "page": entry["page"], "moments": len(entry["cards"]), "run": entry["run"].label})
         for k, name in enumerate(names):
             chunk = entry["cards"][k * page_size:(k + 1) * page_size]
