@@ -71,7 +71,26 @@ SUMMARY = (
     Column("rank", "int32", False, "1-based rank of the segment by mean saliency within its video (ties: earlier first)."),
 )
 
-KINDS: dict[str, tuple[Column, ...]] = {"moments": MOMENTS, "saliency": SALIENCY, "summary": SUMMARY}
+DUPLICATES = (
+    Column("run_id", "string", False, "Run that produced the row."),
+    Column("kind", "string", False, "identical (same file content), duplicate (covers both videos), contained "
+           "(covers video a, found inside video b) or shared (footage both hold)."),
+    Column("video_a_id", "int64", True, "Catalog id of video a."),
+    Column("path_a", "string", False, "Absolute path of video a."),
+    Column("video_b_id", "int64", True, "Catalog id of video b."),
+    Column("path_b", "string", False, "Absolute path of video b."),
+    Column("a_start_s", "float64", False, "Start of the shared footage in video a (s)."),
+    Column("a_end_s", "float64", False, "End of the shared footage in video a (s)."),
+    Column("b_start_s", "float64", False, "Start of the same footage in video b (s)."),
+    Column("b_end_s", "float64", False, "End of the same footage in video b (s)."),
+    Column("offset_s", "float64", False, "b_start_s - a_start_s: where video a's timeline sits in video b's."),
+    Column("similarity", "float64", False, "Mean cosine of the aligned clips' CLIP embeddings (1.0 for identical)."),
+    Column("matched_clips", "int32", False, "Aligned clips whose cosine reached --min-similarity (0 for identical)."),
+    Column("votes", "int32", False, "Candidate clip pairs that voted for the offset (0 for identical)."),
+)
+
+KINDS: dict[str, tuple[Column, ...]] = {"moments": MOMENTS, "saliency": SALIENCY, "summary": SUMMARY,
+                                        "duplicates": DUPLICATES}
 
 
 def columns(kind: str) -> tuple[Column, ...]:
