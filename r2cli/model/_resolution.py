@@ -89,7 +89,9 @@ def resolve_checkpoint(
         if verify and match:
             verify_file(local, match.group("hash"), what=f"checkpoint {local.name}")
         return local
-    return fetch(get_checkpoint(str(spec)), cache_dir=cache_dir, offline=offline, reporter=reporter)
+    # a name given explicitly (a flag, a preset) is used whatever $R2CLI_CHECKPOINT says: do not suggest it
+    hint = "flag" if name_or_path not in (None, "") else "flag_env"
+    return fetch(get_checkpoint(str(spec)), cache_dir=cache_dir, offline=offline, reporter=reporter, hint=hint)
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,8 @@ def resolve_clip(
             layout="openai",
         )
     entry = clip_weights_entry(str(spec), model=model)
-    path = fetch(entry, cache_dir=cache_dir, offline=offline, reporter=reporter)
+    hint = "flag" if tag_or_path not in (None, "") else "flag_env"
+    path = fetch(entry, cache_dir=cache_dir, offline=offline, reporter=reporter, hint=hint)
     return ResolvedClipWeights(
         path=path,
         weights_id=entry.tag,

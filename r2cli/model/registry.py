@@ -129,7 +129,7 @@ def download(
         UsageError: unknown name.
         MissingWeightsError: the download failed (one line saying how to provide the file by hand).
     """
-    return fetch(find_entry(name), cache_dir=cache_dir, offline=offline, force=force, reporter=reporter)
+    return fetch(find_entry(name), cache_dir=cache_dir, offline=offline, force=force, reporter=reporter, hint="none")
 
 
 def download_many(
@@ -163,7 +163,7 @@ def download_many(
                 wanted.append(item)
     results = []
     for entry in wanted:
-        fetch(entry, cache_dir=cache_dir, offline=offline, force=force, reporter=reporter)
+        fetch(entry, cache_dir=cache_dir, offline=offline, force=force, reporter=reporter, hint="none")
         results.append(_status(entry, cache_dir, verify=True))
     return results
 
