@@ -63,10 +63,12 @@ from r2cli.model._manifest import (
 )
 from r2cli.model._resolution import (
     ResolvedClipWeights,
+    WeightsInUse,
     checkpoint_preset,
     resolve_checkpoint,
     resolve_clip,
     resolve_clip_weights,
+    weights_in_use,
 )
 from r2cli.progress import NULL_REPORTER, Reporter
 
@@ -110,6 +112,8 @@ __all__ = [
     "resolve_clip",
     "resolve_clip_weights",
     "verify_file",
+    "WeightsInUse",
+    "weights_in_use",
 ]
 
 
