@@ -23,7 +23,7 @@ from typing import Any
 
 from r2cli.app.options import Options, name_rule, option
 from r2cli.app.steps import JOB_STEPS, JobContext, StepResult
-from r2cli.errors import InputError, MissingDependencyError, R2Error
+from r2cli.errors import InputError, MissingDependencyError, MissingWeightsError, R2Error
 from r2cli.progress import NULL_REPORTER, Reporter
 
 SECTIONS = ("job", *JOB_STEPS)
@@ -228,7 +228,11 @@ def run_job(
                                  previous=tuple(steps))
             reporter.begin(f"job: {name}", total=1, unit="step")
             try:
-                steps.append(step_module(name).job_step(workspace, job.tables[name], context, reporter=reporter))
+                try:
+                    steps.append(step_module(name).job_step(workspace, job.tables[name], context, reporter=reporter))
+                except MissingWeightsError:
+                    _raise_every_missing_weight(job)
+                    raise
                 reporter.advance(f"job: {name}", 1, status=steps[-1].status)
             finally:
                 reporter.end(f"job: {name}")
@@ -247,6 +251,23 @@ def run_job(
             counts={s.name: {"status": s.status, **s.counts} for s in steps},
         )
     return JobResult(job=job, run_id=run_id, out_dir=out_dir, steps=steps, seconds=time.perf_counter() - started)
+
+
+def _raise_every_missing_weight(job: Job) -> None:
+    """A step found weights missing: name every file the job's steps need that is missing, in one
+    message, rather than one per attempt (#22.6). Steps say what they load with ``weights_needed``.
+
+    Raises:
+        MissingWeightsError: always, when any needed file is missing (else returns).
+    """
+    from r2cli.inference.models import check_all_weights
+
+    needed: list[tuple[str, str | None]] = []
+    for name, options in job.options.items():
+        weights_needed = getattr(step_module(name), "weights_needed", None)
+        if weights_needed is not None:
+            needed += weights_needed(options)
+    check_all_weights(needed)
 
 
 def job_template() -> str:

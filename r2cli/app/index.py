@@ -149,6 +149,11 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
+def weights_needed(options: IndexOptions) -> list[tuple[str, str | None]]:
+    """The weights an ``[index]`` step loads (the CLIP weights, when it extracts features)."""
+    return [("clip", options.clip_weights)] if options.features and not options.dry_run else []
+
+
 def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Reporter = NULL_REPORTER,
               hold: Sequence[str] = (), gone: Sequence[str] = (),
               features_off: str = "--no-features") -> IndexResult:
