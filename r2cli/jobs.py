@@ -281,28 +281,47 @@ def job_template() -> str:
         cls: type[Options] = JobOptions if section == "job" else step_module(section).OPTIONS
         lines.append(f"# [{section}]")
         for key in cls.job_keys():
-            lines.append(f"# {cls.help(key, show_default=False)}")
-            lines.append(f"# {key} = {example_value(cls, key)}")
+            lines += commented_key(cls, key)
         lines.append("")
     return "\n".join(lines)
 
 
 def example_value(cls: type[Options], key: str) -> str:
-    """A key's default as TOML, or (no default) an example of its type: ``""``, ``1``, ``0.5``, ``[]``."""
+    """A key's default as TOML; without a default (decided at run time, see its help) a description of
+    what it takes, never a value that reads as a recommendation (#22.15): ``<integer>``,
+    ``<number>``, ``<path>``, ``<text>``, ``<one of a|b>``, ``[<text>, ...]``."""
     import typing
 
     value = cls.defaults()[key]
     if value is not None:
         return _toml_value(value)
+    spec = cls.specs()[key]
+    if spec.choices:
+        return "<one of " + "|".join(spec.choices) + ">"
     annotation = typing.get_type_hints(cls)[key]
     kinds = {a for a in typing.get_args(annotation) if a is not type(None)} or {annotation}
+    for kind in kinds:
+        if typing.get_origin(kind) is tuple:
+            inner = {a for a in typing.get_args(kind) if a is not Ellipsis}
+            return f"[{_placeholder(inner)}, ...]"
+    return _placeholder(kinds)
+
+
+def _placeholder(kinds: set[Any]) -> str:
+    if bool in kinds:
+        return "<true|false>"
     if int in kinds:
-        return "1"
+        return "<integer>"
     if float in kinds:
-        return "0.5"
-    if any(typing.get_origin(k) is tuple for k in kinds):
-        return "[]"
-    return '""'
+        return "<number>"
+    if Path in kinds:
+        return "<path>"
+    return "<text>"
+
+
+def commented_key(cls: type[Options], key: str) -> list[str]:
+    """The two lines that show a key in a job file: its help, then ``# key = <default or description>``."""
+    return [f"# {cls.help(key)}", f"# {key} = {example_value(cls, key)}"]
 
 
 def _toml_value(value: Any) -> str:
