@@ -227,5 +227,7 @@ def job_step(workspace: "Workspace", table: Mapping[str, Any], context: JobConte
     status = "error" if problem is not None else "done"
     if problem is not None:
         detail = f"{detail}; {problem}"
+    changed = any(counts.get(key) for key in ("new", "updated", "moved", "missing", "features_extracted",
+                                                "features_repaired"))
     return StepResult(name="index", status=status, detail=detail, seconds=time.perf_counter() - started,
-                      outputs={"features": str(workspace.features_dir)}, counts=counts)
+                      outputs={"features": str(workspace.features_dir)}, counts=counts, changed=changed)
