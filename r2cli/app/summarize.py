@@ -400,6 +400,7 @@ def _execute(workspace, options, models, plans, skipped, records, settings_recor
                 "clips": int(sum(p.features.num_clips for p in plans)),
                 "segments": int(len(frame)),
                 "segments_selected": int(sum(s.segments_selected for s in summaries)),
+                "videos_over_budget": int(sum(s.over_budget for s in summaries)),
                 "truncated_queries": int(sum(truncated)),
             }
             file_names = {_file_key(name): name for name in names}
