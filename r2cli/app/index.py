@@ -167,25 +167,37 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
+def weights_needed(options: IndexOptions) -> list[tuple[str, str | None]]:
+    """The weights an ``[index]`` step loads (the CLIP weights, when it extracts features)."""
+    return [("clip", options.clip_weights)] if options.features and not options.dry_run else []
+
+
 def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Reporter = NULL_REPORTER,
-              hold: Sequence[str] = (), gone: Sequence[str] = ()) -> IndexResult:
+              hold: Sequence[str] = (), gone: Sequence[str] = (),
+              features_off: str = "--no-features") -> IndexResult:
     """Scan ``options.paths`` into the catalog, then extract features of the videos found there.
 
     ``hold`` and ``gone`` are for a folder watch (``r2cli.app.watch``), which calls this once per
     batch of settled files: ``hold`` are files still being written (left alone), ``gone`` are
     paths it saw disappear (their rows are marked missing); ``options.paths`` may then be empty.
-    ``options.watch`` is not looked at here.
+    ``options.watch`` is not looked at here. ``features_off`` is how the caller's user turns
+    features off (the flag; a job names its key), named when the weights are missing.
 
     Raises:
         UsageError, CatalogBusyError, CatalogError, MissingDependencyError: as ``scan_archive``.
         MissingWeightsError: features are on and the CLIP weights are not available (the scan is kept).
+        ClusterError: ``options.ray`` names a cluster address nothing answers at (checked before any
+            work, even when there is nothing to extract).
     """
     from r2cli.catalog.scan import scan_archive
-    from r2cli.distributed.session import resolve_ray_address
+    from r2cli.distributed.session import LOCAL, probe_address, resolve_ray_address
     from r2cli.errors import MissingWeightsError
     from r2cli.features.extract import extract_features
 
     paths = [str(p) for p in options.paths or ()]
+    ray = resolve_ray_address(options.ray)
+    if options.features and ray is not None and ray not in (LOCAL, "auto"):
+        probe_address(ray)  # an unreachable cluster is an error whatever the work (#22.9)
     scan = scan_archive(paths, workspace, extensions=options.extensions, ignore=options.ignore,
                         dry_run=options.dry_run, reporter=reporter, lock_timeout=options.wait, hold=hold, gone=gone)
     if not options.features or options.dry_run or not paths:
@@ -193,15 +205,15 @@ def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Report
     try:
         extracted = extract_features(
             workspace, clip_weights=options.clip_weights, fps=options.fps, geometry=options.geometry,
-            device=options.device, feature_dtype=options.feature_dtype, batch_size=options.batch_size, verify=options.verify,
-            ray=resolve_ray_address(options.ray),
+            device=options.device, feature_dtype=options.feature_dtype, batch_size=options.batch_size,
+            verify=options.verify, ray=ray,
             paths=[*scan.roots, *scan.outside_roots], lock_timeout=options.wait, reporter=reporter,
         )
     except MissingWeightsError:
         reporter.warn(
             f"catalog updated ({_count(scan.seen, 'path')}: {scan.new} new, {scan.updated} updated, "
             f"{scan.moved} moved, {scan.errors} errors); features were not extracted "
-            "(use --no-features to index without them)"
+            f"(use {features_off} to index without them)"
         )
         raise
     coarse = []
@@ -227,7 +239,8 @@ def job_step(workspace: "Workspace", table: Mapping[str, Any], context: JobConte
     """
     options = IndexOptions.from_table(table, where=context.where("index"), base=context.base)
     started = time.perf_counter()
-    result = run_index(workspace, options, reporter=reporter)
+    result = run_index(workspace, options, reporter=reporter,
+                       features_off=f"features = false in {context.where('index')}")
     scan = result.scan
     counts: dict[str, Any] = {"new": scan.new, "updated": scan.updated, "unchanged": scan.unchanged,
                               "moved": scan.moved, "missing": scan.missing, "errors": scan.errors,
@@ -243,5 +256,7 @@ def job_step(workspace: "Workspace", table: Mapping[str, Any], context: JobConte
     status = "error" if problem is not None else "done"
     if problem is not None:
         detail = f"{detail}; {problem}"
+    changed = any(counts.get(key) for key in ("new", "updated", "moved", "missing", "features_extracted",
+                                                "features_repaired"))
     return StepResult(name="index", status=status, detail=detail, seconds=time.perf_counter() - started,
-                      outputs={"features": str(workspace.features_dir)}, counts=counts)
+                      outputs={"features": str(workspace.features_dir)}, counts=counts, changed=changed)

@@ -203,6 +203,11 @@ class SearchResult:
         return frame[frame["query_id"].isin(seen[:queries])].reset_index(drop=True)
 
 
+def weights_needed(options: SearchOptions) -> list[tuple[str, str | None]]:
+    """The weights a ``[search]`` step loads, as ``(kind, spec)`` (see ``check_all_weights``)."""
+    return [("clip", options.clip_weights), ("checkpoint", options.checkpoint)]
+
+
 def run_search(workspace: "Workspace", options: SearchOptions, *, reporter: Reporter = NULL_REPORTER) -> SearchResult:
     """Search the archive for every query and publish the run's outputs.
 
