@@ -517,6 +517,36 @@ def _card(video: _Video, row: dict, kind: str, clips: Path | None, *, query: Any
     return card
 
 
+def human_value(value: Any, unit: str = "") -> str:
+    """A setting's value as a person reads it: yes/no, numbers without a trailing ``.0``, lists joined,
+    a group of settings (a dict) as ``key value, key value``."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        text = f"{value:g}"
+    elif isinstance(value, dict):
+        return ", ".join(f"{str(k).replace('_', ' ')} {human_value(v)}" for k, v in value.items() if v is not None)
+    elif isinstance(value, (list, tuple)):
+        return ", ".join(human_value(v) for v in value)
+    else:
+        text = str(value)
+    return f"{text} {unit}" if unit else text
+
+
+def settings_rows(settings: dict[str, Any], model: dict[str, Any]) -> list[tuple[str, str]]:
+    """The run settings table of the overview: (label, value) rows. Settings left unset (None, an empty
+    list) are left out, as is a ``preset`` the model row already shows; ``*_s`` keys read in seconds."""
+    rows = []
+    for key, value in settings.items():
+        if value is None or (isinstance(value, (list, dict)) and not value):
+            continue
+        if key == "preset" and model.get("preset") == value:
+            continue
+        label, unit = (key[:-2], "s") if key.endswith("_s") else (key, "")
+        rows.append((label.replace("_", " "), human_value(value, unit)))
+    return rows
+
+
 def _environment():
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -595,7 +625,7 @@ def _write_pages(tmp: Path, final: Path, runs, videos, queries, summaries, video
         settings = manifest.get("settings") or {}
         run_views.append({
             "label": run.label, "kind": run.kind, "folder": str(run.folder), "model": manifest.get("model") or {},
-            "settings": {k: v for k, v in settings.items() if not isinstance(v, (list, dict)) or v},
+            "settings": settings_rows(settings, manifest.get("model") or {}),
             "counts": manifest.get("counts") or {}, "timings": manifest.get("timings") or {},
             "skipped": manifest.get("skipped") or [],
             "queries": [q for q in query_views if q["run"] == run.label],
