@@ -11,7 +11,7 @@ from dataclasses import dataclass
 SCHEMA_VERSION = 2
 """The newest schema version of any kind (``KIND_VERSIONS`` holds each kind's own)."""
 
-KIND_VERSIONS = {"moments": 2, "saliency": 1, "summary": 1}
+KIND_VERSIONS = {"moments": 2, "saliency": 1, "summary": 1, "duplicates": 1}
 """Each kind's schema version, bumped when a column is added, renamed, removed or changes type.
 moments 2: ``query_kind`` (#20.2); version-1 files are read with ``query_kind = "text"``."""
 
