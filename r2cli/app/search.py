@@ -348,7 +348,10 @@ def _coarse_stage(workspace, options: SearchOptions, models, plan, feature_setti
         from r2cli.features.coarse_index import load_index
 
         try:
-            index = load_index(workspace.features_dir, feature_settings.key())
+            # the index of the feature set the plan reads (an int8-only archive has its own key)
+            keys = {video.features.settings.key() for video in plan.videos}
+            key = keys.pop() if len(keys) == 1 else feature_settings.key()
+            index = load_index(workspace.features_dir, key)
         except (FeatureError, MissingDependencyError) as exc:
             warn(f"coarse index not used, scoring exactly: {exc}")
     budget = options.candidates or default_candidates(models.info["device"])
