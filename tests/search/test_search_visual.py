@@ -127,6 +127,7 @@ def test_images_and_clips_in_one_run_rank_each_query(indexed, tiny_clip_path, tm
     (["--clip", "{archive}/scenes.mp4:9-3"], "--clip must be VIDEO or VIDEO:START-END"),
     (["--clip", "{archive}/scenes.mp4:1:75-2:00"], "seconds of m:ss must be below 60"),
     (["--clip", "{archive}/scenes.mp4:30-40"], "no frame in 30-40 s"),
+    (["--clip", "{archive}/scenes.mp4:5"], "scenes.mp4:5: no such file (a range is VIDEO:START-END)"),
     (["--image", "{tmp}/notes.jpg", "a red scene"], "need separate runs"),
     (["--image", "{tmp}/notes.jpg", "--format", "official"], "--format official needs sentences"),
 ])
@@ -155,6 +156,7 @@ def test_parquet_query_kind_table_cut_and_report(indexed, tiny_clip_path, tmp_pa
                                 "--report")
     assert code == 0, err
     assert "purple still.jpg" in stdout and "scenes.mp4" in stdout  # the ranked table
+    assert "(image)" in stdout and "14 clips compared by CLIP" in " ".join(stdout.split()), stdout
     table = pq.read_table(out / "moments.parquet")
     assert "query_kind" in table.column_names and set(table.column("query_kind").to_pylist()) == {"image"}
     assert table.schema.metadata[b"r2cli.schema_version"] == b"2"
