@@ -115,7 +115,8 @@ def picture_queries(options: "SearchOptions") -> list[PictureQuery]:
                                     start_s=start, end_s=end, flag="--clip"))
     for query in queries:
         if not query.path.is_file():
-            raise InputError(f"{query.flag} {query.path}: no such file")
+            hint = " (a range is VIDEO:START-END)" if query.kind == "clip" and ":" in query.text else ""
+            raise InputError(f"{query.flag} {query.text}: no such file{hint}")
     return queries
 
 

@@ -127,6 +127,7 @@ def test_images_and_clips_in_one_run_rank_each_query(indexed, tiny_clip_path, tm
     (["--clip", "{archive}/scenes.mp4:9-3"], "--clip must be VIDEO or VIDEO:START-END"),
     (["--clip", "{archive}/scenes.mp4:1:75-2:00"], "seconds of m:ss must be below 60"),
     (["--clip", "{archive}/scenes.mp4:30-40"], "no frame in 30-40 s"),
+    (["--clip", "{archive}/scenes.mp4:5"], "scenes.mp4:5: no such file (a range is VIDEO:START-END)"),
     (["--image", "{tmp}/notes.jpg", "a red scene"], "need separate runs"),
     (["--image", "{tmp}/notes.jpg", "--format", "official"], "--format official needs sentences"),
 ])
@@ -155,6 +156,7 @@ def test_parquet_query_kind_table_cut_and_report(indexed, tiny_clip_path, tmp_pa
                                 "--report")
     assert code == 0, err
     assert "purple still.jpg" in stdout and "scenes.mp4" in stdout  # the ranked table
+    assert "(image)" in stdout and "14 clips compared by CLIP" in " ".join(stdout.split()), stdout
     table = pq.read_table(out / "moments.parquet")
     assert "query_kind" in table.column_names and set(table.column("query_kind").to_pylist()) == {"image"}
     assert table.schema.metadata[b"r2cli.schema_version"] == b"2"
@@ -190,6 +192,8 @@ def test_a_job_file_searches_by_image_and_clip(indexed, tiny_clip_path, tmp_path
     best = moments[moments["rank_in_query"] == 1].set_index("query_id")
     assert (best.loc["q1", "start_s"], best.loc["q2", "start_s"]) == (4.0, 10.0)
     assert list(best["query_kind"]) == ["image", "clip"]
+    code, out, err = run_cli(capsys, "run", jobs / "visual.toml", "--workspace", workspace.root)
+    assert code == 0 and "outputs for the same settings exist" in " ".join((out + err).split())  # resumed
 
 
 def test_help_says_pictures_skip_the_fine_stage(capsys):
@@ -197,3 +201,30 @@ def test_help_says_pictures_skip_the_fine_stage(capsys):
     text = " ".join(out.split())
     assert code == 0 and "--image" in text and "--clip" in text
     assert "R2-Tuning's fine stage grounds sentences, so it is not run for pictures" in text.replace("│ ", "")
+
+
+def test_runs_of_matching_clips_become_moments():
+    """runs_to_moments: clips >= threshold, runs of at least min_run clips, clamped to the video, best first."""
+    import numpy as np
+
+    from r2cli.inference.visual import runs_to_moments
+
+    sims = np.array([0.2, 0.95, 0.97, 0.3, 0.99, 0.1, 0.96, 0.96], dtype=np.float32)
+    rows = runs_to_moments(sims, threshold=0.9, min_run=1, fps=0.5, duration=15.0)
+    assert rows[:, :2].tolist() == [[8.0, 10.0], [2.0, 6.0], [12.0, 15.0]]  # the last clip ends at the video's end
+    assert rows[:, 2] == pytest.approx([0.99, 0.97, 0.96])
+    rows = runs_to_moments(sims, threshold=0.9, min_run=2, fps=0.5, duration=15.0)
+    assert rows[:, :2].tolist() == [[2.0, 6.0], [12.0, 15.0]]
+    assert runs_to_moments(np.array([-np.inf, 0.5]), threshold=0.9, min_run=1, fps=1, duration=2).shape == (0, 3)
+
+
+@pytest.mark.parametrize("spec, parsed", [
+    ("a.mp4", ("a.mp4", 0.0, None)),
+    ("a.mp4:5-9.5", ("a.mp4", 5.0, 9.5)),
+    ("dir:x/a.mp4:1:05-1:20", ("dir:x/a.mp4", 65.0, 80.0)),
+    ("a.mp4:0:59.5-1:00", ("a.mp4", 59.5, 60.0)),
+])
+def test_clip_specs(spec, parsed):
+    from r2cli.app.search_visual import parse_clip_spec
+
+    assert parse_clip_spec(spec) == (parsed, None)

@@ -70,10 +70,12 @@ def render_search_result(result) -> None:
         console.print(f"(the table shows the first {_TABLE_QUERIES} queries; all are in moments.parquet)",
                       highlight=False)
     verb = "reused" if result.resumed else "searched"
+    compared = (f"{plural(counts['clips'], 'clip')} compared by CLIP" if "clips" in counts  # --image/--clip
+                else plural(counts.get('pairs', 0), 'window-query pair'))
     console.print(
         f"{plural(counts.get('queries', 0), 'query', 'queries')} {verb} over "
         f"{plural(counts.get('videos_searched', 0), 'video')} "
-        f"({plural(counts.get('pairs', 0), 'window-query pair')}) in {result.timings.get('total_s', 0):.1f} s; "
+        f"({compared}) in {result.timings.get('total_s', 0):.1f} s; "
         f"outputs: {printable(result.out_dir)}",
         highlight=False, markup=False, soft_wrap=True,
     )
