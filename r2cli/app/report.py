@@ -89,7 +89,7 @@ def job_step(workspace: "Workspace", table: Mapping[str, Any], context: JobConte
     if options.out is None:
         options = options.replace(out=out)
     target = Path(options.out)
-    fresh = any(step.status == "done" for step in context.previous)
+    fresh = any(step.fresh for step in context.previous)
     if not fresh and not context.force and (target / "index.html").is_file():
         return StepResult(name="report", status="skipped", outputs={"report": str(target / "index.html")},
                           detail=f"nothing changed since the report in {target} (use --force to rebuild)")

@@ -80,6 +80,9 @@ class _Run:
     summary: Any = None  # DataFrame
 
 
+_QUERY_LABELS = {"text": "Query", "image": "Image query", "clip": "Clip query"}  # by moments' query_kind
+
+
 def _read_run(folder: Path, only: Path | None = None) -> _Run | None:
     from r2cli.inference.runs import read_manifest
     from r2cli.outputs import read_results
@@ -337,12 +340,16 @@ def build_report(
             qids = list(dict.fromkeys([q for q in order if q in set(frame["query_id"])] + list(frame["query_id"])))
             groups = {qid: rows for qid, rows in frame.groupby("query_id", sort=False)}
             texts = {r.get("qid"): r.get("query") for r in (run.manifest.get("queries") or []) if isinstance(r, dict)}
+            kinds = {r.get("qid"): r.get("kind") for r in (run.manifest.get("queries") or []) if isinstance(r, dict)}
             for qid in list(dict.fromkeys(order + qids)):
                 rows = groups.get(qid)
                 number = len(queries) + 1
                 entry = {"number": number, "run": run, "qid": str(qid), "page": f"q{number:03d}.html",
                          "query": str(rows["query"].iloc[0]) if rows is not None else str(texts.get(qid) or qid),
                          "cards": []}
+                # what the query is (#20.2): a sentence, a still or a video range
+                kind = rows["query_kind"].iloc[0] if rows is not None and "query_kind" in rows else kinds.get(qid)
+                entry["label"] = _QUERY_LABELS.get(str(kind), "Query")
                 for row in (rows.to_dict("records") if rows is not None else []):
                     entry["cards"].append(_card(video_of(str(row["path"]), row["video_id"]), row, "moment", clips,
                                                 query=entry["query"], rank=int(row["rank_in_query"]),
@@ -510,6 +517,36 @@ def _card(video: _Video, row: dict, kind: str, clips: Path | None, *, query: Any
     return card
 
 
+def human_value(value: Any, unit: str = "") -> str:
+    """A setting's value as a person reads it: yes/no, numbers without a trailing ``.0``, lists joined,
+    a group of settings (a dict) as ``key value, key value``."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        text = f"{value:g}"
+    elif isinstance(value, dict):
+        return ", ".join(f"{str(k).replace('_', ' ')} {human_value(v)}" for k, v in value.items() if v is not None)
+    elif isinstance(value, (list, tuple)):
+        return ", ".join(human_value(v) for v in value)
+    else:
+        text = str(value)
+    return f"{text} {unit}" if unit else text
+
+
+def settings_rows(settings: dict[str, Any], model: dict[str, Any]) -> list[tuple[str, str]]:
+    """The run settings table of the overview: (label, value) rows. Settings left unset (None, an empty
+    list) are left out, as is a ``preset`` the model row already shows; ``*_s`` keys read in seconds."""
+    rows = []
+    for key, value in settings.items():
+        if value is None or (isinstance(value, (list, dict)) and not value):
+            continue
+        if key == "preset" and model.get("preset") == value:
+            continue
+        label, unit = (key[:-2], "s") if key.endswith("_s") else (key, "")
+        rows.append((label.replace("_", " "), human_value(value, unit)))
+    return rows
+
+
 def _environment():
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -575,6 +612,7 @@ def _write_pages(tmp: Path, final: Path, runs, videos, queries, summaries, video
         pages = max(1, -(-len(entry["cards"]) // page_size))
         names = [entry["page"]] + [f"q{entry['number']:03d}-p{k}.html" for k in range(2, pages + 1)]
         query_views.append({"number": entry["number"], "qid": entry["qid"], "query": entry["query"],
+                            "label": entry.get("label", "Query"),
                             "page": entry["page"], "moments": len(entry["cards"]), "run": entry["run"].label})
         for k, name in enumerate(names):
             chunk = entry["cards"][k * page_size:(k + 1) * page_size]
@@ -587,7 +625,7 @@ def _write_pages(tmp: Path, final: Path, runs, videos, queries, summaries, video
         settings = manifest.get("settings") or {}
         run_views.append({
             "label": run.label, "kind": run.kind, "folder": str(run.folder), "model": manifest.get("model") or {},
-            "settings": {k: v for k, v in settings.items() if not isinstance(v, (list, dict)) or v},
+            "settings": settings_rows(settings, manifest.get("model") or {}),
             "counts": manifest.get("counts") or {}, "timings": manifest.get("timings") or {},
             "skipped": manifest.get("skipped") or [],
             "queries": [q for q in query_views if q["run"] == run.label],
