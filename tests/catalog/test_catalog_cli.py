@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from r2cli.catalog.migrations import LATEST_VERSION
 from catalogkit import is_sqlite, workspace_args
 
+from r2cli.catalog.migrations import LATEST_VERSION
 from r2cli.cli.main import main
 
 
