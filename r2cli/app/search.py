@@ -340,22 +340,33 @@ def _count_dtypes(plan) -> dict[str, int]:
 
 def _coarse_stage(workspace, options: SearchOptions, models, plan, feature_settings, warn):
     """Exact scan or the approximate coarse index (#19.1): ``choose_coarse_stage`` decides."""
-    from r2cli.errors import FeatureError, MissingDependencyError
     from r2cli.inference.search import choose_coarse_stage
 
-    index = None
-    if not options.exact:
-        from r2cli.features.coarse_index import load_index
-
-        try:
-            # the index of the feature set the plan reads (an int8-only archive has its own key)
-            keys = {video.features.settings.key() for video in plan.videos}
-            key = keys.pop() if len(keys) == 1 else feature_settings.key()
-            index = load_index(workspace.features_dir, key)
-        except (FeatureError, MissingDependencyError) as exc:
-            warn(f"coarse index not used, scoring exactly: {exc}")
+    index = load_coarse_index(workspace, options, [video.features for video in plan.videos], feature_settings, warn)
     budget = options.candidates or default_candidates(models.info["device"])
     return choose_coarse_stage(plan, index, candidates=budget, exact=options.exact)
+
+
+def load_coarse_index(workspace, options: SearchOptions, features: list, feature_settings, warn):
+    """The coarse index of the feature set the selected ``features`` were read from (None: none, or ``--exact``).
+
+    An unreadable index, or no faiss, is a warning and an exact scan, never a failed search. Text and
+    picture searches (``r2cli.app.search_visual``) load it here.
+    """
+    from r2cli.errors import FeatureError, MissingDependencyError
+
+    if options.exact:
+        return None
+    from r2cli.features.coarse_index import load_index
+
+    try:
+        # the index of the feature set the search reads (an int8-only archive has its own key)
+        keys = {stored.settings.key() for stored in features}
+        key = keys.pop() if len(keys) == 1 else feature_settings.key()
+        return load_index(workspace.features_dir, key)
+    except (FeatureError, MissingDependencyError) as exc:
+        warn(f"coarse index not used, scoring exactly: {exc}")
+        return None
 
 
 def _execute(workspace, options, queries, models, plan, skipped, settings, key, warnings, warn, timings, started,

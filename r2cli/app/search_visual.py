@@ -8,13 +8,17 @@
   still, ``range_frames`` for a video range, sampled with the index's fps rule), the same CLIP tower
   and normalisation. A ``--clip`` range yields one frame per clip it overlaps; their normalised
   embeddings are averaged (and normalised), so a range is one query, as a still is.
-- The archive's stored clip embeddings are scored exactly (``exact_clip_similarities``, the coarse
-  stage: the one place an approximate index can be plugged in).
+- The coarse stage (``r2cli.inference.visual_index.picture_scores``) scores the archive's stored clip
+  embeddings exactly, every one of them, or, where the approximate coarse index exists and the text
+  search's cost rule picks it (``--exact`` forces the scan), the clips around the index's hits, grown
+  exactly until each run of matching clips is whole; ``run.json`` records the path under
+  ``settings.coarse``.
 - A clip matches when its similarity is at least the query's best clip similarity in the archive
   minus ``match_margin``; each run of at least ``min_run`` consecutive matching clips is a moment,
   scored by its best clip. Moments are ranked across videos, ``top_k`` per query, as text results.
 - R2-Tuning's fine stage is not run: it grounds sentences. The saliency written for an image query
-  is the per-clip CLIP similarity of each video that has a moment.
+  is the per-clip CLIP similarity of each video that has a moment (every clip of it, scored exactly,
+  on both paths).
 
 Outputs are the text search's: ``moments.parquet`` (``query_kind`` = ``image`` or ``clip``; ``query`` is
 the file, or ``VIDEO:START-END``, as given), ``saliency.parquet``, ``run.json``, a catalog run record,
@@ -156,7 +160,10 @@ def rank_picture_moments(similarities: list["np.ndarray"], videos: list[tuple[An
                          queries: list[PictureQuery], *, fps: float, margin: float, min_run: int, top_k: int,
                          min_score: float | None, run_id: str, model_id: str, preset: str | None
                          ) -> tuple["Any", list[tuple[int, int]]]:
-    """The moments frame (the moments schema, ranked, ``top_k`` per query) and the (query, video) pairs it holds."""
+    """The moments frame (the moments schema, ranked, ``top_k`` per query) and the (query, video) pairs it holds.
+
+    ``similarities`` per video ``[T, Q]`` (``-inf``: a clip not scored), or None for a video not scored.
+    """
     import numpy as np
     import pandas as pd
 
@@ -165,11 +172,13 @@ def rank_picture_moments(similarities: list["np.ndarray"], videos: list[tuple[An
 
     parts = []
     for q, query in enumerate(queries):
-        finite = [s[:, q][np.isfinite(s[:, q])] for s in similarities]
+        finite = [s[:, q][np.isfinite(s[:, q])] for s in similarities if s is not None]
         best = max((float(f.max()) for f in finite if len(f)), default=None)
         if best is None:
             continue
         for v, (record, features) in enumerate(videos):
+            if similarities[v] is None:
+                continue
             duration = float(record.duration) if record.duration else features.num_clips / fps
             rows = runs_to_moments(similarities[v][:, q], threshold=best - margin, min_run=min_run, fps=fps,
                                    duration=duration)
@@ -241,13 +250,15 @@ def run_visual_search(workspace: "Workspace", options: "SearchOptions", *,
         CatalogError: there is no catalog.
         MissingWeightsError: the CLIP weights are missing.
     """
+    from r2cli.app.search import load_coarse_index
     from r2cli.catalog.selection import require_videos
     from r2cli.features.clip import load_clip, resolve_device
     from r2cli.features.store import FeatureSettings
     from r2cli.inference import runs
     from r2cli.inference.models import _default_preset_name, preset_defaults
-    from r2cli.inference.search import open_features
+    from r2cli.inference.search import coarse_stage_for, open_features
     from r2cli.inference.visual import exact_clip_similarities
+    from r2cli.inference.visual_index import hits_per_query, picture_scores, stage_record
     from r2cli.model import load_preset
 
     options.validate()
@@ -281,6 +292,14 @@ def run_visual_search(workspace: "Workspace", options: "SearchOptions", *,
     if not found:
         first = skipped[0].reason if skipped else "no features"
         raise InputError(f"none of the {len(records)} selected videos can be searched ({first})")
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        reporter.warn(message)
+
+    stored = [features for _, features in found]
+    index = load_coarse_index(workspace, options, stored, settings, warn)
+    coarse = coarse_stage_for(stored, index, clips_per_query=hits_per_query(options.top_k), exact=options.exact)
     timings["features_s"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -294,7 +313,7 @@ def run_visual_search(workspace: "Workspace", options: "SearchOptions", *,
         "videos": list(options.videos), "min_duration": options.min_duration, "max_duration": options.max_duration,
         "path_contains": options.path_contains, "top_k": options.top_k, "min_score": options.min_score,
         "preset": preset.name, "fps": fps, "match_margin": options.match_margin, "min_run": options.min_run,
-        "coarse": "exact", "fine": None, "save_saliency": options.save_saliency,
+        "coarse": stage_record(coarse), "fine": None, "save_saliency": options.save_saliency,
     }
     key = runs.settings_key({
         "settings": run_settings,
@@ -305,18 +324,24 @@ def run_visual_search(workspace: "Workspace", options: "SearchOptions", *,
 
     def stages(run_id: str) -> tuple[Any, Any, dict[str, int]]:
         tick = time.perf_counter()
-        similarities = exact_clip_similarities(embeddings, [features.embed for _, features in found])
+        scores = picture_scores(embeddings, stored, coarse, margin=options.match_margin, min_run=options.min_run,
+                                top_k=options.top_k, min_score=options.min_score)
         timings["coarse_s"] = time.perf_counter() - tick
         tick = time.perf_counter()
         moments, pairs = rank_picture_moments(
-            similarities, found, queries, fps=fps, margin=options.match_margin, min_run=options.min_run,
+            scores.similarities, found, queries, fps=fps, margin=options.match_margin, min_run=options.min_run,
             top_k=options.top_k, min_score=options.min_score, run_id=run_id, model_id=model_id, preset=preset.name)
-        saliency = picture_saliency(similarities, found, queries, pairs, fps=fps, run_id=run_id)
+        # saliency: every clip of each video with a moment, exactly (the index path scored only some)
+        whole = scores.similarities
+        if coarse.path == "index":
+            whole = [None] * len(found)
+            for v in sorted({v for _, v in pairs}):
+                whole[v] = exact_clip_similarities(embeddings, [stored[v].embed])[0]
+        saliency = picture_saliency(whole, found, queries, pairs, fps=fps, run_id=run_id)
         timings["merge_s"] = time.perf_counter() - tick
         counts = {"queries": len(queries), "videos_selected": len(found) + len(skipped),
                   "videos_searched": len(found), "videos_skipped": len(skipped),
-                  "clips": int(sum(features.num_clips for _, features in found)), "pairs": 0,
-                  "moments": len(moments)}
+                  "pairs": 0, "moments": len(moments), **scores.counts()}
         return moments, saliency, counts
 
     info = {"checkpoint": None, "checkpoint_id": model_id, "preset": preset.name, "clip_weights": tower.weights_id,

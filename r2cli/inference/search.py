@@ -267,14 +267,26 @@ MIN_HITS = 256
 
 def choose_coarse_stage(plan: SearchPlan, index: Any, *, candidates: int, exact: bool = False,
                         nprobe: int | None = None) -> CoarseStage:
-    """Exact scan or approximate index for this plan, by the measured cost rule.
+    """Exact scan or approximate index for this plan, by the measured cost rule (``coarse_stage_for``).
 
-    The index is used when one exists for the plan's feature settings, the plan holds at least the
+    The index is asked for ``max(MIN_HITS, HITS_PER_CANDIDATE * candidates)`` clips per query.
+    """
+    return coarse_stage_for([video.features for video in plan.videos], index,
+                            clips_per_query=max(MIN_HITS, HITS_PER_CANDIDATE * candidates), exact=exact, nprobe=nprobe)
+
+
+def coarse_stage_for(features: list[Any], index: Any, *, clips_per_query: int, exact: bool = False,
+                     nprobe: int | None = None) -> CoarseStage:
+    """Exact scan or approximate index for the selected videos' ``features``, by the measured cost rule.
+
+    The index is used when one exists for the features' settings, the selection holds at least the
     index's ``min_clips`` (below it a scan is faster, benchmarks/RESULTS-archive.md), and the index
     holds at least ``MIN_INDEXED_SHARE`` of the selected clips with the same feature files. Videos it
-    does not hold (added or re-extracted since the last ``index``) are scored exactly.
+    does not hold (added or re-extracted since the last ``index``) are scored exactly. The stage's
+    ``plan_positions`` and ``unindexed`` are positions in ``features``. Text search (windows) and
+    picture search (``r2cli.inference.visual_index``) share this rule.
     """
-    total = sum(v.features.num_clips for v in plan.videos)
+    total = sum(f.num_clips for f in features)
     if exact:
         return CoarseStage("exact", "--exact")
     if index is None:
@@ -285,20 +297,19 @@ def choose_coarse_stage(plan: SearchPlan, index: Any, *, candidates: int, exact:
     known = index.videos()
     positions: dict[int, list[int]] = {}
     unindexed, indexed_clips = [], 0
-    for v, video in enumerate(plan.videos):
-        entry = known.get(video.features.fingerprint)
-        if entry is not None and entry[1] == video.features.metadata.get("checksum"):
+    for v, stored in enumerate(features):
+        entry = known.get(stored.fingerprint)
+        if entry is not None and entry[1] == stored.metadata.get("checksum"):
             positions.setdefault(entry[0], []).append(v)
-            indexed_clips += video.features.num_clips
+            indexed_clips += stored.num_clips
         else:
             unindexed.append(v)
     if indexed_clips < MIN_INDEXED_SHARE * total or indexed_clips < MIN_INDEXED_SHARE * index.vectors:
         return CoarseStage("exact", f"the index holds {indexed_clips} of the {total} selected clips "
                                     f"(and has {index.vectors}); a scan is surer")
-    hits = max(MIN_HITS, HITS_PER_CANDIDATE * candidates)
     return CoarseStage("index", f"{total} selected clips, {indexed_clips} in the index", index=index,
-                       nprobe=int(nprobe or index.spec.nprobe), clips_per_query=hits, plan_positions=positions,
-                       unindexed=unindexed)
+                       nprobe=int(nprobe or index.spec.nprobe), clips_per_query=int(clips_per_query),
+                       plan_positions=positions, unindexed=unindexed)
 
 
 def _window_ranges(plan: SearchPlan) -> list[tuple[int, int]]:

@@ -6,8 +6,9 @@ The stages, without option parsing (the use case is ``r2cli.app.search_visual``)
    index's decode, scale and crop) through the index's CLIP image tower; a clip query's per-frame
    embeddings are L2-normalised, averaged and normalised again (one embedding per query).
 2. ``exact_clip_similarities``: the cosine between each query embedding and every stored clip
-   embedding of every video (exact, a matrix product per video). This is the one place the coarse
-   scoring happens; an approximate index can replace it behind the same signature.
+   embedding of every video (exact, a matrix product per video): the exact coarse stage. Where the
+   approximate coarse index is used, ``r2cli.inference.visual_index`` scores only the clips around its
+   hits (runs grown exactly), with the same result layout.
 3. ``runs_to_moments``: a clip matches when its similarity is at least ``best - margin``, where
    ``best`` is the query's best clip similarity over the whole archive; a moment is a run of
    consecutive matching clips at least ``min_run`` clips long, from its first clip's start to its last
@@ -53,7 +54,8 @@ def exact_clip_similarities(query_embeddings: "np.ndarray", clip_embeddings: Seq
     (the feature store's memory-mapped ``embed``, normalised by the index). Clips whose stored
     embedding is not finite (a damaged file) get ``-inf``, so they never match.
 
-    This is the coarse stage of image and clip queries, exact; an approximate index can stand in here.
+    This is the exact coarse stage of image and clip queries (``r2cli.inference.visual_index.picture_scores``
+    chooses it or the approximate index).
     """
     import numpy as np
 
