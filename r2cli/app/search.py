@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r2cli.app.options import Options, device_rule, option
+from r2cli.app.options import MIN_SPAN_S, Options, device_rule, option
 from r2cli.app.steps import JobContext, StepResult
 from r2cli.distributed.session import ray_address_rule
 from r2cli.progress import NULL_REPORTER, Reporter
@@ -74,9 +74,9 @@ class SearchOptions(Options):
                          check=device_rule)
     window: float | None = option(
         None, help="Videos up to this long (s) are grounded whole, longer ones in windows this long. "
-        "Default: the preset's (the length its checkpoint was trained on).", above=0)
+        "Default: the preset's (the length its checkpoint was trained on).", minimum=MIN_SPAN_S)
     stride: float | None = option(
-        None, help="Distance between window starts (s). Default: the preset's, or half of --window.", above=0)
+        None, help="Distance between window starts (s). Default: the preset's, or half of --window.", minimum=MIN_SPAN_S)
     out: Path | None = option(None, help="Run folder for the outputs. Default: <workspace>/runs/<run id>.")
     format: str = option("parquet", help="parquet, or official (also the official submission JSON Lines).",
                          choices=FORMATS)
