@@ -367,6 +367,8 @@ def _execute(workspace, options, queries, models, plan, skipped, settings, key, 
                 "moments": moments,
                 "truncated_queries": truncated,
             }
+            if queries.file is not None:  # how many the file gave: a file cut short by a stray quote shows here
+                counts["queries_read_from_file"] = queries.count - len(queries.texts)
             timings["total_s"] = time.perf_counter() - started
             timings = {name: round(value, 4) for name, value in timings.items()}
             manifest = {
