@@ -111,10 +111,13 @@ def _load_toml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(f"{path}:{line}: not valid UTF-8; save the job file as UTF-8") from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write at the start
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:  # the parser recurses once per nesting level
+        raise InputError(f"{path}: arrays or tables nested too deeply to read; a job file needs a few levels") from None
 
 
 def load_job(path: str | Path) -> Job:
@@ -147,6 +150,8 @@ def load_job(path: str | Path) -> Job:
     source = tables.get("cut", {}).get("source")
     if isinstance(source, str) and source in JOB_STEPS and source not in tables:
         raise InputError(f"{path}: [cut].source is '{source}' but the job has no [{source}] table")
+    if job_options.name is None and (problem := name_rule(path.stem)):
+        raise InputError(f"{path}: the job's name is the file's name when [job].name is absent; it {problem}")
     return Job(path=path, name=job_options.name or path.stem, base=base, workspace=job_options.workspace,
                out=job_options.out, tables=tables, options=options)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r2cli.app.options import Options, device_rule, option
+from r2cli.app.options import MAX_FEATURE_FPS, Options, device_rule, option
 from r2cli.app.steps import JobContext, StepResult
 from r2cli.distributed.session import ray_address_rule
 from r2cli.errors import InputError
@@ -52,7 +52,7 @@ class IndexOptions(Options):
     clip_weights: str | None = option(
         None, help="CLIP weights: a local OpenAI-format file or a registry tag. Unset: $R2CLI_CLIP_WEIGHTS, "
                    "else OpenAI ViT-B/32 from the weights cache.")
-    fps: float = option(FEATURE_FPS, above=0, maximum=1000,
+    fps: float = option(FEATURE_FPS, above=0, maximum=MAX_FEATURE_FPS,
                         help="Clips (sampled frames) per second of the features; the default is the official features' rate.")
     geometry: str = option(
         GEOMETRY_DISPLAY, choices=GEOMETRIES,

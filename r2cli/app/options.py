@@ -23,6 +23,7 @@ rules (``check``), so no rule is written twice and a job step equals the command
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -281,6 +282,9 @@ class Options:
 def _rule_problem(spec: Spec, value: Any) -> str | None:
     if spec.choices is not None and not isinstance(value, tuple) and value not in spec.choices:
         return f"must be one of {', '.join(spec.choices)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        # TOML and the CLI both accept inf and nan; no option means anything by them
+        return "must be a finite number"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if spec.above is not None and not value > spec.above:
             return _describe_bounds(spec)
@@ -343,9 +347,22 @@ def device_rule(value: Any) -> str | None:
 
 
 def name_rule(value: Any) -> str | None:
-    """A name, not a path: no separators, not ``.`` or ``..``, no control characters."""
+    """A name, not a path: no separators, not ``.`` or ``..``, no control characters, at most
+    ``NAME_MAX_BYTES`` of UTF-8 (a job's name becomes the folder ``job-<name>``)."""
     if not isinstance(value, str) or not value.strip():
         return "must be a non-empty name"
     if "/" in value or "\\" in value or value in (".", "..") or any(ord(c) < 32 for c in value):
         return "must be a name (no '/', '\\', '..' or control characters), not a path"
+    if len(value.encode("utf-8", "surrogatepass")) > NAME_MAX_BYTES:
+        return f"must be at most {NAME_MAX_BYTES} bytes (it becomes part of a file name)"
     return None
+
+
+# A name that becomes part of a file or folder name: below the usual 255-byte limit, leaving room
+# for prefixes such as "job-" and temporary names.
+NAME_MAX_BYTES = 200
+
+# The highest clip rate `r2cli index --fps` accepts; one clip at that rate is the shortest span
+# (window, stride) that can mean anything, so shorter ones are refused where they enter.
+MAX_FEATURE_FPS = 1000.0
+MIN_SPAN_S = 1 / MAX_FEATURE_FPS

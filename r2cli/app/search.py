@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r2cli.app.options import Options, device_rule, option
+from r2cli.app.options import MIN_SPAN_S, Options, device_rule, option
 from r2cli.app.steps import JobContext, StepResult
 from r2cli.distributed.session import ray_address_rule
 from r2cli.inference.search import FEATURE_DTYPE_CHOICES
@@ -87,9 +87,9 @@ class SearchOptions(Options):
                          check=device_rule)
     window: float | None = option(
         None, help="Videos up to this long (s) are grounded whole, longer ones in windows this long. "
-        "Default: the preset's (the length its checkpoint was trained on).", above=0)
+        "Default: the preset's (the length its checkpoint was trained on).", minimum=MIN_SPAN_S)
     stride: float | None = option(
-        None, help="Distance between window starts (s). Default: the preset's, or half of --window.", above=0)
+        None, help="Distance between window starts (s). Default: the preset's, or half of --window.", minimum=MIN_SPAN_S)
     out: Path | None = option(None, help="Run folder for the outputs. Default: <workspace>/runs/<run id>.")
     format: str = option("parquet", help="parquet, or official (also the official submission JSON Lines).",
                          choices=FORMATS)
@@ -457,6 +457,8 @@ def _execute(workspace, options, queries, models, plan, skipped, settings, key, 
                 "moments": moments,
                 "truncated_queries": truncated,
             }
+            if queries.file is not None:  # how many the file gave: a file cut short by a stray quote shows here
+                counts["queries_read_from_file"] = queries.count - len(queries.texts)
             timings["total_s"] = time.perf_counter() - started
             timings = {name: round(value, 4) for name, value in timings.items()}
             manifest = {

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r2cli.app.options import Options, device_rule, option
+from r2cli.app.options import MIN_SPAN_S, Options, device_rule, option
 from r2cli.app.steps import JobContext, StepResult
 from r2cli.errors import InputError, UsageError
 from r2cli.progress import NULL_REPORTER, Reporter
@@ -81,9 +81,9 @@ class SummarizeOptions(Options):
                          choices=FORMATS)
     window: float | None = option(
         None, help="Videos up to this long (s) are summarized whole, longer ones in windows this long. "
-        "Default: the preset's.", above=0)
+        "Default: the preset's.", minimum=MIN_SPAN_S)
     stride: float | None = option(
-        None, help="Distance between window starts (s). Default: the preset's, or half of --window.", above=0)
+        None, help="Distance between window starts (s). Default: the preset's, or half of --window.", minimum=MIN_SPAN_S)
     shots: str = option("kts", help="Shot detection: kts or threshold.", choices=SHOT_METHODS)
     batch_size: int | None = option(None, help="Window-query pairs per forward pass.", minimum=1)
     wait: float = option(0.0, help="Seconds to wait when another run writes to the same --out.", minimum=0,

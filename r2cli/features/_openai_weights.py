@@ -410,6 +410,33 @@ class _RefusedArchive(Exception):
     """A TorchScript archive holds something that only running its code could restore."""
 
 
+_CLASS_LINE = re.compile(r"^class (\w+)\(Module\):", re.MULTILINE)
+_DECLARED_LINE = re.compile(r"^  __(?:parameters|buffers)__ = \[(.*)\]$", re.MULTILINE)
+
+
+def _declared_tensors(archive: zipfile.ZipFile, root: str) -> dict[str, set[str]]:
+    """Qualified class name -> names of its parameters and buffers, read as text from ``code/``.
+
+    A scripted module's tensor attributes that are neither (plain attributes) are not part of its
+    state dict, as ``torch.jit``'s ``state_dict()`` leaves them out. Nothing here is executed: the
+    two declaration lines of each class are matched and their quoted names taken.
+    """
+    declared: dict[str, set[str]] = {}
+    prefix = root + "code/"
+    for name in archive.namelist():
+        if not (name.startswith(prefix) and name.endswith(".py")):
+            continue
+        module = name[len(prefix) : -len(".py")].replace("/", ".")  # __torch__/a/b.py -> __torch__.a.b
+        text = archive.read(name).decode("utf-8", "replace")
+        classes = list(_CLASS_LINE.finditer(text))
+        for index, match in enumerate(classes):
+            end = classes[index + 1].start() if index + 1 < len(classes) else len(text)
+            body = text[match.end() : end]
+            names = {item for line in _DECLARED_LINE.findall(body) for item in re.findall(r'"([^"]*)"', line)}
+            declared[f"{module}.{match.group(1)}"] = names
+    return declared
+
+
 def _read_torchscript_archive(path: Path) -> dict[str, "torch.Tensor"]:
     """Read the tensors of a TorchScript archive without running anything in it.
 
@@ -441,6 +468,7 @@ def _read_torchscript_archive(path: Path) -> dict[str, "torch.Tensor"]:
                     raise _RefusedArchive(
                         f"its code ({class_file}) defines __setstate__, which runs when the archive is loaded"
                     )
+        declared = _declared_tensors(archive, root)
         storages: dict[str, Any] = {}
 
         def storage(key: str, dtype_name: str, numel: int):
@@ -485,9 +513,11 @@ def _read_torchscript_archive(path: Path) -> dict[str, "torch.Tensor"]:
         if id(record) in seen:
             return
         seen.add(id(record))
+        names = declared.get(record.class_name)  # None: no declaration found, every tensor counts
         for attribute, value in record.attributes.items():
             if isinstance(value, torch.Tensor):
-                state[prefix + attribute] = value
+                if names is None or attribute in names:
+                    state[prefix + attribute] = value
             elif isinstance(value, _ScriptObject):
                 collect(value, f"{prefix}{attribute}.", seen)
 

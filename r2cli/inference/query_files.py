@@ -7,6 +7,9 @@ Three file formats, chosen by the file's suffix:
 - anything else: plain UTF-8 text, one query per line; blank lines and lines starting
   with ``#`` are skipped.
 
+Lines end at ``\n``, ``\r\n`` or a lone ``\r``; a line is at most ``MAX_LINE_BYTES`` and a query
+at most ``MAX_QUERY_CHARS``; a CSV quote must close on its own line.
+
 Every query keeps where it came from (file and line), so each error message can name it.
 Pure standard library: the CLI can parse and validate a query file before torch loads.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,17 +60,65 @@ def queries_from_texts(texts: list[str] | tuple[str, ...]) -> list[Query]:
         stripped = (text or "").strip()
         if not stripped:
             raise UsageError(f"query {ordinal} on the command line is empty; give a sentence such as \"a red scene\"")
+        problem = _length_problem(stripped)
+        if problem:
+            raise UsageError(f"query {ordinal} on the command line: {problem}")
         queries.append(Query(qid=f"q{ordinal}", text=stripped, source=f"argument {ordinal}"))
     return queries
+
+
+# A query is a sentence for a 77-token text encoder; these bounds refuse a file that is not a query
+# list (a 10 MB line took minutes to tokenize) with a message, instead of working through it.
+MAX_LINE_BYTES = 64 * 1024  # bytes of one line of a query file
+MAX_QUERY_CHARS = 2000  # characters of one query
+_READ_BLOCK = 64 * 1024
+_LINE_BREAK = re.compile(rb"[\r\n]")
+
+
+def _split_lines(handle, path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of a binary file; ``\n``, ``\r\n`` and a lone ``\r`` each end a line.
+
+    Reads in blocks, so memory holds at most one line of ``MAX_LINE_BYTES``.
+
+    Raises:
+        InputError: a line is longer than ``MAX_LINE_BYTES`` (named by its number).
+    """
+    def too_long(number: int) -> InputError:
+        return InputError(f"{path}:{number}: line is longer than {MAX_LINE_BYTES // 1024} KiB; a query file "
+                          f"holds one query (at most {MAX_QUERY_CHARS} characters) per line")
+
+    number = 1
+    pending = b""
+    after_cr = False  # the last block ended with "\r": a "\n" starting the next one is part of that break
+    while block := handle.read(_READ_BLOCK):
+        if after_cr and block.startswith(b"\n"):
+            block = block[1:]
+        after_cr = block.endswith(b"\r")
+        pending += block
+        start = 0
+        while match := _LINE_BREAK.search(pending, start):
+            cut = match.start()
+            if cut - start > MAX_LINE_BYTES:
+                raise too_long(number)
+            yield number, pending[start:cut]
+            number += 1
+            start = cut + (2 if pending[cut : cut + 2] == b"\r\n" else 1)
+        pending = pending[start:]
+        if len(pending) > MAX_LINE_BYTES:
+            raise too_long(number)
+    if pending:
+        yield number, pending
 
 
 def _raw_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, text) of ``path`` read as UTF-8 one line at a time (a BOM is allowed).
 
-    Streams: memory holds one line, whatever the file's length.
+    Lines end at ``\n``, ``\r\n`` or a lone ``\r`` (old Mac files). Streams: memory holds one
+    line, whatever the file's length.
 
     Raises:
-        InputError: the file is missing, a folder or unreadable, or a line is not UTF-8 (named).
+        InputError: the file is missing, a folder or unreadable, a line is not UTF-8 or longer
+            than ``MAX_LINE_BYTES`` (named).
     """
     try:
         handle = open(path, "rb")
@@ -80,13 +132,11 @@ def _raw_lines(path: Path) -> Iterator[tuple[int, str]]:
         if path.is_dir():
             raise InputError(f"query file {path} is a folder, not a file")
         try:
-            for number, raw in enumerate(handle, start=1):
+            for number, raw in _split_lines(handle, path):
                 if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
-                if raw.endswith(b"\n"):
-                    raw = raw[:-1]
                 try:
-                    text = raw.decode("utf-8").rstrip("\r")
+                    text = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     raise InputError(
                         f"{path}:{number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
@@ -99,12 +149,22 @@ def _raw_lines(path: Path) -> Iterator[tuple[int, str]]:
             raise InputError(f"cannot read query file {path}: {exc.strerror or exc}") from None
 
 
+def _length_problem(text: str) -> str | None:
+    if len(text) > MAX_QUERY_CHARS:
+        return (f"the query is {len(text)} characters long; at most {MAX_QUERY_CHARS} "
+                "(CLIP reads the first 77 tokens, a sentence or two)")
+    return None
+
+
 def _plain_text(path: Path) -> Iterator[Query]:
     ordinal = 0
     for number, line in _raw_lines(path):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
+        problem = _length_problem(text)
+        if problem:
+            raise InputError(f"{path}:{number}: {problem}")
         ordinal += 1
         yield Query(qid=f"q{ordinal}", text=text, source=str(path), line=number)
 
@@ -117,6 +177,9 @@ def _record_to_query(path: Path, number: int, record: dict, ordinal: int) -> Que
         raise InputError(f"{path}:{number}: '{QUERY_COLUMN}' must be text, got {type(text).__name__}")
     if not text.strip():
         raise InputError(f"{path}:{number}: the query is empty")
+    problem = _length_problem(text.strip())
+    if problem:
+        raise InputError(f"{path}:{number}: {problem}")
     qid = record.get(QID_COLUMN)
     if qid is None or (isinstance(qid, str) and not qid.strip()):
         qid_text = f"q{ordinal}"
@@ -146,7 +209,8 @@ def _jsonl(path: Path) -> Iterator[Query]:
 
 def _csv(path: Path) -> Iterator[Query]:
     lines = (text + "\n" for _, text in _raw_lines(path))
-    reader = csv.reader(lines)
+    # strict: a quote that is never closed is an error at the end of the file, not a silent field
+    reader = csv.reader(lines, strict=True)
     try:
         header = [name.strip() for name in next(reader)]
     except StopIteration:
@@ -158,9 +222,17 @@ def _csv(path: Path) -> Iterator[Query]:
             f"{path}:1: the CSV header has no '{QUERY_COLUMN}' column (found: {', '.join(header) or 'nothing'})"
         )
     ordinal = 0
+    first = reader.line_num + 1  # the line the next row starts on
     try:
         for row in reader:
-            number = reader.line_num
+            number, first = first, reader.line_num + 1
+            if reader.line_num != number:
+                # a query is one line: a quoted field that runs on is an unterminated quote, which
+                # would otherwise swallow the lines after it into one query
+                raise InputError(
+                    f"{path}:{number}: a quoted field runs past the end of the line (an unterminated '\"'?); "
+                    "each query must fit on one line"
+                )
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) > len(header):
@@ -172,6 +244,11 @@ def _csv(path: Path) -> Iterator[Query]:
             ordinal += 1
             yield _record_to_query(path, number, record, ordinal)
     except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise InputError(
+                f"{path}:{first}: a quoted field is never closed (an unterminated '\"'?); each query must fit on "
+                "one line"
+            ) from None
         raise InputError(f"{path}:{reader.line_num}: cannot parse CSV ({exc})") from None
 
 

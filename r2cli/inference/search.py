@@ -685,8 +685,14 @@ class SearchWriter:
 
     def abort(self) -> None:
         """Close open handles after a failure (the run folder discards the staged files)."""
+        self.moments.abort()
+        if self.saliency is not None:
+            self.saliency.abort()
         if self._official is not None:
-            self._official.close()
+            try:
+                self._official.close()
+            except OSError:  # a full disk: the buffered lines are thrown away with the file
+                pass
 
 
 def __getattr__(name: str) -> Any:

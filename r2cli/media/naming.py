@@ -85,6 +85,13 @@ def template_problem(template: str) -> str | None:
             return f"field {{{field_name}}} is not known; use {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}"
         if conversion:
             return f"field {{{field_name}!{conversion}}}: conversions are not allowed"
+        if _spec and ("{" in _spec or "}" in _spec):
+            return f"field {{{field_name}:{_spec}}}: nested fields in a format spec are not allowed"
+        widths = [int(run) for run in re.findall(r"\d+", _spec or "")]
+        if any(width > MAX_NAME_BYTES for width in widths):
+            # a width or precision beyond any file name would only build a huge string (10**10: MemoryError)
+            return (f"field {{{field_name}:{_spec[:40]}}}: width and precision must be at most {MAX_NAME_BYTES} "
+                    "(a file name's length)")
     return None
 
 

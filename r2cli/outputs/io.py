@@ -280,6 +280,7 @@ class TableWriter:
                 table = table.cast(self._schema)
             self._writer.write_table(table)
         except (OSError, pa.ArrowException) as exc:
+            self.abort()
             raise InputError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
         self.rows += table.num_rows
 
@@ -291,5 +292,28 @@ class TableWriter:
         try:
             self._writer.close()
         except (OSError, pa.ArrowException) as exc:
+            self.abort()
             raise InputError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
         return self.path
+
+    def abort(self) -> None:
+        """Give up the file after a failure (the caller discards it); safe to call twice.
+
+        pyarrow's ``ParquetWriter`` finishes its file when it is garbage collected while still
+        open; on a full disk that fails again and Python prints ``Exception ignored in
+        ParquetWriter.__del__`` with a traceback after r2cli's error line. So the writer is closed
+        here, and marked closed when even that fails.
+        """
+        writer = self._writer
+        if writer is None or not getattr(writer, "is_open", False):
+            return
+        try:
+            writer.close()
+        except Exception:  # noqa: BLE001 - the file is being thrown away; its footer does not matter
+            writer.is_open = False  # its __del__ must not try again
+            handle = getattr(writer, "file_handle", None)
+            if handle is not None:
+                try:
+                    handle.close()
+                except Exception:  # noqa: BLE001
+                    pass

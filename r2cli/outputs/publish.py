@@ -91,6 +91,10 @@ class RunFolder:
                       "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             os.ftruncate(self._fd, 0)
             os.pwrite(self._fd, (json.dumps(holder) + "\n").encode("utf-8"), 0)
+        except OSError as exc:  # a full disk: even the lock file's one line does not fit
+            os.close(self._fd)
+            self._fd = None
+            raise InputError(f"{self.flag} {folder}: cannot write the folder ({_why(exc)})") from None
         except BaseException:
             os.close(self._fd)
             self._fd = None

@@ -471,6 +471,9 @@ def build_report(
                                               "pages": pages}, indent=2), encoding="utf-8")
         tick = time.monotonic()
         ownership.replace_report_folder(tmp, target, "--out")
+    except OSError as exc:  # a full or read-only disk while writing thumbnails, plots or pages
+        ownership.remove_staging(tmp)
+        raise InputError(f"--out {target}: cannot write the report ({exc.strerror or exc})") from None
     except BaseException:
         ownership.remove_staging(tmp)
         raise
@@ -485,7 +488,12 @@ def build_report(
 
 def _draw(job: tuple[Any, Path, dict]) -> Path:
     function, path, kwargs = job
-    return function(path, **kwargs)
+    try:
+        return function(path, **kwargs)
+    except OSError as exc:
+        # raised in a worker process, an OSError would reach the caller with the worker's traceback
+        # attached; an InputError carries only its line
+        raise InputError(f"cannot write the plot {path.name}: {exc.strerror or exc}") from None
 
 
 def _draw_all(plot_jobs: list[tuple[Any, Path, dict]], jobs: int):

@@ -135,3 +135,30 @@ def test_torchscript_archive_of_tensors_reads_like_torch_jit(tmp_path, tiny_clip
     assert all(torch.equal(read[name], state[name]) and read[name].dtype == state[name].dtype for name in state)
     frames = torch.randint(0, 256, (2, 3, 64, 64), generator=torch.Generator().manual_seed(7), dtype=torch.uint8)
     assert torch.equal(load_clip(archive).video_features(frames, k=2)[0], tiny_tower.video_features(frames, k=2)[0])
+
+
+class _Block(torch.nn.Module):
+    """A block holding a parameter, a buffer and a plain tensor attribute (as OpenAI's attn_mask is)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 2)
+        self.register_buffer("counts", torch.arange(3.0))
+        self.mask = torch.ones(2)  # not a parameter nor a buffer: not in a state dict
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + self.mask.sum()
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_torchscript_state_is_what_torch_jit_calls_the_state_dict(tmp_path):
+    from r2cli.features._openai_weights import read_state_dict
+
+    scripted = torch.jit.script(torch.nn.Sequential(_Block(), _Block()))
+    path = tmp_path / "blocks.pt"
+    scripted.save(str(path))
+    expected = torch.jit.load(str(path)).state_dict()  # safe here: the test wrote this archive
+    read = read_state_dict(path)
+    assert sorted(read) == sorted(expected) == ["0.counts", "0.linear.bias", "0.linear.weight", "1.counts",
+                                                "1.linear.bias", "1.linear.weight"]
+    assert all(torch.equal(read[name], expected[name]) for name in expected)

@@ -72,8 +72,10 @@ def render_search_result(result) -> None:
     verb = "reused" if result.resumed else "searched"
     compared = (f"{plural(counts['clips'], 'clip')} compared by CLIP" if "clips" in counts  # --image/--clip
                 else plural(counts.get('pairs', 0), 'window-query pair'))
+    from_file = (f" ({counts['queries_read_from_file']} read from the query file)"
+                 if "queries_read_from_file" in counts else "")
     console.print(
-        f"{plural(counts.get('queries', 0), 'query', 'queries')} {verb} over "
+        f"{plural(counts.get('queries', 0), 'query', 'queries')}{from_file} {verb} over "
         f"{plural(counts.get('videos_searched', 0), 'video')} "
         f"({compared}) in {result.timings.get('total_s', 0):.1f} s; "
         f"outputs: {printable(result.out_dir)}",
