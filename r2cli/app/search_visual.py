@@ -207,7 +207,7 @@ def rank_picture_moments(similarities: list["np.ndarray"], videos: list[tuple[An
     frame["model"] = model_id
     frame["preset"] = preset
     frame["video_id"] = frame["video_id"].astype("Int64")
-    return frame[MOMENT_COLUMNS + ["query_kind"]].reset_index(drop=True), pairs
+    return frame[MOMENT_COLUMNS].reset_index(drop=True), pairs
 
 
 def picture_saliency(similarities: list["np.ndarray"], videos: list[tuple[Any, Any]], queries: list[PictureQuery],

@@ -41,7 +41,7 @@ MOMENTS_FILE = "moments.parquet"
 SALIENCY_FILE = "saliency.parquet"
 OFFICIAL_FILE = "predictions_official.jsonl"
 MOMENT_COLUMNS = ["run_id", "query_id", "query", "video_id", "path", "start_s", "end_s", "score",
-                  "rank_in_query", "rank_in_video", "model", "preset"]
+                  "rank_in_query", "rank_in_video", "model", "preset", "query_kind"]
 
 
 @dataclass(frozen=True)
@@ -511,6 +511,7 @@ def rank_moments(merged: Merged, plan: SearchPlan, queries: list["Query"], *, ru
     frame["query"] = [queries[i].text for i in frame["query_index"]]
     frame["model"] = model_id
     frame["preset"] = preset
+    frame["query_kind"] = "text"  # sentences; image and clip queries are app/search_visual.py's
     frame["video_id"] = frame["video_id"].astype("Int64")
     return frame[MOMENT_COLUMNS].reset_index(drop=True)
 

@@ -51,7 +51,7 @@ def test_index_json_shape(indexed, workspace):
     archive, ws, report = indexed
     assert set(report) == {
         "roots", "catalog", "dry_run", "new", "updated", "unchanged", "moved", "missing", "errors", "probed",
-        "ignored", "file_errors", "elapsed", "seen", "features",
+        "ignored", "file_errors", "elapsed", "seen", "features", "coarse_index",
     }
     assert (report["new"], report["errors"], report["seen"], report["dry_run"]) == (2, 1, 3, False)
     assert report["features"] is None  # --no-features
