@@ -11,14 +11,19 @@ work (``list_work``), the catalog writer lock and every catalog write. The clust
 2. **embed** (Ray Data actor pool, one actor per GPU, or CPU actors): CLIP on batches of frames
    from any videos. Every forward has the local pipeline's shape (``embed_frames`` pads to the
    batch size), so a frame's features do not depend on its companions. Each actor writes its
-   clips' features as part files into a staging folder of the store (shared storage).
-3. **assemble** (Ray tasks): when every clip of a video has arrived, one task streams the parts in
-   clip order into the store's atomic writer (``open_writer``/``write_chunk``/``commit_features``)
-   and the driver records the result in the catalog.
+   clips' layer tokens (99.7% of the bytes) once, straight into the video's temporary feature file
+   at their final place (``place_layers``: data offset + clip x row size), and the clips' small
+   arrays (CLIP embeddings, timestamps, an int8 set's scales) as a part file into a staging folder.
+3. **assemble** (Ray tasks): when every clip of a video has arrived, one task opens the temporary
+   file with ``FeatureWriter(placed=...)``, reads the layers back for the checksum and the
+   finiteness check, appends the small arrays after them, writes the header and renames the file
+   into place; the driver records the result in the catalog. So every feature byte is written once
+   (``benchmarks/ray_bytes.py``: 1,112 MB written per fp16 video-hour before, with full part files
+   copied into the store's writer; 557 MB now, for a 555 MB file).
 
-Part files are written atomically under names made of their clip range, so a task that Ray runs
-again after its worker died rewrites the same bytes; the driver counts clips as sets, so nothing
-is counted twice. A driver that dies leaves the catalog as it was after the last recorded video: a
+Part files and placed layers are written under names and at offsets made of their clip range, so
+a task that Ray runs again after its worker died rewrites the same bytes at the same place; the
+driver counts clips as sets, so nothing is counted twice. A driver that dies leaves the catalog as it was after the last recorded video: a
 rerun lists the remaining work again (staging folders of unfinished videos are cleared first).
 """
 
@@ -162,11 +167,44 @@ def decode_segment_batches(batch: dict, *, settings: dict, threads: int, chunk_f
         }
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where the clips of one video go: the staging folder of its small part files, and the
+    temporary feature file (with the offset of its tensor data) its layers are placed in."""
+
+    staging: str
+    placed: str
+    data_offset: int
+
+
+def store_clips(target: Target, first: int, last: int, layers, embed, timestamps, dtype: str) -> None:
+    """Write clips ``first..last`` of one video: layers placed in its feature file, the rest as a part.
+
+    ``layers`` are ``[n, k, P, Cv]`` (fp16 from CLIP); an int8 set quantizes them here (a non-finite
+    value leaves a NaN scale, which the assembly refuses, so the video fails and the run goes on).
+    """
+    import numpy as np
+
+    from r2cli.features.writer import place_layers
+
+    if dtype == "int8":
+        from r2cli.features.compact import quantize_layers
+
+        stored, scales = quantize_layers(layers, check=False)
+        small = {"scales": scales}
+    else:
+        stored, small = np.ascontiguousarray(layers, dtype=np.float16), {}
+    place_layers(target.placed, target.data_offset, first, stored)
+    write_part(Path(target.staging), first, last, embed=np.asarray(embed, dtype=np.float16),
+               timestamps=np.asarray(timestamps, dtype=np.float64),
+               layer_shape=np.asarray(stored.shape[1:], dtype=np.int64), **small)
+
+
 class ClipEmbedder:
-    """Ray Data actor: CLIP on batches of frames; writes each batch's features as part files."""
+    """Ray Data actor: CLIP on batches of frames; writes each batch's clips once (``store_clips``)."""
 
     def __init__(self, *, clip_weights: str | None, device: str, precision: str, batch_size: int,
-                 settings: dict, staging: dict[int, str], threads: int | None = None) -> None:
+                 settings: dict, targets: dict[int, Target], threads: int | None = None) -> None:
         import torch
 
         from r2cli.features.clip import load_clip
@@ -180,7 +218,7 @@ class ClipEmbedder:
                                lazy_text=True)
         check_tower(self.settings, self.tower)
         self.batch_size = batch_size
-        self.staging = {int(k): Path(v) for k, v in staging.items()}
+        self.targets = {int(k): v for k, v in targets.items()}
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
@@ -214,7 +252,8 @@ class ClipEmbedder:
                 run = order[start:end]
                 item = int(items[run[0]])
                 first, last = int(clips[run[0]]), int(clips[run[-1]])
-                write_part(self.staging[item], first, last, embedded.layers[run], embedded.embed[run], stamps[run])
+                store_clips(self.targets[item], first, last, embedded.layers[run], embedded.embed[run], stamps[run],
+                            self.settings.dtype)
                 rows["item"].append(item)
                 rows["segment"].append(int(batch["segment"][frames][run[0]]))
                 rows["first"].append(first)
@@ -232,15 +271,15 @@ class ClipEmbedder:
         }
 
 
-def write_part(folder: Path, first: int, last: int, layers, embed, timestamps) -> Path:
-    """Atomically write clips ``first..last`` of one video as an uncompressed ``.npz``."""
+def write_part(folder: Path, first: int, last: int, **arrays) -> Path:
+    """Atomically write arrays of clips ``first..last`` of one video as an uncompressed ``.npz``."""
     import numpy as np
 
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"part-{first:09d}-{last:09d}.npz"
     temp = folder / f".{final.name}.{os.getpid()}.tmp"
     with open(temp, "wb") as handle:
-        np.savez(handle, layers=layers, embed=embed, timestamps=timestamps)
+        np.savez(handle, **arrays)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp, final)
@@ -264,24 +303,49 @@ def read_parts(folder: Path, clips: int):
     return [path for _, _, path in parts]
 
 
-def assemble(store: "FeatureStore", item: "WorkItem", settings: "FeatureSettings", folder: str, clips: int,
+def plan_target(store: "FeatureStore", item: "WorkItem", settings: "FeatureSettings", extra: dict) -> Target:
+    """The staging folder and the temporary feature file of one video (made by the driver)."""
+    from r2cli.features.writer import FeatureWriter
+
+    probe = FeatureWriter(store, item.fingerprint, settings, duration=item.duration, extra=dict(extra))
+    return Target(staging=str(staging_folder(store, item, settings)), placed=str(probe.placed_path()),
+                  data_offset=probe.data_offset())
+
+
+def assemble(store: "FeatureStore", item: "WorkItem", settings: "FeatureSettings", target: Target, clips: int,
              details: dict, extra: dict) -> "StoredFeatureSet":
-    """Ray task: stream a video's parts, in clip order, into the store's atomic writer."""
+    """Ray task: finish a video's feature file from its placed layers and its parts, in clip order.
+
+    The layers are read back (checksum, finiteness), never copied; only the small arrays are written.
+    """
     import numpy as np
 
-    from r2cli.features.stages import Embedded, commit_features, open_writer, write_chunk
+    from r2cli.features.stages import commit_features
+    from r2cli.features.writer import FeatureWriter
 
-    paths = read_parts(Path(folder), clips)
-    writer = open_writer(store, item, settings, extra)
+    paths = read_parts(Path(target.staging), clips)
+    writer = FeatureWriter(store, item.fingerprint, settings, duration=item.duration, extra=dict(extra),
+                           placed=Path(target.placed))
     try:
+        if writer.data_offset() != target.data_offset:
+            raise FeatureError(f"{item.path}: the feature file's layout changed since its clips were placed")
+        writer.__enter__()
         for path in paths:
             with np.load(path) as part:
-                write_chunk(writer, Embedded(layers=part["layers"], embed=part["embed"]), part["timestamps"])
+                writer.set_layer_shape(tuple(int(v) for v in part["layer_shape"]))
+                writer.append_placed(len(part["timestamps"]), part["embed"], part["timestamps"],
+                                     part["scales"] if "scales" in part.files else None)
         stored = commit_features(writer, item, details)
     finally:
-        writer.abort()
-    shutil.rmtree(folder, ignore_errors=True)
+        writer.abort()  # deletes the placed file unless it was committed
+        shutil.rmtree(target.staging, ignore_errors=True)  # a failed video is extracted again by a rerun
     return stored
+
+
+def discard_target(target: Target) -> None:
+    """Remove what a video that will not be assembled left (its parts and its placed layers)."""
+    shutil.rmtree(target.staging, ignore_errors=True)
+    Path(target.placed).unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -338,6 +402,7 @@ def extract_on_ray(
     """
     import ray
 
+    from r2cli.distributed.placement import cluster_nodes, plan_index_placement
     from r2cli.media.frames import first_tick
 
     started = time.monotonic()
@@ -361,24 +426,22 @@ def extract_on_ray(
     stats.segments = len(segments)
     videos = {i: _Video(items[i], sum(1 for s in segments if s.item == i))
               for i in range(len(items)) if i not in failed_items}
-    staging = {i: str(staging_folder(store, items[i], settings)) for i in videos}
-    for folder in staging.values():  # leftovers of a run that died
-        shutil.rmtree(folder, ignore_errors=True)
+    targets = {i: plan_target(store, items[i], settings, run.extra) for i in videos}
+    for target in targets.values():  # leftovers of a run that died (placed files: remove_stale_temporaries)
+        shutil.rmtree(target.staging, ignore_errors=True)
     for index, message in failed_items.items():
         run.record_failure(items[index], MediaError(message))
 
-    resources = ray.cluster_resources()
-    gpus = int(resources.get("GPU", 0)) if device in ("auto", "cuda") or device.startswith("cuda") else 0
-    cpus = max(1, int(resources.get("CPU", 1)))
-    if gpus:
-        pool, actor_args = actors or gpus, {"num_gpus": 1, "num_cpus": 1}
+    # CPUs per actor and per task from the nodes' sizes, so decode tasks always run beside the
+    # actors (r2cli.distributed.placement); an impossible request fails here, before any work
+    placement = plan_index_placement(cluster_nodes(ray), actors=actors,
+                                     use_gpus=device in ("auto", "cuda") or device.startswith("cuda"))
+    pool = placement.actors
+    if placement.actor_gpus:
+        actor_args = {"num_gpus": 1, "num_cpus": placement.actor_cpus}
         actor_device, threads = "cuda", None
     else:
-        pool = actors or max(1, cpus // 2)
-        # The actors together must leave a CPU to the decode tasks, or those never start: with
-        # more actors than that, each asks for a fraction of a CPU (Ray's accounting, not a limit).
-        per_actor = min(1.0, max(cpus - 1, 0.5) / pool)
-        actor_args, actor_device, threads = {"num_cpus": per_actor}, "cpu", 1
+        actor_args, actor_device, threads = {"num_cpus": placement.actor_cpus}, "cpu", 1
     stats.actors = pool
 
     rows = [{"item": s.item, "segment": s.number, "start_clip": s.start_clip,
@@ -387,17 +450,17 @@ def extract_on_ray(
             for s in segments]
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
     dataset = dataset.map_batches(
-        decode_segment_batches, batch_size=1, num_cpus=1 if cpus > 1 else 0.5, max_retries=3,
+        decode_segment_batches, batch_size=1, num_cpus=placement.task_cpus, max_retries=3,
         fn_kwargs={"settings": settings.to_dict(), "threads": decode_threads, "chunk_frames": chunk_frames},
     )
     dataset = dataset.map_batches(
         ClipEmbedder, batch_size=batch_size, concurrency=pool, max_restarts=3, max_task_retries=3,
         fn_constructor_kwargs={"clip_weights": None if clip_weights is None else os.fspath(clip_weights),
                                "device": actor_device, "precision": precision, "batch_size": batch_size,
-                               "settings": settings.to_dict(), "staging": staging, "threads": threads},
+                               "settings": settings.to_dict(), "targets": targets, "threads": threads},
         **actor_args,
     )
-    remote_assemble = ray.remote(num_cpus=1, max_retries=3)(assemble)
+    remote_assemble = ray.remote(num_cpus=placement.task_cpus, max_retries=3)(assemble)
     pending: dict[Any, int] = {}
     total = sum(item.expected_clips(settings.fps) for i, item in enumerate(items) if i in videos)
     reporter.begin(stage, total=total, unit="frames")
@@ -435,20 +498,20 @@ def extract_on_ray(
                 errors = [m["error"] for m in video.markers.values() if m["error"]]
                 if errors:
                     video.submitted = True
-                    shutil.rmtree(staging[index], ignore_errors=True)
+                    discard_target(targets[index])
                     run.record_failure(video.item, MediaError(errors[0]))
                     continue
                 clips = sum(m["clips"] for m in video.markers.values())
                 if len(video.clips) == clips:
                     video.submitted = True
-                    ref = remote_assemble.remote(store, video.item, settings, staging[index], clips,
+                    ref = remote_assemble.remote(store, video.item, settings, targets[index], clips,
                                                  _merge_details(video.markers), run.extra)
                     pending[ref] = index
             settle(block=False)
         settle(block=True)
         for index, video in videos.items():
             if not video.submitted:
-                shutil.rmtree(staging[index], ignore_errors=True)
+                discard_target(targets[index])
                 run.record_failure(video.item, FeatureError(
                     f"{video.item.path}: the cluster returned {len(video.clips)} clips and "
                     f"{len(video.markers)} of {video.segments} segments"))

@@ -62,16 +62,17 @@ class RayGrounder:
 
         if self._actors:
             return self._actors
-        resources = ray.cluster_resources()
-        gpus = int(resources.get("GPU", 0)) if str(self.local.device).startswith("cuda") else 0
-        cpus = max(1, int(resources.get("CPU", 1)))
-        if gpus:
-            count, options, device, threads = self._actors_wanted or gpus, {"num_gpus": 1}, "cuda", None
+        from r2cli.distributed.placement import cluster_nodes, plan_actor_pool
+
+        # every actor must start (a shard sent to one that never starts waits forever): CPUs per
+        # actor from the nodes' sizes, or a one-line refusal (r2cli.distributed.placement)
+        placement = plan_actor_pool(cluster_nodes(ray), actors=self._actors_wanted,
+                                    use_gpus=str(self.local.device).startswith("cuda"))
+        count = placement.actors
+        if placement.actor_gpus:
+            options, device, threads = {"num_gpus": 1}, "cuda", None
         else:
-            # one CPU per actor (it must fit on one node, whatever the nodes' sizes), half the
-            # cluster's CPUs in all, so the driver's coarse stage and Ray itself keep some
-            count = self._actors_wanted or max(1, cpus // 2)
-            options, device, threads = {"num_cpus": 1}, "cpu", 1
+            options, device, threads = {"num_cpus": placement.actor_cpus}, "cpu", 1
         model = ray.put(self.local.model.to("cpu"))
         actor = ray.remote(max_restarts=3, max_task_retries=3)(GroundingActor)
         self._actors = [actor.options(**options).remote(model, device=device, batch_size=self.local.batch_size,

@@ -45,24 +45,30 @@ def check_finite(array: Any, what: str) -> None:
                            "nothing was stored")
 
 
-def quantize_layers(layers: Any) -> tuple["np.ndarray", "np.ndarray"]:
+def quantize_layers(layers: Any, *, check: bool = True) -> tuple["np.ndarray", "np.ndarray"]:
     """``layers [n, k, P, Cv]`` (float) -> int8 ``[n, k, P, Cv]`` and fp16 scales ``[n, k, Cv]``.
 
     The scales are rounded to fp16 first and the values divided by the rounded scale, so
     ``dequantize_layers`` gives back ``x`` within ``scale / 2`` for every value.
 
+    With ``check=False`` a non-finite value is not refused here: its scale becomes NaN or inf,
+    which the writer that reads the scales back refuses (the Ray actors quantize; the assembly checks).
+
     Raises:
-        FeatureError: ``layers`` has the wrong rank or a non-finite value.
+        FeatureError: ``layers`` has the wrong rank, or (``check``) a non-finite value.
     """
     import numpy as np
 
     values = np.asarray(layers, dtype=np.float32)  # [n, k, P, Cv]
     if values.ndim != 4:
         raise FeatureError(f"layers must be [n, k, P, Cv] to quantize, got shape {list(values.shape)}")
-    check_finite(values, "layer features")
+    if check:
+        check_finite(values, "layer features")
     peak = np.abs(values).max(axis=2)  # [n, k, Cv]
-    scales = np.maximum(peak / QUANT_MAX, _MIN_SCALE).astype(np.float16)  # [n, k, Cv]
-    divided = values / scales.astype(np.float32)[:, :, None, :]  # [n, k, P, Cv]
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite values end in NaN/inf scales
+        scales = np.maximum(peak / QUANT_MAX, _MIN_SCALE).astype(np.float16)  # [n, k, Cv]
+        divided = values / scales.astype(np.float32)[:, :, None, :]  # [n, k, P, Cv]
+        divided = np.nan_to_num(divided, nan=0.0, posinf=QUANT_MAX, neginf=-QUANT_MAX)
     quantized = np.clip(np.rint(divided), -QUANT_MAX, QUANT_MAX).astype(np.int8)
     return quantized, scales
 

@@ -458,6 +458,7 @@ def place_layers(path: str | os.PathLike, data_offset: int, first_clip: int, lay
     data = np.ascontiguousarray(layers)
     row = data[0].nbytes if len(data) else 0
     try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(os.fspath(path), os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             view = memoryview(data).cast("B")

@@ -20,4 +20,4 @@ def ray_cluster():
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        stop_cluster()
+        stop_cluster(cluster.address, cluster.temp_dir)

@@ -126,3 +126,34 @@ def test_unreachable_cluster_is_one_error_line(archive, tiny_clip_path, tmp_path
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "cannot reach the Ray cluster at 127.0.0.2:" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_two_actors_on_one_cpu_nodes_do_not_stall_and_int8_matches_local(ray_cluster, archive, tiny_clip_path,
+                                                                          tmp_path, monkeypatch):
+    """The loopback cluster has two 1-CPU nodes: two CLIP actors used to take half a CPU on each and
+    leave no whole CPU to the decode tasks, and the run waited forever (#19.4)."""
+    import r2cli.distributed.index as ray_index
+
+    real = ray_index.extract_on_ray
+    seen = {}
+
+    def two_actors(*args, **kwargs):
+        stats = real(*args, **{**kwargs, "actors": 2})
+        seen["actors"] = stats.actors
+        return stats
+
+    monkeypatch.setattr(ray_index, "extract_on_ray", two_actors)
+    monkeypatch.setattr(ray_index, "SEGMENT_SECONDS", 20.0)
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault(
+        "run", _index(tmp_path / "ray", archive, tiny_clip_path, ray=ray_cluster.address, feature_dtype="int8")),
+        daemon=True)
+    worker.start()
+    worker.join(timeout=600)
+    assert not worker.is_alive(), "index with actors=2 on 1-CPU nodes stalled"
+    assert seen["actors"] == 2
+    assert result["run"].features.videos_extracted == 6 and result["run"].features.videos_failed == 0
+    local = _index(tmp_path / "local", archive, tiny_clip_path, feature_dtype="int8")
+    assert local.features.videos_extracted == 6
+    ray_files = _feature_files(tmp_path / "ray")
+    assert ray_files == _feature_files(tmp_path / "local") and len(ray_files) == 6

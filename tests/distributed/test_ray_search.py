@@ -62,3 +62,49 @@ def test_windows_are_sharded_whole_and_balanced():
     assert sorted(w for shard in shards for w in shard) == [0, 1, 2, 3]
     loads = [sum(1 for w, _ in pairs if w in shard) for shard in shards]
     assert sorted(loads) == [3, 4]
+
+
+def test_one_query_over_an_archive_spread_over_three_actors_equals_local(ray_cluster, tower, head, tiny_clip_path,
+                                                                         tmp_path, monkeypatch):
+    """Every window of a 40-video archive is a candidate of one query; the fine stage runs on three
+    actors on the two 1-CPU nodes (a third of a CPU each: with one CPU each, the third actor never
+    started and its shard waited forever), and the moments are the local ones exactly (#19.4)."""
+    import pandas as pd
+
+    import r2cli.distributed.search as ray_search
+    from r2cli.paths import resolve_workspace
+    from tests.search.searchkit import ArchiveVideo, build_archive, marker_features
+
+    workspace = resolve_workspace(tmp_path / "ws")
+    videos = [ArchiveVideo(f"v{i:02d}.mp4", marker_features(40 + 7 * i, [(3 + i % 11, 6 + i % 11, 0.6 + 0.01 * i)],
+                                                            seed=100 + i)) for i in range(40)]
+    build_archive(workspace, tower, videos)
+    used = {}
+
+    class ThreeActors(ray_search.RayGrounder):
+        def __init__(self, grounder, *, actors=None):
+            super().__init__(grounder, actors=3)
+
+        def _pool(self):
+            pool = super()._pool()
+            used["actors"] = len(pool)
+            return pool
+
+    monkeypatch.setattr(ray_search, "RayGrounder", ThreeActors)
+    from r2cli.app.search import SearchOptions, run_search
+
+    def run(out, **extra):
+        options = SearchOptions.from_flags(queries=("a red scene",), checkpoint=str(head), clip_weights=str(tiny_clip_path),
+                                           device="cpu", top_k=1000, candidates=100_000, out=out, **extra)
+        return run_search(workspace, options)
+
+    local = run(tmp_path / "local")
+    on_ray = run(tmp_path / "ray", ray=ray_cluster.address)
+    assert used["actors"] == 3
+    windows = on_ray.counts["pairs"]
+    assert windows == local.counts["pairs"] >= 40
+    for name in ("moments", "saliency"):
+        a = pd.read_parquet(local.files[name]).drop(columns=["run_id"])
+        b = pd.read_parquet(on_ray.files[name]).drop(columns=["run_id"])
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert len(pd.read_parquet(on_ray.files["moments"]).video_id.unique()) == 40

@@ -109,3 +109,38 @@ def test_a_corrupted_scale_is_caught_by_verify(tmp_path):
     data[-3] ^= 0xFF  # inside layer_scales, the last tensor of an int8 file
     path.write_bytes(bytes(data))
     assert check_file(path, stored) is not None
+
+
+# Bounds published in benchmarks/RESULTS-compact.md (measured: golden e2e saliency 4.3e-4, boundaries
+# 4.9e-3 s, 3/3 top-5 unchanged; parity head saliency 7.2e-4, scores 2.7e-3, 5/6 unchanged + 1 near-tie)
+GOLDEN_SALIENCY_BOUND = 2e-3
+GOLDEN_BOUNDARY_BOUND_S = 0.05
+PARITY_SALIENCY_BOUND = 3e-3
+PARITY_SCORE_BOUND = 1e-2
+
+
+def test_int8_on_the_committed_golden_end_to_end_case(tmp_path):
+    pytest.importorskip("torch")
+    from golden.compact_fidelity import golden_e2e_fidelity
+    from golden.parity_files import GOLDEN_DIR
+
+    figures = golden_e2e_fidelity(GOLDEN_DIR / "clip_tower_golden.pt.xz", tmp_path)
+    assert 0 < figures["saliency_max_diff"] <= GOLDEN_SALIENCY_BOUND
+    assert figures["boundary_max_diff_s"] <= GOLDEN_BOUNDARY_BOUND_S
+    assert figures["top5_unchanged"] == figures["cases"] == 3
+
+
+def test_int8_through_the_full_parity_head():
+    pytest.importorskip("torch")
+    from tests.conftest import parity_root
+    from golden.compact_fidelity import parity_head_fidelity
+
+    path = parity_root() / "r2_head_official.pt"
+    if not path.is_file():
+        pytest.skip(f"the full parity head file {path} is absent (the compact golden set cannot run the forward)")
+    figures = parity_head_fidelity(path)
+    assert figures["saliency_max_diff"] <= PARITY_SALIENCY_BOUND
+    assert figures["score_max_diff"] <= PARITY_SCORE_BOUND
+    # every case keeps its top-5 windows, except a swap of neighbours the fp16 model already scored alike
+    assert figures["top5_unchanged"] + figures["top5_near_ties"] == figures["cases"]
+    assert figures["top5_unchanged"] >= figures["cases"] - 1

@@ -219,3 +219,45 @@ def flip_to_nan(workspace, video_name: str, tensor: str, clips: range) -> Path:
             handle.seek(8 + length + begin + clip * per_clip)
             handle.write(b"\xff\x7f" * (per_clip // 2))
     return path
+
+
+def _saliency(result):
+    import pandas as pd
+
+    frame = pd.read_parquet(result.out_dir / "saliency.parquet")
+    return frame.set_index(["query_id", "video_id", "clip_index"])["score"].sort_index()
+
+
+def compare_runs(full, compact) -> dict:
+    """The fidelity figures of one int8 run against its fp16 twin (tests/search/test_search_compact.py, benchmarks/compact_features.py).
+
+    ``saliency_max_diff``: over every scored clip; ``score_max_diff``: over moments both runs found
+    (same video and boundaries); ``boundary_max_diff_s``: for each fp16 top-5 moment, the closest
+    int8 moment of the same video; ``top5_unchanged`` / ``queries``: queries whose top-5 (video,
+    start, end within 0.5 s) are the same in the same order; ``top5_near_ties``: queries where they
+    differ but two neighbours of the fp16 top 6 score closer than twice ``score_max_diff``.
+    """
+    import numpy as np
+
+    a, b = _saliency(full), _saliency(compact)
+    assert a.index.equals(b.index)
+    key = ["query_id", "video_id", "start_s", "end_s"]
+    joined = full.moments.merge(compact.moments, on=key, suffixes=("_a", "_b"))
+    score_diff = float(np.abs(joined["score_a"] - joined["score_b"]).max())
+    unchanged = near_ties = 0
+    boundary = 0.0
+    for query, group in full.moments.sort_values(["query_id", "rank_in_query"]).groupby("query_id"):
+        other = compact.moments[compact.moments.query_id == query].sort_values("rank_in_query")
+        top_a = group.head(5)[["video_id", "start_s", "end_s"]].to_numpy(dtype=float)
+        top_b = other.head(5)[["video_id", "start_s", "end_s"]].to_numpy(dtype=float)
+        if (top_a.shape == top_b.shape and (top_a[:, 0] == top_b[:, 0]).all()
+                and np.abs(top_a[:, 1:] - top_b[:, 1:]).max(initial=0.0) <= 0.5):
+            unchanged += 1
+        elif np.abs(np.diff(group.score.to_numpy()[:6])).min(initial=np.inf) < 2 * score_diff:
+            near_ties += 1
+        for video, start, end in top_a:
+            same = other[other.video_id == video][["start_s", "end_s"]].to_numpy(dtype=float)
+            boundary = max(boundary, float(np.abs(same - [start, end]).max(axis=1).min()))
+    return {"saliency_max_diff": float(np.abs(a.to_numpy() - b.to_numpy()).max()), "score_max_diff": score_diff,
+            "boundary_max_diff_s": boundary, "top5_unchanged": unchanged, "top5_near_ties": near_ties,
+            "queries": int(full.moments.query_id.nunique())}

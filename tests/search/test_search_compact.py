@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from searchkit import ArchiveVideo, build_archive, random_features, run_cli
+from searchkit import ArchiveVideo, build_archive, compare_runs, random_features, run_cli
 
 SALIENCY_BOUND = 0.002  # max |saliency(int8) - saliency(fp16)| over every scored clip
 SCORE_BOUND = 1e-3  # max |score(int8) - score(fp16)| of a moment both runs found
@@ -36,45 +36,6 @@ def _search(workspace, head, clip, dtype, out):
     from r2cli.app.search import search
 
     return search(workspace, QUERIES, options=_options(head, clip, feature_dtype=dtype, out=out))
-
-
-def _saliency(result):
-    import pandas as pd
-
-    frame = pd.read_parquet(result.out_dir / "saliency.parquet")
-    return frame.set_index(["query_id", "video_id", "clip_index"])["score"].sort_index()
-
-
-def compare_runs(full, compact) -> dict:
-    """The fidelity figures of one int8 run against its fp16 twin (also used by benchmarks/compact_features.py).
-
-    ``saliency_max_diff``: over every scored clip; ``score_max_diff``: over moments both runs found
-    (same video and boundaries); ``boundary_max_diff_s``: for each fp16 top-5 moment, the closest
-    int8 moment of the same video; ``top5_unchanged`` / ``queries``: queries whose top-5 (video,
-    start, end) are the same in the same order; ``top5_near_ties``: queries where they differ but
-    the fp16 scores at the cut (ranks 5 and 6) are closer than twice ``score_max_diff``.
-    """
-    a, b = _saliency(full), _saliency(compact)
-    assert a.index.equals(b.index)
-    key = ["query_id", "video_id", "start_s", "end_s"]
-    joined = full.moments.merge(compact.moments, on=key, suffixes=("_a", "_b"))
-    score_diff = float(np.abs(joined["score_a"] - joined["score_b"]).max())
-    unchanged = near_ties = 0
-    boundary = 0.0
-    for query, group in full.moments.sort_values(["query_id", "rank_in_query"]).groupby("query_id"):
-        other = compact.moments[compact.moments.query_id == query].sort_values("rank_in_query")
-        top_a = group.head(5)[["video_id", "start_s", "end_s"]].to_numpy(dtype=float)
-        top_b = other.head(5)[["video_id", "start_s", "end_s"]].to_numpy(dtype=float)
-        if top_a.shape == top_b.shape and (top_a == top_b).all():
-            unchanged += 1
-        elif len(group) > 5 and group.score.iloc[4] - group.score.iloc[5] < 2 * score_diff:
-            near_ties += 1
-        for video, start, end in top_a:
-            same = other[other.video_id == video][["start_s", "end_s"]].to_numpy(dtype=float)
-            boundary = max(boundary, float(np.abs(same - [start, end]).max(axis=1).min()))
-    return {"saliency_max_diff": float(np.abs(a.to_numpy() - b.to_numpy()).max()), "score_max_diff": score_diff,
-            "boundary_max_diff_s": boundary, "top5_unchanged": unchanged, "top5_near_ties": near_ties,
-            "queries": int(full.moments.query_id.nunique())}
 
 
 def test_int8_search_stays_within_the_published_bounds(workspace, tiny_tower, tiny_clip_path, random_head_path,
