@@ -65,8 +65,8 @@ RETRAIN_GROWTH = 4.0  # retrain once the index holds this many times the vectors
 TRAIN_POINTS_PER_LIST = 64  # training sample: this many vectors per inverted list (capped by N)
 MIN_TRAIN_POINTS_PER_LIST = 39  # faiss's own lower bound for a stable k-means
 ADD_CHUNK = 262_144  # vectors converted to float32 and added at once (1 GB of float32 at 512 dims)
-DEFAULT_NPROBE_FRACTION = 1 / 32  # lists probed per query: nlist/32, at least 8 (recall measured)
-MIN_NPROBE = 8
+DEFAULT_NPROBE_FRACTION = 1 / 32  # lists probed per query: nlist/32, at least 32 (recall measured)
+MIN_NPROBE = 32
 KEEP_GENERATIONS = 2  # the current one and the one before it
 
 
@@ -93,7 +93,7 @@ class IndexSpec:
 
     @property
     def nprobe(self) -> int:
-        return max(MIN_NPROBE, min(self.nlist, int(round(self.nlist * DEFAULT_NPROBE_FRACTION))))
+        return min(self.nlist, max(MIN_NPROBE, int(round(self.nlist * DEFAULT_NPROBE_FRACTION))))
 
 
 def index_spec(num_vectors: int) -> IndexSpec:

@@ -247,6 +247,17 @@ class CoarseStage:
     clips_per_query: int = 0  # approximate hits asked of the index per query (before re-scoring)
     plan_positions: dict[int, list[int]] = field(default_factory=dict)  # index video position -> plan videos
     unindexed: list[int] = field(default_factory=list)  # plan videos the index does not hold (scored exactly)
+    window_ranges: list[tuple[int, int]] | None = field(default=None, repr=False)  # per plan video, its windows
+    _bounds: dict[int, tuple["np.ndarray", "np.ndarray"]] = field(default_factory=dict, repr=False)
+
+    def window_bounds(self, plan: SearchPlan, v: int, ranges: list[tuple[int, int]]) -> tuple["np.ndarray", "np.ndarray"]:
+        """(start clips, end clips) of video ``v``'s windows, computed once per search."""
+        import numpy as np
+
+        if v not in self._bounds:
+            windows = [plan.windows[w][1] for w in range(*ranges[v])]
+            self._bounds[v] = (np.array([x.start_clip for x in windows]), np.array([x.end_clip for x in windows]))
+        return self._bounds[v]
 
     def record(self) -> dict[str, Any]:
         """What ``run.json`` records under ``settings.coarse``."""
@@ -324,44 +335,53 @@ def _window_ranges(plan: SearchPlan) -> list[tuple[int, int]]:
     return [(a, b) for a, b in ranges]
 
 
-def indexed_window_scores(plan: SearchPlan, query_embed: "np.ndarray", stage: CoarseStage) -> tuple["np.ndarray", "np.ndarray"]:
+RESCORED_PER_CANDIDATE = 4  # windows re-scored exactly per candidate window kept
+
+
+def indexed_window_scores(plan: SearchPlan, query_embed: "np.ndarray", stage: CoarseStage, *,
+                          candidates: int | None = None) -> tuple["np.ndarray", "np.ndarray"]:
     """(window indices, exact scores [windows, queries]) of the windows the index's hits fall in.
 
-    The index proposes ``clips_per_query`` clips per query; every window holding one of them (and
-    every window of an unindexed video) is re-scored exactly from the stored fp16 embeddings, so
-    quantisation changes which windows are looked at, never their scores.
+    The index proposes ``clips_per_query`` clips per query, best first; the first
+    ``RESCORED_PER_CANDIDATE * candidates`` distinct windows holding one of them (and every window of
+    an unindexed video) are re-scored exactly from the stored fp16 embeddings, so quantisation
+    changes which windows are looked at, never their scores.
     """
     import numpy as np
 
     _, positions, clips = stage.index.search(query_embed, stage.clips_per_query, stage.nprobe)
-    ranges = _window_ranges(plan)
+    if stage.window_ranges is None:
+        stage.window_ranges = _window_ranges(plan)
+    ranges = stage.window_ranges
+    limit = RESCORED_PER_CANDIDATE * (candidates or max(1, stage.clips_per_query // HITS_PER_CANDIDATE))
     wanted: set[int] = set()
     for v in stage.unindexed:
         wanted.update(range(*ranges[v]))
-    hits: dict[int, set[int]] = {}
-    for position, clip in zip(positions.ravel().tolist(), clips.ravel().tolist()):
-        if position < 0:
-            continue
-        for v in stage.plan_positions.get(position, ()):  # deleted or unselected videos have none
-            hits.setdefault(v, set()).add(clip)
-    for v, video_clips in hits.items():
-        for w in range(*ranges[v]):
-            window = plan.windows[w][1]
-            if any(window.start_clip <= c < window.end_clip for c in video_clips):
-                wanted.add(w)
+    for q in range(positions.shape[0]):
+        found: set[int] = set()
+        for position, clip in zip(positions[q].tolist(), clips[q].tolist()):
+            if position < 0:
+                continue
+            for v in stage.plan_positions.get(position, ()):  # deleted or unselected videos have none
+                starts, ends = stage.window_bounds(plan, v, ranges)
+                first = int(np.searchsorted(ends, clip, side="right"))
+                last = int(np.searchsorted(starts, clip, side="right"))
+                found.update(ranges[v][0] + i for i in range(first, last))
+            if len(found) >= limit:
+                break
+        wanted |= found
     chosen = np.array(sorted(wanted), dtype=np.int64)
-    scores = np.zeros((len(chosen), query_embed.shape[0]), dtype=np.float32)
-    by_video: dict[int, list[int]] = {}
-    for row, w in enumerate(chosen.tolist()):
-        by_video.setdefault(plan.windows[w][0], []).append(row)
-    for v, rows in by_video.items():
-        windows = [plan.windows[int(chosen[r])][1] for r in rows]
-        lo, hi = min(x.start_clip for x in windows), max(x.end_clip for x in windows)
-        embed = np.asarray(plan.videos[v].features.embed[lo:hi], dtype=np.float32)  # [clips, D]
-        sims = embed @ query_embed.T  # [clips, Q]
-        for r, window in zip(rows, windows):
-            scores[r] = sims[window.start_clip - lo : window.end_clip - lo].max(axis=0)
-    return chosen, scores
+    if not len(chosen):
+        return chosen, np.zeros((0, query_embed.shape[0]), dtype=np.float32)
+    parts, sizes = [], []
+    for w in chosen.tolist():  # only the chosen windows' own clips are read (a window is ~75 clips)
+        v, window = plan.windows[w]
+        parts.append(plan.videos[v].features.embed[window.start_clip : window.end_clip])
+        sizes.append(window.end_clip - window.start_clip)
+    embed = np.concatenate(parts).astype(np.float32)  # [clips of the chosen windows, D]
+    sims = embed @ query_embed.T  # [clips, Q]
+    scores = np.maximum.reduceat(sims, np.concatenate([[0], np.cumsum(sizes)[:-1]]), axis=0)  # [windows, Q]
+    return chosen, scores.astype(np.float32)
 
 
 def select_candidates(plan: SearchPlan, query_embed: "np.ndarray", candidates: int, *,
@@ -375,7 +395,7 @@ def select_candidates(plan: SearchPlan, query_embed: "np.ndarray", candidates: i
     import numpy as np
 
     if coarse is not None and coarse.path == "index":
-        looked_at, scores = indexed_window_scores(plan, query_embed, coarse)
+        looked_at, scores = indexed_window_scores(plan, query_embed, coarse, candidates=candidates)
     else:
         looked_at = np.arange(len(plan.windows))
         scores = coarse_scores(plan.videos, query_embed)

@@ -1,0 +1,429 @@
+"""Archive scale (#19.2): the approximate coarse index against the exact scan, 1,000 to 10,000 video-hours.
+
+A synthetic archive is written through the feature store's own writer: one file per video-hour
+(1,800 clips at 0.5 fps) holding real-size clip embeddings ([1800, 512] fp16, random unit vectors
+drawn deterministically from the video's number) and a token-sized ``layers`` tensor
+([1800, 4, 1, 1]); the fine stage reads one real-size shared layer file ([1800, 4, 50, 768] fp16,
+553 MB), like ``search_bench.py archive``, so the disk measures the embeddings and the index, not
+55 TB of layer tokens. Query ``i`` of 100 is a random unit vector; a 6-clip moment is planted in
+video ``(i * 7919) % hours`` at clip ``(i * 131) % 1794`` whose embeddings are the query plus
+noise (cosine ~0.45 to it; random clips reach ~0.26 over 18 M clips).
+
+Steps (each a separate process, so each reports its own peak memory; results are JSON lines
+appended to ``--results``):
+
+    python benchmarks/archive_index.py generate --hours 1000 --store /tmp/arch1k
+    python benchmarks/archive_index.py build    --hours 1000 --store /tmp/arch1k
+    python benchmarks/archive_index.py query    --hours 1000 --store /tmp/arch1k [--fine] [--exact-recall]
+    python benchmarks/archive_index.py add      --hours 1000 --store /tmp/arch1k --add-hours 100
+    python benchmarks/archive_index.py batch    --hours 1000 --store /tmp/arch1k --queries 1000
+    python benchmarks/archive_index.py compare  # faiss vs hnswlib vs usearch on 200,000 clips
+    python benchmarks/archive_index.py clean    --store /tmp/arch1k
+
+``clean`` deletes the store folder (only a folder holding this benchmark's marker file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import time
+from pathlib import Path
+
+CLIPS = 1800  # one video-hour at 0.5 fps
+DIMS = 512
+QUERIES = 100
+PLANT = 6  # clips of a planted moment
+MARKER = ".r2cli-archive-bench"
+SHARED_FINGERPRINT = "blake2b:" + "ab" * 32
+
+
+def _settings():
+    from r2cli.features.store import FeatureSettings
+
+    return FeatureSettings(clip_model="ViT-B-32", weights_id="bench/random", fps=0.5, image_size=224, k=4)
+
+
+def _fingerprint(video: int) -> str:
+    return f"blake2b:{video:064x}"
+
+
+def _queries(count: int = QUERIES, seed: int = 12345):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    queries = rng.standard_normal((count, DIMS)).astype(np.float32)
+    return queries / np.linalg.norm(queries, axis=1, keepdims=True)
+
+
+def _plants(hours: int) -> dict[int, list[tuple[int, int]]]:
+    """Video -> [(query, first clip)] of the moments planted there."""
+    plants: dict[int, list[tuple[int, int]]] = {}
+    for q in range(QUERIES):
+        plants.setdefault((q * 7919) % hours, []).append((q, (q * 131) % (CLIPS - PLANT)))
+    return plants
+
+
+def _embed(video: int, plants: dict[int, list[tuple[int, int]]], queries):
+    import numpy as np
+
+    rng = np.random.default_rng(video)
+    embed = rng.standard_normal((CLIPS, DIMS), dtype=np.float32)
+    embed /= np.linalg.norm(embed, axis=1, keepdims=True)
+    for q, clip in plants.get(video, ()):
+        noise = rng.standard_normal((PLANT, DIMS), dtype=np.float32)
+        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+        moment = 0.45 * queries[q][None, :] + 0.89 * noise
+        embed[clip : clip + PLANT] = moment / np.linalg.norm(moment, axis=1, keepdims=True)
+    return embed
+
+
+def _live(store_root: Path, videos: range):
+    from r2cli.features.coarse_index import LiveSet
+    from r2cli.features.store import FeatureStore
+
+    store, settings = FeatureStore(store_root), _settings()
+    return [LiveSet(_fingerprint(v), store.relpath(_fingerprint(v), settings), CLIPS) for v in videos]
+
+
+def generate(args) -> dict:
+    import numpy as np
+
+    from r2cli.features.store import FeatureStore
+
+    root = Path(args.store)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text("r2cli benchmarks/archive_index.py synthetic archive\n")
+    store, settings = FeatureStore(root), _settings()
+    queries, plants = _queries(), _plants(args.hours)
+    started = time.perf_counter()
+    layers = np.zeros((CLIPS, 4, 1, 1), dtype=np.float16)
+    stamps = (np.arange(CLIPS) + 0.5) * 2.0
+    written = 0
+    part, parts = (int(x) for x in getattr(args, "part", "0/1").split("/"))
+    for video in range(args.first, args.hours + args.first):
+        if video % parts != part or store.exists(_fingerprint(video), settings):
+            continue
+        store.put(_fingerprint(video), settings, layers, _embed(video, plants if video < args.hours else {}, queries),
+                  stamps, duration=3600.0)
+        written += 1
+    shared_s = 0.0
+    if args.first == 0 and part == 0 and store.get(SHARED_FINGERPRINT, settings) is None:
+        tick = time.perf_counter()
+        rng = np.random.default_rng(0)
+        with store.writer(SHARED_FINGERPRINT, settings, duration=3600.0) as writer:
+            for chunk in range(0, CLIPS, 150):
+                part = rng.standard_normal((150, 4, 50, 768), dtype=np.float32).astype(np.float16)
+                embed = rng.standard_normal((150, DIMS)).astype(np.float32)
+                writer.append(part, embed / np.linalg.norm(embed, axis=1, keepdims=True),
+                              (np.arange(chunk, chunk + 150) + 0.5) * 2.0)
+            writer.commit()
+        shared_s = time.perf_counter() - tick
+    return {"videos_written": written, "seconds": round(time.perf_counter() - started, 1),
+            "shared_layer_file_s": round(shared_s, 1),
+            "store_bytes": sum(p.stat().st_size for p in root.rglob("*.safetensors"))}
+
+
+def replant(args) -> dict:
+    """Rewrite the videos that hold the planted moments of a ``--hours`` archive (the first ``--hours``
+    videos of a larger generated store become an archive of their own)."""
+    import numpy as np
+
+    from r2cli.features.store import FeatureStore
+
+    store, settings = FeatureStore(Path(args.store)), _settings()
+    queries, plants = _queries(), _plants(args.hours)
+    layers = np.zeros((CLIPS, 4, 1, 1), dtype=np.float16)
+    for video in plants:
+        store.put(_fingerprint(video), settings, layers, _embed(video, plants, queries),
+                  (np.arange(CLIPS) + 0.5) * 2.0, duration=3600.0)
+    return {"videos_rewritten": len(plants)}
+
+
+def build(args) -> dict:
+    from r2cli.features.coarse_index import index_root, update_index
+
+    root = Path(args.store)
+    report = update_index(root, _settings().key(), _live(root, range(args.hours)), min_clips=1, rebuild=True)
+    folder = index_root(root, _settings().key()) / str(report.generation)
+    return {"report": report.to_dict(), "index_bytes": sum(p.stat().st_size for p in folder.iterdir())}
+
+
+def add(args) -> dict:
+    from r2cli.features.coarse_index import update_index
+
+    root = Path(args.store)
+    generate(argparse.Namespace(store=args.store, hours=args.add_hours, first=args.hours, part="0/1"))
+    live = _live(root, range(args.hours)) + _live(root, range(args.hours, args.hours + args.add_hours))
+    report = update_index(root, _settings().key(), live, min_clips=1)
+    return {"added_hours": args.add_hours, "report": report.to_dict()}
+
+
+def _plan(root: Path, hours: int, window_clips: int = 75, stride_clips: int = 37):
+    from r2cli.features.store import FeatureStore
+    from r2cli.inference.search import ArchiveVideo, SearchPlan
+    from r2cli.inference.windows import PostProcess, plan_windows
+
+    store, settings = FeatureStore(root), _settings()
+    shared = store.get(SHARED_FINGERPRINT, settings)
+
+    class _Record:
+        def __init__(self, video):
+            self.id, self.path, self.fingerprint = video, f"/archive/v{video:06d}.mp4", _fingerprint(video)
+
+    videos, windows = [], []
+    for v in range(hours):
+        features = store.get(_fingerprint(v), settings)
+        features.layers = shared.layers  # the fine stage reads the one real-size layer file
+        video = ArchiveVideo(record=_Record(v), features=features, duration=3600.0,
+                             windows=plan_windows(CLIPS, window_clips, stride_clips))
+        windows.extend((v, w) for w in video.windows)
+        videos.append(video)
+    return SearchPlan(videos=videos, windows=windows, fps=0.5, post=PostProcess())
+
+
+def _planted_windows(plan, hours: int) -> dict[int, set[int]]:
+    """Query -> windows holding its planted moment."""
+    found: dict[int, set[int]] = {}
+    plants = _plants(hours)
+    for w, (v, window) in enumerate(plan.windows):
+        for q, clip in plants.get(v, ()):
+            if window.start_clip <= clip and clip + PLANT <= window.end_clip:
+                found.setdefault(q, set()).add(w)
+    return found
+
+
+def query(args) -> dict:
+    import numpy as np
+
+    from r2cli.features.coarse_index import load_index
+    from r2cli.inference.search import choose_candidates, choose_coarse_stage, coarse_scores, indexed_window_scores
+
+    root = Path(args.store)
+    tick = time.perf_counter()
+    plan = _plan(root, args.hours)
+    plan_s = time.perf_counter() - tick
+    tick = time.perf_counter()
+    index = load_index(root, _settings().key())
+    load_s = time.perf_counter() - tick
+    tick = time.perf_counter()
+    stage = choose_coarse_stage(plan, index, candidates=args.candidates, nprobe=args.nprobe)
+    choose_s = time.perf_counter() - tick
+    queries = _queries()
+    planted = _planted_windows(plan, args.hours)
+    latencies, cpu, found_index = [], [], 0
+    chosen_index = []
+    for q in range(QUERIES):
+        tick, cpu_tick = time.perf_counter(), time.process_time()
+        looked_at, scores = indexed_window_scores(plan, queries[q : q + 1], stage, candidates=args.candidates)
+        pairs = choose_candidates(scores, args.candidates)
+        latencies.append(time.perf_counter() - tick)
+        cpu.append(time.process_time() - cpu_tick)
+        chosen = {int(looked_at[w]) for w, _ in pairs}
+        chosen_index.append(chosen)
+        found_index += bool(chosen & planted.get(q, set()))
+    result = {
+        "stage": stage.record(), "plan_s": round(plan_s, 2), "index_load_s": round(load_s, 2),
+        "choose_s": round(choose_s, 3), "windows": len(plan.windows), "candidates": args.candidates,
+        "coarse_ms_p50": round(1000 * float(np.percentile(latencies, 50)), 1),
+        "coarse_ms_p95": round(1000 * float(np.percentile(latencies, 95)), 1),
+        "coarse_ms_max": round(1000 * max(latencies), 1),
+        "coarse_cpu_ms_p50": round(1000 * float(np.percentile(cpu, 50)), 1),
+        "coarse_cpu_ms_p95": round(1000 * float(np.percentile(cpu, 95)), 1),
+        "planted_found_index": found_index,
+    }
+    if args.exact_recall:
+        tick = time.perf_counter()
+        exact = coarse_scores(plan.videos, queries)  # [windows, queries], one pass over every embedding
+        exact_s = time.perf_counter() - tick
+        found_exact = agree = 0
+        for q in range(QUERIES):
+            best = {int(w) for w in np.argsort(-exact[:, q], kind="stable")[: args.candidates]}
+            found_exact += bool(best & planted.get(q, set()))
+            agree += len(best & chosen_index[q])
+        result.update(exact_batch_s=round(exact_s, 1), planted_found_exact=found_exact,
+                      planted_recall_vs_exact=round(found_index / max(1, found_exact), 4),
+                      candidate_overlap_with_exact=round(agree / (QUERIES * args.candidates), 4))
+    if args.fine:
+        result["end_to_end"] = _end_to_end(plan, stage, queries[:1], args.candidates)
+    return result
+
+
+def _end_to_end(plan, stage, query_embed, candidates: int) -> dict:
+    """One query through coarse (index), fine (R2-Tuning, random weights of the real shapes) and merge."""
+    import torch
+
+    from r2cli.inference.grounding import Grounder
+    from r2cli.inference.search import ground_windows, merge_moments, select_candidates
+    from r2cli.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model().eval()
+    grounder = Grounder(model, "cpu")
+    query_layers = [torch.randn(20, 4, 512)]
+    ticks = [time.perf_counter()]
+    pairs = select_candidates(plan, query_embed, candidates, coarse=stage)
+    ticks.append(time.perf_counter())
+    outputs, kept = ground_windows(grounder, plan, query_layers, pairs)
+    ticks.append(time.perf_counter())
+    merged = merge_moments(plan, kept, outputs)
+    ticks.append(time.perf_counter())
+    timings = {name: round(ticks[i + 1] - ticks[i], 3) for i, name in enumerate(("coarse_s", "fine_s", "merge_s"))}
+    timings["total_s"] = round(ticks[-1] - ticks[0], 3)
+    return {"pairs": len(kept), "moments": int(sum(len(m) for m in merged.moments)), "timings": timings,
+            "torch_threads": torch.get_num_threads()}
+
+
+def batch(args) -> dict:
+    import numpy as np
+
+    from r2cli.features.coarse_index import load_index
+    from r2cli.inference.search import choose_candidates, choose_coarse_stage, coarse_scores, indexed_window_scores
+
+    root = Path(args.store)
+    plan = _plan(root, args.hours)
+    stage = choose_coarse_stage(plan, load_index(root, _settings().key()), candidates=args.candidates)
+    queries = _queries(args.queries, seed=777)
+    out = {"queries": args.queries}
+    for size in sorted({1, 100, args.queries}):
+        tick = time.perf_counter()
+        looked_at, scores = indexed_window_scores(plan, queries[:size], stage, candidates=args.candidates)
+        choose_candidates(scores, args.candidates)
+        index_s = time.perf_counter() - tick
+        tick = time.perf_counter()
+        scores = coarse_scores(plan.videos, queries[:size])
+        choose_candidates(scores, args.candidates)
+        matmul_s = time.perf_counter() - tick
+        out[f"batch_{size}"] = {"index_s": round(index_s, 2), "index_q_per_s": round(size / index_s, 1),
+                                "matmul_s": round(matmul_s, 2), "matmul_q_per_s": round(size / matmul_s, 1)}
+    return out
+
+
+def compare(args) -> dict:
+    """faiss IVF-SQ8 / IVF-PQ64 vs hnswlib vs usearch (f16 and i8) on ``--compare-clips`` clustered clips."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    n = args.compare_clips
+    centres = rng.standard_normal((n // 1800 + 1, DIMS)).astype(np.float32)
+    data = rng.standard_normal((n, DIMS)).astype(np.float32) + 1.5 * centres[np.arange(n) // 1800]
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    picks = rng.choice(n, 100, replace=False)
+    queries = data[picks] + 0.5 * rng.standard_normal((100, DIMS)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    k = 100
+    truth = np.argsort(-(data @ queries.T), axis=0)[:k].T  # [100, k]
+
+    def measure(name, build_fn, search_fn, bytes_fn):
+        tick = time.perf_counter()
+        handle = build_fn()
+        build_s = time.perf_counter() - tick
+        lat, recall = [], []
+        for q in range(100):
+            tick = time.perf_counter()
+            ids = search_fn(handle, queries[q : q + 1])
+            lat.append(time.perf_counter() - tick)
+            recall.append(len(set(map(int, ids)) & set(map(int, truth[q]))) / k)
+        return name, {"build_s": round(build_s, 1), "ms_p50": round(1000 * float(np.median(lat)), 2),
+                      "recall_at_100": round(float(np.mean(recall)), 3),
+                      "bytes_per_clip": round(bytes_fn(handle) / n, 1)}
+
+    results = {"clips": n, "dims": DIMS}
+    import faiss
+
+    for codes in ("SQ8", "PQ64"):
+        def build_faiss(codes=codes):
+            from r2cli.features.coarse_index import IndexSpec
+
+            spec = IndexSpec(nlist=512, codes=codes)
+            index = faiss.index_factory(DIMS, spec.factory, faiss.METRIC_INNER_PRODUCT)
+            index.train(data[rng.choice(n, 512 * 64, replace=False)])
+            index.add(data)
+            index.nprobe = spec.nprobe
+            return index
+
+        name, row = measure(f"faiss IVF512,{codes} nprobe 16", build_faiss,
+                            lambda h, q: h.search(q, k)[1][0],
+                            lambda h: len(faiss.serialize_index(h)))
+        results[name] = row
+    try:
+        import hnswlib
+
+        def build_hnsw():
+            index = hnswlib.Index(space="ip", dim=DIMS)
+            index.init_index(max_elements=n, ef_construction=100, M=16)
+            index.add_items(data)
+            index.set_ef(200)
+            return index
+
+        name, row = measure("hnswlib M16 ef200 (float32)", build_hnsw, lambda h, q: h.knn_query(q, k=k)[0][0],
+                            lambda h: n * (DIMS * 4 + 16 * 2 * 4 + 8))
+        results[name] = row
+    except ImportError:
+        results["hnswlib"] = "not installed"
+    try:
+        from usearch.index import Index
+
+        for dtype in ("f16", "i8"):
+            def build_usearch(dtype=dtype):
+                index = Index(ndim=DIMS, metric="ip", dtype=dtype, connectivity=16)
+                index.add(np.arange(n), data)
+                return index
+
+            name, row = measure(f"usearch M16 ({dtype})", build_usearch, lambda h, q: h.search(q[0], k).keys,
+                                lambda h: h.memory_usage)
+            results[name] = row
+    except ImportError:
+        results["usearch"] = "not installed"
+    return results
+
+
+def clean(args) -> dict:
+    root = Path(args.store)
+    if not (root / MARKER).is_file():
+        raise SystemExit(f"{root}: not a folder written by this benchmark ({MARKER} missing); not deleted")
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    shutil.rmtree(root)
+    return {"deleted_bytes": size}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=("generate", "replant", "build", "query", "add", "batch", "compare", "clean"))
+    parser.add_argument("--store", default="/tmp/r2cli-archive-bench")
+    parser.add_argument("--hours", type=int, default=1000)
+    parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--part", default="0/1", help="generate: write only videos v with v %% n == i (i/n)")
+    parser.add_argument("--add-hours", type=int, default=100)
+    parser.add_argument("--candidates", type=int, default=40)
+    parser.add_argument("--nprobe", type=int, default=None)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--compare-clips", type=int, default=200_000)
+    parser.add_argument("--fine", action="store_true", help="also one query end to end (coarse + fine + merge)")
+    parser.add_argument("--exact-recall", action="store_true", help="also the exact scan of all 100 queries")
+    parser.add_argument("--results", default=None, help="append the JSON result to this file")
+    args = parser.parse_args()
+    info = {"step": args.step, "hours": args.hours, "machine": platform.machine(), "cpu_count": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_average_before": [round(x, 2) for x in os.getloadavg()]}
+    started = time.perf_counter()
+    result = {"generate": generate, "replant": replant, "build": build, "query": query, "add": add, "batch": batch, "compare": compare,
+              "clean": clean}[args.step](args)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
+    # the machine is shared (see load_average): CPU seconds of this process say what the work costs
+    result["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
+    result["wall_s"] = round(time.perf_counter() - started, 1)
+    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    line = json.dumps({**info, **result})
+    print(line, flush=True)
+    if args.results:
+        with open(args.results, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
