@@ -12,7 +12,8 @@ memory-mapped feature files):
    the candidates few: within a video only the first clip of a run of equal keys takes part (a
    static shot of 100 clips counts once, and its copy's run lines up with it), and a bucket of
    more than ``max_bucket`` clips is dropped (black frames, colour bars, a channel's ident: footage
-   seen everywhere says nothing about which videos are copies). Cost: one sort per band, so
+   seen everywhere says nothing about which videos are copies; a clip in such a bucket in
+   ``COMMON_BANDS`` bands takes part in none). Cost: two sorts per band, so
    O(N log N) in the archive's N clips instead of the O(N^2) of comparing all pairs.
 3. **Offset voting.** Each candidate pair of clips votes for (video a, video b, offset = clip in
    b - clip in a). A copy, trimmed or not, puts many votes on one offset; chance collisions
@@ -21,8 +22,8 @@ memory-mapped feature files):
 4. **Verification.** For each kept offset the exact cosine of the stored embeddings of every
    aligned clip is computed; runs of clips whose cosine, averaged over ``max_gap`` clips each side,
    reaches ``min_similarity`` (gaps of up to ``max_gap`` clips bridged, neighbouring runs joined
-   while the whole stretch still averages ``min_similarity``, ends trimmed to clips that match on
-   their own) and at least ``min_clips`` long become segment pairs.
+   while the whole stretch still averages ``min_similarity``, ends moved to the outermost clips
+   that match on their own) and at least ``min_clips`` long become segment pairs.
 
 A segment pair is ``duplicate`` when it covers at least ``coverage`` of both videos (a re-encode,
 another resolution, letterboxed), ``contained`` when it covers that much of one of them (video a is
@@ -46,6 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SIGNATURE_SEED = 20260  # the hyperplanes: fixed, so the same archive gives the same pairs every run
 KINDS = ("duplicate", "contained", "shared")
+COMMON_BANDS = 2  # a clip in a bucket above max_bucket in this many bands is footage seen everywhere
 _CHUNK_CLIPS = 65536  # clips projected at once (chunk x D float32 + chunk x bits)
 _OFFSET_BITS = 21  # offsets packed into a vote key: |offset| < 2^20 clips (6 days at 2 fps)
 
@@ -141,10 +143,17 @@ def find_duplicates(embeddings: Sequence["np.ndarray"], params: DuplicateParams,
     video_of = np.repeat(np.arange(len(embeddings), dtype=np.int64), lengths)  # [N]
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     clip_of = np.arange(total, dtype=np.int64) - starts[video_of]  # [N] clip index within its video
+    # footage seen everywhere: clips in a crowded bucket in COMMON_BANDS bands or more take part in no band
+    # (a crowded bucket split in two by a few noisy bits would otherwise still pair them)
+    crowded = np.zeros(total, dtype=np.int32)
+    for band in range(params.bands):
+        crowded += bucket_sizes(keys[band], video_of, valid) > params.max_bucket
+    usable = valid & (crowded < min(COMMON_BANDS, params.bands))
+    counts["common_clips"] = int((valid & ~usable).sum())
     vote_keys: list[np.ndarray] = []
     vote_counts: list[np.ndarray] = []
     for band in range(params.bands):
-        first, second = band_pairs(keys[band], video_of, valid, params.max_bucket)
+        first, second = band_pairs(keys[band], video_of, usable, params.max_bucket)
         counts["candidate_pairs"] += int(first.size)
         band_keys, band_counts = _votes(first, second, video_of, clip_of, len(embeddings))
         vote_keys.append(band_keys)
@@ -238,6 +247,27 @@ def signatures(embeddings: Sequence["np.ndarray"], mean: "np.ndarray", bands: in
     return keys, valid
 
 
+def _run_starts(keys: "np.ndarray", video_of: "np.ndarray", valid: "np.ndarray") -> "np.ndarray":
+    """Indices of the clips that start a run of equal keys within their video (valid clips only)."""
+    import numpy as np
+
+    keep = valid.copy()
+    keep[1:] &= (keys[1:] != keys[:-1]) | (video_of[1:] != video_of[:-1])
+    return np.flatnonzero(keep)
+
+
+def bucket_sizes(keys: "np.ndarray", video_of: "np.ndarray", valid: "np.ndarray") -> "np.ndarray":
+    """``[N]``: how many run starts of the archive share each clip's key in this band."""
+    import numpy as np
+
+    members = _run_starts(keys, video_of, valid)
+    unique, counts = np.unique(keys[members], return_counts=True)
+    if unique.size == 0:
+        return np.zeros(keys.size, dtype=np.int64)
+    at = np.minimum(np.searchsorted(unique, keys), unique.size - 1)
+    return np.where(unique[at] == keys, counts[at], 0)
+
+
 def band_pairs(keys: "np.ndarray", video_of: "np.ndarray", valid: "np.ndarray",
                max_bucket: int) -> tuple["np.ndarray", "np.ndarray"]:
     """Candidate clip pairs of one band: global clip indices ``(first, second)`` sharing a key in two videos.
@@ -247,9 +277,7 @@ def band_pairs(keys: "np.ndarray", video_of: "np.ndarray", valid: "np.ndarray",
     """
     import numpy as np
 
-    keep = valid.copy()
-    keep[1:] &= (keys[1:] != keys[:-1]) | (video_of[1:] != video_of[:-1])  # run starts only
-    members = np.flatnonzero(keep)  # [M] global clip indices
+    members = _run_starts(keys, video_of, valid)  # [M] global clip indices
     order = np.argsort(keys[members], kind="stable")
     members = members[order]
     sorted_keys = keys[members]
@@ -357,8 +385,8 @@ def verify_offset(embed_a: "np.ndarray", embed_b: "np.ndarray", a: int, b: int, 
         np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1), 1e-12)  # [L]
     cosine = np.where(np.isfinite(cosine), cosine, -1.0)
     # a clip matches when the mean cosine around it (max_gap clips each side) reaches the threshold:
-    # one noisy clip neither breaks a run nor starts one; the run's ends are then trimmed to clips
-    # that match on their own, so the ranges stay exact
+    # one noisy clip neither breaks a run nor starts one; the run's ends are then moved to the
+    # outermost clips that match on their own, so the ranges stay exact
     smoothed = _moving_mean(cosine, params.max_gap)
     match = cosine >= params.min_similarity
     pairs = []
@@ -368,6 +396,10 @@ def verify_offset(embed_a: "np.ndarray", embed_b: "np.ndarray", a: int, b: int, 
         if inside.size == 0:
             continue
         run_start, run_end = run_start + int(inside[0]), run_start + int(inside[-1]) + 1
+        while run_start > 0 and match[run_start - 1]:  # smoothing blurs the ends: matching neighbours belong
+            run_start -= 1
+        while run_end < match.size and match[run_end]:
+            run_end += 1
         if run_end - run_start < params.min_clips:
             continue
         a_start, a_end = first + run_start, first + run_end
@@ -432,8 +464,9 @@ def _join(runs: list[tuple[int, int]], cosine: "np.ndarray", threshold: float) -
 
 
 def _drop_overlaps(pairs: list[SegmentPair]) -> list[SegmentPair]:
-    """One segment pair per stretch of footage: of two pairs of the same videos whose ranges in a
-    overlap by more than half the shorter, the one with more matched clips (then similarity) stays."""
+    """One segment pair per stretch of footage: of two pairs of the same videos whose ranges in
+    either video overlap by more than half the shorter, the one with more matched clips (then
+    similarity) stays."""
     by_videos: dict[tuple[int, int], list[SegmentPair]] = {}
     for pair in pairs:
         by_videos.setdefault((min(pair.a, pair.b), max(pair.a, pair.b)), []).append(pair)
@@ -449,10 +482,13 @@ def _drop_overlaps(pairs: list[SegmentPair]) -> list[SegmentPair]:
 
 
 def _overlap(one: SegmentPair, other: SegmentPair) -> bool:
+    """Whether the two pairs' ranges overlap by more than half the shorter, in either video: the same
+    footage at a neighbouring offset (a long static shot matches itself shifted) is one finding."""
     def span(pair: SegmentPair, video: int) -> tuple[int, int]:
         return (pair.a_start, pair.a_end) if pair.a == video else (pair.b_start, pair.b_end)
 
-    video = min(one.a, one.b)
-    (s1, e1), (s2, e2) = span(one, video), span(other, video)
-    shorter = min(e1 - s1, e2 - s2)
-    return min(e1, e2) - max(s1, s2) > shorter / 2
+    for video in (one.a, one.b):
+        (s1, e1), (s2, e2) = span(one, video), span(other, video)
+        if min(e1, e2) - max(s1, s2) > min(e1 - s1, e2 - s2) / 2:
+            return True
+    return False
