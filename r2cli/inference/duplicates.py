@@ -51,7 +51,8 @@ SIGNATURE_SEED = 20260  # the hyperplanes: fixed, so the same archive gives the 
 KINDS = ("duplicate", "contained", "shared")
 PREFILTER_AGREEMENT = 0.65  # signature bits that aligned clips must share (on average) to be checked exactly
 COMMON_BANDS = 2  # a clip in a bucket above max_bucket in this many bands is footage seen everywhere
-_CHUNK_CLIPS = 65536  # clips projected at once (chunk x D float32 + chunk x bits)
+_CHUNK_CLIPS = 65536
+_MEAN_SAMPLE = 200_000  # clips the archive's mean embedding is estimated from  # clips projected at once (chunk x D float32 + chunk x bits)
 _OFFSET_BITS = 21  # offsets packed into a vote key: |offset| < 2^20 clips (6 days at 2 fps)
 
 
@@ -188,16 +189,19 @@ def find_duplicates(embeddings: Sequence["np.ndarray"], params: DuplicateParams,
 
 
 def _mean_embedding(embeddings: Sequence["np.ndarray"], width: int) -> "np.ndarray":
+    """The archive's mean embedding, from about ``_MEAN_SAMPLE`` clips spread over every video (it
+    only centres the signatures, so a sample does: reading every clip twice would not)."""
     import numpy as np
 
+    total_clips = sum(int(e.shape[0]) for e in embeddings)
+    stride = max(1, total_clips // _MEAN_SAMPLE)
     total = np.zeros(width, dtype=np.float64)
     count = 0
     for embed in embeddings:
-        for start in range(0, embed.shape[0], _CHUNK_CLIPS):
-            chunk = np.asarray(embed[start:start + _CHUNK_CLIPS], dtype=np.float32)
-            finite = np.isfinite(chunk).all(axis=1)
-            total += chunk[finite].sum(axis=0, dtype=np.float64)
-            count += int(finite.sum())
+        sample = np.asarray(embed[::stride], dtype=np.float32)
+        finite = np.isfinite(sample).all(axis=1)
+        total += sample[finite].sum(axis=0, dtype=np.float64)
+        count += int(finite.sum())
     return (total / max(count, 1)).astype(np.float32)
 
 
@@ -229,9 +233,11 @@ def signatures(embeddings: Sequence["np.ndarray"], mean: "np.ndarray", bands: in
         if not pending:
             return
         chunk = np.concatenate([np.asarray(p, dtype=np.float32) for p in pending]) if len(pending) > 1 \
-            else np.asarray(pending[0], dtype=np.float32)  # [n, D]
+            else np.array(pending[0], dtype=np.float32, copy=True)  # [n, D], ours to centre in place
         finite = np.isfinite(chunk).all(axis=1)
-        chunk = np.where(finite[:, None], chunk - mean, 0.0).astype(np.float32, copy=False)
+        chunk -= mean
+        if not finite.all():
+            chunk[~finite] = 0.0
         bits = (chunk @ planes) > 0  # [n, bands*rows]
         bits = bits.reshape(len(chunk), bands, rows)
         # [bands, n]: the bits of each band as one integer
