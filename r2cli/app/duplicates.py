@@ -62,8 +62,8 @@ class DuplicatesOptions(Options):
     rows: int = option(20, minimum=1, maximum=32,
                        help="Bits per band (more: fewer chance candidates, lower recall per band).")
     max_bucket: int = option(50, minimum=2,
-                             help="Footage found in more places than this in one band (black, colour bars, a "
-                                  "channel's ident) is not matched.")
+                             help="Footage found in more places than this (in two bands of its signature or more: black, "
+                                  "colour bars, a channel's ident) is not matched.")
     min_votes: int = option(3, minimum=1, help="Aligned candidate clips an offset between two videos needs "
                                                "to be verified.")
     max_offsets: int = option(8, minimum=1, help="Offsets verified per pair of videos at most (the best voted).")
