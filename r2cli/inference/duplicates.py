@@ -51,8 +51,8 @@ SIGNATURE_SEED = 20260  # the hyperplanes: fixed, so the same archive gives the 
 KINDS = ("duplicate", "contained", "shared")
 PREFILTER_AGREEMENT = 0.65  # signature bits that aligned clips must share (on average) to be checked exactly
 COMMON_BANDS = 2  # a clip in a bucket above max_bucket in this many bands is footage seen everywhere
-_CHUNK_CLIPS = 65536
-_MEAN_SAMPLE = 200_000  # clips the archive's mean embedding is estimated from  # clips projected at once (chunk x D float32 + chunk x bits)
+_CHUNK_CLIPS = 65536  # clips projected at once (chunk x D float32 + chunk x bits)
+_MEAN_SAMPLE = 200_000  # clips the archive's mean embedding is estimated from
 _OFFSET_BITS = 21  # offsets packed into a vote key: |offset| < 2^20 clips (6 days at 2 fps)
 
 

@@ -10,7 +10,6 @@ there too. Indexed through the normal index path
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
