@@ -23,7 +23,7 @@ from typing import Any
 
 from r2cli.app.options import Options, name_rule, option
 from r2cli.app.steps import JOB_STEPS, JobContext, StepResult
-from r2cli.errors import InputError, MissingDependencyError, R2Error
+from r2cli.errors import InputError, MissingDependencyError, MissingWeightsError, R2Error
 from r2cli.progress import NULL_REPORTER, Reporter
 
 SECTIONS = ("job", *JOB_STEPS)
@@ -202,7 +202,11 @@ def run_job(
     if not isinstance(job, Job):
         job = load_job(job)
     if job.workspace is not None:
-        workspace = resolve_workspace(job.workspace, getattr(workspace, "catalog_url", None) if workspace else None)
+        # [job].workspace governs every path of the job, the catalog included: only a catalog named on
+        # its own (--catalog, $R2CLI_CATALOG) is kept, never the default file of the caller's workspace
+        named_catalog = workspace.catalog_url if workspace is not None and not workspace.catalog_is_default_sqlite \
+            else None
+        workspace = resolve_workspace(job.workspace, named_catalog)
     elif workspace is None:
         workspace = resolve_workspace()
     workspace.ensure()
@@ -228,7 +232,11 @@ def run_job(
                                  previous=tuple(steps))
             reporter.begin(f"job: {name}", total=1, unit="step")
             try:
-                steps.append(step_module(name).job_step(workspace, job.tables[name], context, reporter=reporter))
+                try:
+                    steps.append(step_module(name).job_step(workspace, job.tables[name], context, reporter=reporter))
+                except MissingWeightsError:
+                    _raise_every_missing_weight(job)
+                    raise
                 reporter.advance(f"job: {name}", 1, status=steps[-1].status)
             finally:
                 reporter.end(f"job: {name}")
@@ -249,6 +257,23 @@ def run_job(
     return JobResult(job=job, run_id=run_id, out_dir=out_dir, steps=steps, seconds=time.perf_counter() - started)
 
 
+def _raise_every_missing_weight(job: Job) -> None:
+    """A step found weights missing: name every file the job's steps need that is missing, in one
+    message, rather than one per attempt (#22.6). Steps say what they load with ``weights_needed``.
+
+    Raises:
+        MissingWeightsError: always, when any needed file is missing (else returns).
+    """
+    from r2cli.inference.models import check_all_weights
+
+    needed: list[tuple[str, str | None]] = []
+    for name, options in job.options.items():
+        weights_needed = getattr(step_module(name), "weights_needed", None)
+        if weights_needed is not None:
+            needed += weights_needed(options)
+    check_all_weights(needed)
+
+
 def job_template() -> str:
     """A job file with every table and key, each commented with its help text and default.
 
@@ -260,28 +285,47 @@ def job_template() -> str:
         cls: type[Options] = JobOptions if section == "job" else step_module(section).OPTIONS
         lines.append(f"# [{section}]")
         for key in cls.job_keys():
-            lines.append(f"# {cls.help(key, show_default=False)}")
-            lines.append(f"# {key} = {example_value(cls, key)}")
+            lines += commented_key(cls, key)
         lines.append("")
     return "\n".join(lines)
 
 
 def example_value(cls: type[Options], key: str) -> str:
-    """A key's default as TOML, or (no default) an example of its type: ``""``, ``1``, ``0.5``, ``[]``."""
+    """A key's default as TOML; without a default (decided at run time, see its help) a description of
+    what it takes, never a value that reads as a recommendation (#22.15): ``<integer>``,
+    ``<number>``, ``<path>``, ``<text>``, ``<one of a|b>``, ``[<text>, ...]``."""
     import typing
 
     value = cls.defaults()[key]
     if value is not None:
         return _toml_value(value)
+    spec = cls.specs()[key]
+    if spec.choices:
+        return "<one of " + "|".join(spec.choices) + ">"
     annotation = typing.get_type_hints(cls)[key]
     kinds = {a for a in typing.get_args(annotation) if a is not type(None)} or {annotation}
+    for kind in kinds:
+        if typing.get_origin(kind) is tuple:
+            inner = {a for a in typing.get_args(kind) if a is not Ellipsis}
+            return f"[{_placeholder(inner)}, ...]"
+    return _placeholder(kinds)
+
+
+def _placeholder(kinds: set[Any]) -> str:
+    if bool in kinds:
+        return "<true|false>"
     if int in kinds:
-        return "1"
+        return "<integer>"
     if float in kinds:
-        return "0.5"
-    if any(typing.get_origin(k) is tuple for k in kinds):
-        return "[]"
-    return '""'
+        return "<number>"
+    if Path in kinds:
+        return "<path>"
+    return "<text>"
+
+
+def commented_key(cls: type[Options], key: str) -> list[str]:
+    """The two lines that show a key in a job file: its help, then ``# key = <default or description>``."""
+    return [f"# {cls.help(key)}", f"# {key} = {example_value(cls, key)}"]
 
 
 def _toml_value(value: Any) -> str:

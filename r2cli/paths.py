@@ -46,10 +46,17 @@ class Workspace:
         return self.catalog_url == default_catalog_url(self.root)
 
     def ensure(self) -> "Workspace":
-        """Create the workspace folders if needed and return self."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.features_dir.mkdir(exist_ok=True)
-        self.runs_dir.mkdir(exist_ok=True)
+        """Create the workspace folders if needed and return self.
+
+        Raises:
+            R2Error: a folder cannot be created (one line naming it and why: a read-only parent, ...).
+        """
+        for folder in (self.root, self.features_dir, self.runs_dir):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise R2Error(f"workspace {self.root}: cannot create {folder}: {exc.strerror or exc} "
+                              "(pass --workspace, or set $R2CLI_WORKSPACE, to a folder you can write)") from None
         return self
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ from r2cli.app.options import Options, device_rule, option
 from r2cli.app.steps import JobContext, StepResult
 from r2cli.distributed.session import ray_address_rule
 from r2cli.errors import InputError
-from r2cli.features.store import FEATURE_FPS
+from r2cli.features.store import FEATURE_FPS, STORED_DTYPES
 from r2cli.media.frames import GEOMETRIES, GEOMETRY_DISPLAY
 from r2cli.progress import NULL_REPORTER, Reporter
 
@@ -27,6 +27,7 @@ WATCH_MODES = ("auto", "inotify", "poll")
 
 if TYPE_CHECKING:  # pragma: no cover
     from r2cli.catalog.scan import ScanReport
+    from r2cli.features.coarse_index import CoarseIndexReport
     from r2cli.features.extract import ExtractReport
     from r2cli.paths import Workspace
 
@@ -59,6 +60,10 @@ class IndexOptions(Options):
              "official (the coded size, as the official extractor). A separate feature set.")
     device: str = option("auto", check=device_rule,
                          help="Where CLIP runs: auto (a GPU when present), cpu, cuda or cuda:N.")
+    feature_dtype: str = option(
+        "float16", choices=STORED_DTYPES,
+        help="How layer tokens are stored: float16 (555 MB per video-hour, reproduces the official numbers) or "
+             "int8 with per-channel scales (289 MB; see README). A separate feature set.")
     batch_size: int | None = option(None, minimum=1,
                                     help="Frames per CLIP forward pass. Default: 16 on CPU, 256 on GPU.")
     verify: bool = option(
@@ -67,6 +72,15 @@ class IndexOptions(Options):
         None, check=ray_address_rule,
         help="Extract on Ray: 'local' starts an instance on this machine, HOST:PORT joins a cluster whose nodes "
              "all mount the workspace. Default: $R2CLI_RAY_ADDRESS, else no Ray (one process).")
+    coarse_index: bool = option(
+        True, help="Keep an approximate coarse index of the clip embeddings in the feature store (search uses it "
+                   "above --coarse-index-min-clips; see docs/scale.md).")
+    coarse_index_min_clips: int = option(
+        36_000, minimum=1,
+        help="Build the coarse index only when the archive holds at least this many clips (36,000: 20 video-hours "
+             "at 0.5 fps; below, an exact scan is as fast).")
+    rebuild_coarse_index: bool = option(
+        False, help="Rebuild (retrain) the coarse index from scratch instead of updating it.")
     # The watch is command-line only: a job's steps run once, in turn, and the job ends; a watch is a
     # service (docs/r2cli-watch.service runs `r2cli index --watch`).
     watch: bool = option(
@@ -89,6 +103,8 @@ class IndexOptions(Options):
             return ("paths",), "{0} is required (the folders or files to index)"
         if not self.paths:
             return ("paths",), "{0} must list at least one folder or file"
+        if self.rebuild_coarse_index and not self.coarse_index:
+            return ("rebuild_coarse_index", "coarse_index"), "{0} cannot be combined with --no-coarse-index"
         if self.verify and not self.features:
             return ("verify", "features"), "{0} needs {1} (it re-extracts what fails)"
         if not self.watch:
@@ -117,6 +133,7 @@ class IndexResult:
     options: IndexOptions
     scan: "ScanReport"
     features: "ExtractReport | None"  # None with features=False or a dry run
+    coarse: list["CoarseIndexReport"] = field(default_factory=list)  # one per feature-settings key (#19.1)
 
     @property
     def failed(self) -> int:
@@ -142,6 +159,7 @@ class IndexResult:
         """The scan report's fields plus ``"features"`` (the ``ExtractReport`` dict, or null)."""
         data = self.scan.to_dict()
         data["features"] = self.features.to_dict() if self.features is not None else None
+        data["coarse_index"] = [report.to_dict() for report in self.coarse]
         return data
 
 
@@ -149,25 +167,37 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
+def weights_needed(options: IndexOptions) -> list[tuple[str, str | None]]:
+    """The weights an ``[index]`` step loads (the CLIP weights, when it extracts features)."""
+    return [("clip", options.clip_weights)] if options.features and not options.dry_run else []
+
+
 def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Reporter = NULL_REPORTER,
-              hold: Sequence[str] = (), gone: Sequence[str] = ()) -> IndexResult:
+              hold: Sequence[str] = (), gone: Sequence[str] = (),
+              features_off: str = "--no-features") -> IndexResult:
     """Scan ``options.paths`` into the catalog, then extract features of the videos found there.
 
     ``hold`` and ``gone`` are for a folder watch (``r2cli.app.watch``), which calls this once per
     batch of settled files: ``hold`` are files still being written (left alone), ``gone`` are
     paths it saw disappear (their rows are marked missing); ``options.paths`` may then be empty.
-    ``options.watch`` is not looked at here.
+    ``options.watch`` is not looked at here. ``features_off`` is how the caller's user turns
+    features off (the flag; a job names its key), named when the weights are missing.
 
     Raises:
         UsageError, CatalogBusyError, CatalogError, MissingDependencyError: as ``scan_archive``.
         MissingWeightsError: features are on and the CLIP weights are not available (the scan is kept).
+        ClusterError: ``options.ray`` names a cluster address nothing answers at (checked before any
+            work, even when there is nothing to extract).
     """
     from r2cli.catalog.scan import scan_archive
-    from r2cli.distributed.session import resolve_ray_address
+    from r2cli.distributed.session import LOCAL, probe_address, resolve_ray_address
     from r2cli.errors import MissingWeightsError
     from r2cli.features.extract import extract_features
 
     paths = [str(p) for p in options.paths or ()]
+    ray = resolve_ray_address(options.ray)
+    if options.features and ray is not None and ray not in (LOCAL, "auto"):
+        probe_address(ray)  # an unreachable cluster is an error whatever the work (#22.9)
     scan = scan_archive(paths, workspace, extensions=options.extensions, ignore=options.ignore,
                         dry_run=options.dry_run, reporter=reporter, lock_timeout=options.wait, hold=hold, gone=gone)
     if not options.features or options.dry_run or not paths:
@@ -175,18 +205,29 @@ def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Report
     try:
         extracted = extract_features(
             workspace, clip_weights=options.clip_weights, fps=options.fps, geometry=options.geometry,
-            device=options.device, batch_size=options.batch_size, verify=options.verify,
-            ray=resolve_ray_address(options.ray),
+            device=options.device, feature_dtype=options.feature_dtype, batch_size=options.batch_size,
+            verify=options.verify, ray=ray,
             paths=[*scan.roots, *scan.outside_roots], lock_timeout=options.wait, reporter=reporter,
         )
     except MissingWeightsError:
         reporter.warn(
             f"catalog updated ({_count(scan.seen, 'path')}: {scan.new} new, {scan.updated} updated, "
             f"{scan.moved} moved, {scan.errors} errors); features were not extracted "
-            "(use --no-features to index without them)"
+            f"(use {features_off} to index without them)"
         )
         raise
-    return IndexResult(options=options, scan=scan, features=extracted)
+    coarse = []
+    if options.coarse_index:
+        from r2cli.features.coarse_index import update_workspace_indexes
+
+        reporter.begin("coarse index", total=None, unit="keys")
+        coarse = update_workspace_indexes(workspace, min_clips=options.coarse_index_min_clips,
+                                          rebuild=options.rebuild_coarse_index, verify=options.verify)
+        reporter.end("coarse index")
+        for report in coarse:
+            if report.retrained or report.problems:
+                reporter.warn(f"coarse index {report.settings_key}: {report.reason}")
+    return IndexResult(options=options, scan=scan, features=extracted, coarse=coarse)
 
 
 def job_step(workspace: "Workspace", table: Mapping[str, Any], context: JobContext, *,
@@ -198,7 +239,8 @@ def job_step(workspace: "Workspace", table: Mapping[str, Any], context: JobConte
     """
     options = IndexOptions.from_table(table, where=context.where("index"), base=context.base)
     started = time.perf_counter()
-    result = run_index(workspace, options, reporter=reporter)
+    result = run_index(workspace, options, reporter=reporter,
+                       features_off=f"features = false in {context.where('index')}")
     scan = result.scan
     counts: dict[str, Any] = {"new": scan.new, "updated": scan.updated, "unchanged": scan.unchanged,
                               "moved": scan.moved, "missing": scan.missing, "errors": scan.errors,
@@ -214,5 +256,7 @@ def job_step(workspace: "Workspace", table: Mapping[str, Any], context: JobConte
     status = "error" if problem is not None else "done"
     if problem is not None:
         detail = f"{detail}; {problem}"
+    changed = any(counts.get(key) for key in ("new", "updated", "moved", "missing", "features_extracted",
+                                                "features_repaired"))
     return StepResult(name="index", status=status, detail=detail, seconds=time.perf_counter() - started,
-                      outputs={"features": str(workspace.features_dir)}, counts=counts)
+                      outputs={"features": str(workspace.features_dir)}, counts=counts, changed=changed)

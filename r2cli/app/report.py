@@ -40,7 +40,8 @@ class ReportOptions(Options):
     plots_per_video: int = option(12, minimum=0,
                                   help="Saliency plots per video page at most (the queries with the best moments first).")
     jobs: int | None = option(None, minimum=1, help="ffmpeg processes at once. Default: the number of cores.")
-    force: bool = option(False, help="Replace an existing folder at --out that is not an r2cli report.")
+    force: bool = option(False, help="Kept for old scripts: an earlier r2cli report at --out is always replaced, "
+                                     "and a folder holding anything else never is.")
 
 
 
@@ -88,7 +89,7 @@ def job_step(workspace: "Workspace", table: Mapping[str, Any], context: JobConte
     if options.out is None:
         options = options.replace(out=out)
     target = Path(options.out)
-    fresh = any(step.status == "done" for step in context.previous)
+    fresh = any(step.fresh for step in context.previous)
     if not fresh and not context.force and (target / "index.html").is_file():
         return StepResult(name="report", status="skipped", outputs={"report": str(target / "index.html")},
                           detail=f"nothing changed since the report in {target} (use --force to rebuild)")

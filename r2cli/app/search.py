@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from r2cli.app.options import Options, device_rule, option
 from r2cli.app.steps import JobContext, StepResult
 from r2cli.distributed.session import ray_address_rule
+from r2cli.inference.search import FEATURE_DTYPE_CHOICES
 from r2cli.progress import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,6 +55,18 @@ class SearchOptions(Options):
     queries_file: Path | None = option(
         None, help="Query file: text (one per line), .csv or .jsonl with qid/query columns.", flag="--queries",
         exists=True)
+    # search by picture (#20.2): r2cli.app.search_visual; CLIP image similarity only, no R2-Tuning
+    image: tuple[Path, ...] = option(
+        (), help="A still (JPEG, PNG ...) to find the shots that look like it (repeat). CLIP image similarity "
+                 "only: R2-Tuning grounds sentences and is not run.", flag="--image", exists=True)
+    clip: tuple[str, ...] = option(
+        (), help="A video, or a range VIDEO:START-END (seconds or m:ss), to find the shots that look like it "
+                 "(repeat). CLIP image similarity only: R2-Tuning is not run.", flag="--clip",
+        check=lambda value: clip_spec_rule(value))
+    match_margin: float = option(
+        0.1, help="Image and clip queries: a clip matches when its CLIP similarity is within this of the query's best "
+                  "clip in the archive; runs of matching clips are the moments.", minimum=0, maximum=2)
+    min_run: int = option(1, help="Image and clip queries: consecutive matching clips a moment needs.", minimum=1)
     videos: tuple[str, ...] = option(
         (), help="Only videos whose catalog id, path or file name matches one of these globs.", flag="--video")
     min_duration: float | None = option(None, help="Only videos at least this long (s).", minimum=0)
@@ -89,6 +102,10 @@ class SearchOptions(Options):
     save_saliency: bool = option(True, help="Write saliency.parquet.")
     wait: float = option(0.0, help="Seconds to wait when another run writes to the same --out.", minimum=0,
                          job=False)
+    feature_dtype: str = option(
+        "auto", choices=FEATURE_DTYPE_CHOICES,
+        help="Which stored layer tokens to read: auto (float16 where a video has both), float16, or int8 "
+             "(indexed with --feature-dtype int8).")
     ray: str | None = option(
         None, check=ray_address_rule,
         help="Ground the candidate windows on Ray actors: 'local' starts an instance on this machine, HOST:PORT "
@@ -97,11 +114,20 @@ class SearchOptions(Options):
     # settings are the same
     resume: bool = option(False, help="Reuse a finished run with the same settings in --out.", job=False)
 
+    exact: bool = option(False, help="Score every clip embedding in the coarse stage (brute force), even where "
+                                     "the approximate coarse index would be used.")
     report: bool = option(False, help="Also write an HTML report of the run into report/ in the run folder "
                                       "(what `r2cli report RUN` writes).")
 
     def check(self) -> tuple[tuple[str, ...], str] | None:
-        if not self.queries and self.queries_file is None:
+        visual = bool(self.image or self.clip)
+        if visual and (self.queries or self.queries_file is not None):
+            return (("image", "clip", "queries"),
+                    "{0}/{1} and sentences ({2}) need separate runs: pictures are matched by CLIP only")
+        if visual and self.format == "official":
+            return ("format", "image", "clip"), ("{0} official needs sentences (R2-Tuning's predictions); "
+                                                 "{1} and {2} queries write parquet only")
+        if not visual and not self.queries and self.queries_file is None:
             return ("queries", "queries_file"), "{0} or {1}: give at least one query (a sentence or a query file)"
         if self.window is not None and self.stride is not None and self.stride > self.window:
             return ("stride", "window"), f"{{0}} ({self.stride:g} s) must not exceed {{1}} ({self.window:g} s)"
@@ -118,6 +144,17 @@ class SearchOptions(Options):
 
 
 OPTIONS = SearchOptions
+
+
+def clip_spec_rule(value: tuple[str, ...]) -> str | None:
+    """The rule of ``--clip``: each value is VIDEO or VIDEO:START-END with START < END."""
+    from r2cli.app.search_visual import parse_clip_spec
+
+    for spec in value or ():
+        problem = parse_clip_spec(spec)[1]
+        if problem:
+            return f"must be VIDEO or VIDEO:START-END (seconds or m:ss): {problem}"
+    return None
 
 
 @dataclass
@@ -166,6 +203,11 @@ class SearchResult:
         return frame[frame["query_id"].isin(seen[:queries])].reset_index(drop=True)
 
 
+def weights_needed(options: SearchOptions) -> list[tuple[str, str | None]]:
+    """The weights a ``[search]`` step loads, as ``(kind, spec)`` (see ``check_all_weights``)."""
+    return [("clip", options.clip_weights), ("checkpoint", options.checkpoint)]
+
+
 def run_search(workspace: "Workspace", options: SearchOptions, *, reporter: Reporter = NULL_REPORTER) -> SearchResult:
     """Search the archive for every query and publish the run's outputs.
 
@@ -184,6 +226,10 @@ def run_search(workspace: "Workspace", options: SearchOptions, *, reporter: Repo
     from r2cli.inference.query_files import open_queries
 
     options.validate()
+    if options.image or options.clip:  # search by picture: CLIP similarity only (r2cli.app.search_visual)
+        from r2cli.app.search_visual import run_visual_search
+
+        return run_visual_search(workspace, options, reporter=reporter)
     warnings: list[str] = []
 
     def warn(message: str) -> None:
@@ -240,7 +286,7 @@ def _plan(workspace, options: SearchOptions, models, records, warn):
     post = PostProcess(unit=defaults.unit, nms_type=defaults.nms_type, nms_threshold=defaults.nms_threshold,
                        nms_sigma=defaults.nms_sigma, max_moments=models.model.config.max_num_moment)
     feature_settings = FeatureSettings.for_tower(models.tower, fps=fps, k=models.model.config.k)
-    found, skipped = open_features(workspace, records, feature_settings)
+    found, skipped = open_features(workspace, records, feature_settings, feature_dtype=options.feature_dtype)
     if skipped:
         names = ", ".join(Path(s.path).name for s in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
         warn(f"{len(skipped)} of {len(records)} videos skipped (no usable features): {names}")
@@ -255,6 +301,7 @@ def _plan(workspace, options: SearchOptions, models, records, warn):
              f"{MAX_WINDOW_CLIPS}, so longer videos are grounded in windows of {MAX_WINDOW_CLIPS} clips")
     for w in sorted(plan.bad_windows):
         warn(bad_window_warning(plan, w))
+    coarse = _coarse_stage(workspace, options, models, plan, feature_settings, warn)
     settings = {
         "videos": list(options.videos),
         "min_duration": options.min_duration,
@@ -275,8 +322,40 @@ def _plan(workspace, options: SearchOptions, models, records, warn):
         "format": options.format,
         "precision": options.precision,
         "save_saliency": options.save_saliency,
+        "feature_dtype": options.feature_dtype,
+        # how the searched videos' layer tokens were stored (auto prefers float16 per video)
+        "feature_dtypes_used": _count_dtypes(plan),
+        "coarse": coarse.record(),
     }
+    plan.coarse = coarse
     return plan, skipped, settings
+
+
+def _count_dtypes(plan) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for video in plan.videos:
+        counts[video.features.settings.dtype] = counts.get(video.features.settings.dtype, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _coarse_stage(workspace, options: SearchOptions, models, plan, feature_settings, warn):
+    """Exact scan or the approximate coarse index (#19.1): ``choose_coarse_stage`` decides."""
+    from r2cli.errors import FeatureError, MissingDependencyError
+    from r2cli.inference.search import choose_coarse_stage
+
+    index = None
+    if not options.exact:
+        from r2cli.features.coarse_index import load_index
+
+        try:
+            # the index of the feature set the plan reads (an int8-only archive has its own key)
+            keys = {video.features.settings.key() for video in plan.videos}
+            key = keys.pop() if len(keys) == 1 else feature_settings.key()
+            index = load_index(workspace.features_dir, key)
+        except (FeatureError, MissingDependencyError) as exc:
+            warn(f"coarse index not used, scoring exactly: {exc}")
+    budget = options.candidates or default_candidates(models.info["device"])
+    return choose_coarse_stage(plan, index, candidates=budget, exact=options.exact)
 
 
 def _execute(workspace, options, queries, models, plan, skipped, settings, key, warnings, warn, timings, started,
@@ -328,7 +407,7 @@ def _execute(workspace, options, queries, models, plan, skipped, settings, key, 
                         plan, models.tower, grounder, batch, k=models.model.config.k, candidates=budget,
                         top_k=options.top_k, min_score=options.min_score, run_id=run_id, model_id=model_id,
                         preset=settings["preset"], whole_videos=options.format == "official",
-                        reporter=reporter if single else NULL_REPORTER,
+                        reporter=reporter if single else NULL_REPORTER, coarse=plan.coarse,
                     )
                     for w in result.new_bad_windows:
                         warn(bad_window_warning(plan, w))
@@ -415,6 +494,10 @@ def job_step(workspace: "Workspace", table: Mapping[str, Any], context: JobConte
     with the same settings finished there (unless the job is forced)."""
     options = SearchOptions.from_table(table, where=context.where("search"), base=context.base,
                                        overrides={"out": context.out_dir / "search", "resume": not context.force})
+    if options.clip and context.base is not None:  # a clip's video is relative to the job file, as paths are
+        from r2cli.app.search_visual import resolve_clip_specs
+
+        options = options.replace(clip=resolve_clip_specs(options.clip, Path(context.base)))
     started = time.perf_counter()
     result = run_search(workspace, options, reporter=reporter)
     counts = result.counts

@@ -30,6 +30,14 @@ class StepResult:
     seconds: float = 0.0  # wall time of the step
     outputs: dict[str, str] = field(default_factory=dict)  # named output paths ("moments", "summary", "out_dir")
     counts: dict[str, Any] = field(default_factory=dict)  # numbers worth reporting
+    # whether a "done" step changed anything later steps read (an index that found nothing new ran, but
+    # changed nothing: a report of unchanged results is then kept, #22.10)
+    changed: bool = True
+
+    @property
+    def fresh(self) -> bool:
+        """True when the step ran and changed what later steps read."""
+        return self.status == "done" and self.changed
 
 
 @dataclass(frozen=True)

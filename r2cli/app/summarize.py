@@ -182,6 +182,9 @@ def _check_reel(workspace: "Workspace", options: SummarizeOptions) -> Path | Non
                          "(not even with --force)")
     if target.exists() and not options.force:
         raise UsageError(f"--reel {target} exists (use --force to overwrite)")
+    from r2cli.media._process import check_replaceable
+
+    check_replaceable(target, "--reel")  # --force replaces r2cli's own reel, never a file it did not write
     folder = target.parent
     if not folder.is_dir():
         raise InputError(f"--reel {target}: the folder {folder} does not exist")
@@ -194,6 +197,19 @@ def _registry_names() -> set[str]:
     from r2cli.model.registry import checkpoint_entries
 
     return {entry.name for entry in checkpoint_entries()}
+
+
+def _checkpoint_of(options: SummarizeOptions) -> str | None:
+    """The checkpoint a summary uses: ``checkpoint``, else a preset's pretrained head (a preset names
+    a domain, and its head is the model for that domain), else None (the default)."""
+    if options.checkpoint is None and options.preset is not None and options.preset in _registry_names():
+        return options.preset
+    return options.checkpoint
+
+
+def weights_needed(options: SummarizeOptions) -> list[tuple[str, str | None]]:
+    """The weights a ``[summarize]`` step loads, as ``(kind, spec)`` (see ``check_all_weights``)."""
+    return [("clip", options.clip_weights), ("checkpoint", _checkpoint_of(options))]
 
 
 def run_summarize(workspace: "Workspace", options: SummarizeOptions, *,
@@ -228,10 +244,7 @@ def run_summarize(workspace: "Workspace", options: SummarizeOptions, *,
     started = time.perf_counter()
     timings: dict[str, float] = {}
     reel_path = _check_reel(workspace, options)
-    # a preset names a domain, and its pretrained head is the model for that domain
-    checkpoint = options.checkpoint
-    if checkpoint is None and options.preset is not None and options.preset in _registry_names():
-        checkpoint = options.preset
+    checkpoint = _checkpoint_of(options)
     check_weights(options.clip_weights, checkpoint)
 
     tick = time.perf_counter()
@@ -390,6 +403,7 @@ def _execute(workspace, options, models, plans, skipped, records, settings_recor
                 "clips": int(sum(p.features.num_clips for p in plans)),
                 "segments": int(len(frame)),
                 "segments_selected": int(sum(s.segments_selected for s in summaries)),
+                "videos_over_budget": int(sum(s.over_budget for s in summaries)),
                 "truncated_queries": int(sum(truncated)),
             }
             file_names = {_file_key(name): name for name in names}

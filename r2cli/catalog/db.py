@@ -16,6 +16,8 @@ blocks of r2cli processes queue one after the other exactly as on SQLite.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,7 +66,9 @@ def describe_url(url: str) -> str:
 
 def one_line(exc: BaseException) -> str:
     """A database error as one line: its class and message, whitespace (psycopg's DETAIL/HINT lines) folded."""
-    return f"{exc.__class__.__name__}: {' '.join(str(exc).split())}"
+    text = " ".join(str(exc).split())
+    text = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", text)  # SQLAlchemy's link says nothing here
+    return f"{exc.__class__.__name__}: {text}"
 
 
 def open_engine(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
@@ -226,7 +230,20 @@ class Catalog:
                 with conn.begin():
                     _migrations.upgrade(conn)
         except SQLAlchemyError as exc:
-            raise CatalogError(f"cannot open catalog {self.location}: {one_line(exc)}") from None
+            raise CatalogError(f"cannot open catalog {self.location}: {one_line(exc)}{self._read_only_hint()}") \
+                from None
+
+    def _read_only_hint(self) -> str:
+        """Why a SQLite catalog cannot be opened when its folder or file is read-only, else ''."""
+        path = self.sqlite_path
+        if path is None:
+            return ""
+        if not os.access(path.parent, os.W_OK):  # EROFS is reported to root too
+            return (f" (the folder {path.parent} is read-only: SQLite needs to write its journal there; "
+                    "use a writable --workspace)")
+        if path.exists() and not os.access(path, os.W_OK):
+            return f" (the file {path} is read-only; r2cli needs to write to it)"
+        return ""
 
     # -- facts ---------------------------------------------------------------------------
     @property
@@ -327,35 +344,63 @@ def _is_url(url: str) -> bool:
     return True
 
 
+def open_read_engine(url: str, busy_timeout: float = 1.0) -> Engine:
+    """An engine that only reads: a SQLite file is opened read-only, never created or changed.
+
+    A SQLite file is opened with ``mode=ro``; when its folder cannot be written (a read-only
+    mount, where SQLite cannot create the WAL index) it is opened ``immutable``, so an intact
+    catalog on read-only media is still read. Other back-ends get ``open_engine``.
+
+    Raises:
+        CatalogError: ``url`` is not a SQLAlchemy URL.
+        MissingDependencyError: the database driver is not installed.
+    """
+    import sqlite3
+    from urllib.parse import quote
+
+    path = _sqlite_file(url) if _is_url(url) else None
+    if path is None:
+        return open_engine(url, busy_timeout)
+    immutable = not os.access(path.parent, os.W_OK)  # EROFS is reported to root too
+    uri = f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
+
+    def connect() -> sqlite3.Connection:
+        connection = sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=False)
+        connection.isolation_level = None
+        return connection
+
+    return create_engine("sqlite://", creator=connect, poolclass=StaticPool)
+
+
 def catalog_exists(workspace: "Workspace") -> bool:
     """Whether the workspace's catalog exists with at least one migration applied (never creates it).
 
+    A guard that asks this must be able to check: a catalog that exists but cannot be read
+    (garbage bytes, a folder in its place, an unreadable file) raises instead of answering "no
+    catalog". An intact catalog on a read-only mount is read.
+
     Raises:
-        CatalogError: a database server (PostgreSQL, ...) cannot be reached: that is not "no catalog".
+        CatalogError: the URL is not a SQLAlchemy URL; a SQLite catalog exists but is not a
+            readable SQLite database; a database server (PostgreSQL, ...) cannot be reached.
         MissingDependencyError: the URL's database driver is not installed.
     """
     url = workspace.catalog_url
     if not _is_url(url):
-        return False
+        raise CatalogError(f"catalog {url!r} is not a SQLAlchemy URL; r2cli cannot check it")
     path = _sqlite_file(url)
-    if path is not None and not path.exists():
-        return False
-    try:
-        engine = open_engine(url, 1.0)
-    except CatalogError:
-        return False
-    try:
-        try:
-            conn = engine.connect()
-        except SQLAlchemyError as exc:
-            if engine.dialect.name == "sqlite":
-                return False
-            raise CatalogError(f"cannot open catalog {describe_url(url)}: {one_line(exc)}") from None
-        try:
-            return _migrations.current_version(conn) > 0
-        except SQLAlchemyError:
+    if path is not None:
+        if not os.path.lexists(path):
             return False
-        finally:
-            conn.close()
+        if path.is_dir():
+            raise CatalogError(f"cannot open catalog {path}: it is a folder, not a SQLite file; r2cli cannot check it "
+                               "(move it away, or pass the --workspace / --catalog you indexed with)")
+    engine = open_read_engine(url)
+    try:
+        try:
+            with engine.connect() as conn:
+                return _migrations.current_version(conn) > 0
+        except SQLAlchemyError as exc:
+            raise CatalogError(f"cannot open catalog {describe_url(url)}: {one_line(exc)}; r2cli refuses to "
+                               "go on without checking it") from None
     finally:
         engine.dispose()

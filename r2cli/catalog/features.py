@@ -95,6 +95,16 @@ def feature_sets(catalog: "Catalog", settings_key: str | None = None) -> dict[st
         return {row.fingerprint: _record(row) for row in session.scalars(query)}
 
 
+def feature_sets_by_key(catalog: "Catalog") -> list[FeatureSetRecord]:
+    """Every feature set the catalog records, all settings keys (the coarse index groups them by key)."""
+    from sqlalchemy import select
+
+    from r2cli.catalog.schema import FeatureSet
+
+    with catalog.session() as session:
+        return [_record(row) for row in session.scalars(select(FeatureSet).order_by(FeatureSet.id))]
+
+
 def compatible_sets(catalog: "Catalog", fingerprints: Sequence[str],
                     accept: Any) -> dict[str, list[FeatureSetRecord]]:
     """Feature sets of ``fingerprints`` whose settings dict passes ``accept(settings) -> bool``."""

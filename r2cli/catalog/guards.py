@@ -3,19 +3,47 @@
 ``cut``, ``cut --concat`` and ``summarize --reel`` ask ``source_video_paths`` before writing,
 with or without ``--force``; ``catalogued_folder_above`` tells ``cut`` that its ``--out`` lies
 in an archive folder (whose next ``index`` would otherwise take the clips for new videos).
-Both only read the catalog and never create it: without a catalog nothing is protected here
-(the rows' own sources still are, by the cut itself).
+Both only read the catalog and never create or migrate it (a read-only engine: an intact catalog
+on a read-only mount, or one an older r2cli wrote, is still read). A catalog that exists but
+cannot be read makes them raise: a guard that cannot check refuses. Without a catalog nothing is
+protected here (the rows' own sources still are, by the cut itself, and ``--force`` replaces only
+r2cli's own outputs, see ``r2cli.ownership``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from r2cli.paths import Workspace
+
+
+@contextmanager
+def _read_session(workspace: "Workspace") -> Iterator:
+    """A session on a read-only engine of the workspace's catalog.
+
+    Raises:
+        CatalogError: the catalog cannot be read.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from r2cli.catalog.db import describe_url, one_line, open_read_engine
+    from r2cli.errors import CatalogError
+
+    engine = open_read_engine(workspace.catalog_url)
+    try:
+        with Session(bind=engine) as session:
+            yield session
+    except SQLAlchemyError as exc:
+        raise CatalogError(f"cannot read catalog {describe_url(workspace.catalog_url)}: {one_line(exc)}; "
+                           "r2cli refuses to write without checking it") from None
+    finally:
+        engine.dispose()
 
 
 def _like_prefix(folder: str) -> str:
@@ -35,7 +63,7 @@ def source_video_paths(workspace: "Workspace | None", candidates: Iterable[str |
     """
     from sqlalchemy import select
 
-    from r2cli.catalog.db import Catalog, catalog_exists
+    from r2cli.catalog.db import catalog_exists
     from r2cli.catalog.schema import Video
 
     candidates = [Path(c) for c in candidates]
@@ -49,7 +77,7 @@ def source_video_paths(workspace: "Workspace | None", candidates: Iterable[str |
         except OSError:
             pass
     hits: set[str] = set()
-    with Catalog.open(workspace, create=False, migrate=False) as catalog, catalog.session() as session:
+    with _read_session(workspace) as session:
         known = set(session.scalars(select(Video.path).where(Video.path.in_(sorted(set(resolved.values()))))))
         hits |= {name for name, real in resolved.items() if real in known}
         sizes = sorted({s.st_size for name, s in stats.items() if name not in hits})
@@ -73,13 +101,13 @@ def catalogued_folder_above(workspace: "Workspace | None", folder: str | os.Path
     """
     from sqlalchemy import select
 
-    from r2cli.catalog.db import Catalog, catalog_exists
+    from r2cli.catalog.db import catalog_exists
     from r2cli.catalog.schema import Video
 
     if workspace is None or not catalog_exists(workspace):
         return None
     here = Path(os.path.realpath(folder))
-    with Catalog.open(workspace, create=False, migrate=False) as catalog, catalog.session() as session:
+    with _read_session(workspace) as session:
         for above in (here, *here.parents):
             prefix = _like_prefix(str(above))
             deeper = prefix[:-1] + "%/%"

@@ -216,7 +216,7 @@ def describe_catalog(workspace: "Workspace") -> CatalogInfo:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from r2cli.catalog.db import catalog_exists, describe_url, open_engine
+    from r2cli.catalog.db import catalog_exists, describe_url, one_line, open_read_engine
     from r2cli.catalog.migrations import LATEST_VERSION, current_version
     from r2cli.catalog.schema import Video
 
@@ -227,13 +227,13 @@ def describe_catalog(workspace: "Workspace") -> CatalogInfo:
         shown_url = url
     if not catalog_exists(workspace):
         return CatalogInfo(describe_url(url), shown_url, False, None, LATEST_VERSION, None)
-    engine = open_engine(url)
+    engine = open_read_engine(url)
     try:
         with engine.connect() as conn:
             version = current_version(conn)
             videos = conn.execute(select(func.count()).select_from(Video.__table__)).scalar() or 0
     except SQLAlchemyError as exc:
-        raise CatalogError(f"cannot read catalog {describe_url(url)}: {exc}") from None
+        raise CatalogError(f"cannot read catalog {describe_url(url)}: {one_line(exc)}") from None
     finally:
         engine.dispose()
     return CatalogInfo(describe_url(url), shown_url, True, version, LATEST_VERSION, int(videos))

@@ -126,10 +126,10 @@ def require_videos(workspace: "Workspace", video_filter: VideoFilter | None = No
 
 def compatible_feature_sets(
     workspace: "Workspace", fingerprints: list[str], *, weights_id: str, clip_model: str, fps: float, k: int,
-    geometry: str = "display",
+    geometry: str = "display", dtype: str | None = None,
 ) -> dict[str, list[str]]:
     """Stored feature files usable for ``fingerprints``: same CLIP weights, model, fps and frame
-    geometry, at least k layers.
+    geometry, at least k layers (and stored as ``dtype``, float16 or int8, when given).
 
     Returns fingerprint -> relative paths in the feature store (catalog order). Features indexed
     with non-default options (another frame rule, bf16 CLIP) are found this way; features of the
@@ -144,7 +144,8 @@ def compatible_feature_sets(
     def accept(data: dict) -> bool:
         return (data.get("weights_id") == weights_id and data.get("clip_model") == clip_model
                 and abs(float(data.get("fps", -1)) - fps) < 1e-9 and int(data.get("k", 0)) >= k
-                and data.get("geometry", "display") == geometry)
+                and data.get("geometry", "display") == geometry
+                and (dtype is None or data.get("dtype", "float16") == dtype))
 
     if not fingerprints:
         return {}

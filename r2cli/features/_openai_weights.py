@@ -17,7 +17,6 @@ import math
 import os
 import pickle
 import re
-import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +80,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:
     Accepted: OpenAI's TorchScript archives (``ViT-B-32.pt`` as published), a ``torch.save``d state
     dict (optionally wrapped as ``{"state_dict": ...}`` with ``module.`` prefixes, as training
     scripts save it), and ``.safetensors`` files. Plain pickles are read with
-    ``weights_only=True``; nothing in a weights file is executed.
+    ``weights_only=True``; TorchScript archives are read as data (their tensors only, never
+    ``torch.jit.load``), and one whose classes restore themselves with code is refused. Nothing in
+    a weights file is executed.
 
     Raises:
         MissingWeightsError: the file does not exist.
@@ -99,11 +100,14 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:
 
             loaded: Any = load_file(str(path), device="cpu")
         elif _is_torchscript_archive(path):
-            with warnings.catch_warnings():  # torch marks TorchScript deprecated; OpenAI still ships it
-                warnings.simplefilter("ignore", FutureWarning)
-                loaded = torch.jit.load(str(path), map_location="cpu").state_dict()
+            loaded = _read_torchscript_archive(path)  # read as data: torch.jit.load would run its code
         else:
             loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+    except _RefusedArchive as exc:
+        raise InputError(
+            f"{path}: cannot read CLIP weights (a TorchScript archive whose loading would run code: {exc}; "
+            "r2cli runs nothing from a weights file: pass a state dict of tensors or a .safetensors file)"
+        ) from None
     except Exception as exc:  # torch raises many unrelated types for unreadable files
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
@@ -359,3 +363,135 @@ class _PendingText:
         if leftover:
             raise InputError(f"{self.path}: '{leftover[0]}' is missing from the text tower's weights")
         model.requires_grad_(False)
+
+
+# ----------------------------------------------------------------------------------------------
+# TorchScript archives, read as data
+
+
+_TORCHSCRIPT_STORAGE_TYPES = {
+    "DoubleStorage": "float64",
+    "FloatStorage": "float32",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+}
+
+
+class _ScriptObject:
+    """An inert record standing for one ``__torch__.*`` object of a TorchScript archive.
+
+    The class named in the archive is never imported or compiled: the record keeps the name and
+    the attribute dict the pickle hands to ``BUILD``. TorchScript objects whose classes define
+    ``__setstate__`` pickle something else than a dict (whatever their ``__getstate__`` returned);
+    restoring them would mean running the archive's code, so such state is refused.
+    """
+
+    class_name = "__torch__"  # set on the per-class subclass made by the archive reader
+    attributes: dict = {}  # replaced, never mutated, by __setstate__
+
+    def __init__(self, *args: object) -> None:  # arguments of a REDUCE are ignored: nothing is run
+        del args
+
+    def __setstate__(self, state: object) -> None:
+        if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
+            raise _RefusedArchive(
+                f"its {self.class_name} restores itself with code (__setstate__), which r2cli does not run"
+            )
+        self.attributes = state
+
+
+class _RefusedArchive(Exception):
+    """A TorchScript archive holds something that only running its code could restore."""
+
+
+def _read_torchscript_archive(path: Path) -> dict[str, "torch.Tensor"]:
+    """Read the tensors of a TorchScript archive without running anything in it.
+
+    ``data.pkl`` is unpickled with a reader that allows exactly four kinds of global: torch's
+    tensor rebuild function (answered by a local rebuild), the ``torch.*Storage`` dtype tags,
+    ``collections.OrderedDict``, and ``__torch__.*`` classes (answered by inert records, never
+    imported). Storages are read from the zip's ``data/`` entries. ``torch.jit.load`` is never
+    called: it would run the archive's TorchScript (a scripted ``__setstate__`` runs at load).
+
+    Raises:
+        _RefusedArchive: the archive needs its code to be restored (any other global, or
+            ``__setstate__`` in its code or its pickled state).
+        ValueError, KeyError, zipfile.BadZipFile, pickle.UnpicklingError: the archive is malformed.
+    """
+    import collections
+    import io
+
+    torch = _torch()
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        pickles = [name for name in names if name.endswith("/data.pkl") and name.count("/") == 1]
+        if len(pickles) != 1:
+            raise ValueError("no data.pkl at the top of the archive")
+        root = pickles[0][: -len("data.pkl")]
+        for name in names:  # a class that restores itself with code: refuse before unpickling anything
+            if name.startswith(root + "code/") and name.endswith(".py"):
+                if re.search(rb"\bdef __setstate__\s*\(", archive.read(name)):
+                    class_file = name[len(root + "code/") :]
+                    raise _RefusedArchive(
+                        f"its code ({class_file}) defines __setstate__, which runs when the archive is loaded"
+                    )
+        storages: dict[str, Any] = {}
+
+        def storage(key: str, dtype_name: str, numel: int):
+            if key not in storages:
+                raw = bytearray(archive.read(f"{root}data/{key}"))
+                dtype = getattr(torch, dtype_name)
+                element = torch.empty((), dtype=dtype).element_size()
+                if len(raw) < numel * element:
+                    raise ValueError(f"storage {key} holds {len(raw)} bytes, {numel * element} expected")
+                flat = torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
+                storages[key] = flat[: numel * element].view(dtype) if numel else torch.empty(0, dtype=dtype)
+            return storages[key]
+
+        def rebuild_tensor(flat, offset, size, stride, requires_grad=False, hooks=None, *rest):
+            del requires_grad, hooks, rest
+            return torch.as_strided(flat, tuple(size), tuple(stride), int(offset))
+
+        class Reader(pickle.Unpickler):
+            def find_class(self, module: str, name: str):
+                if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+                    return rebuild_tensor
+                if (module, name) == ("collections", "OrderedDict"):
+                    return collections.OrderedDict
+                if module == "torch" and name in _TORCHSCRIPT_STORAGE_TYPES:
+                    return _TORCHSCRIPT_STORAGE_TYPES[name]
+                if module == "__torch__" or module.startswith("__torch__."):
+                    return type("ScriptObject", (_ScriptObject,), {"class_name": f"{module}.{name}"})
+                raise _RefusedArchive(f"its data.pkl names {module}.{name}, which r2cli does not unpickle")
+
+            def persistent_load(self, pid):
+                if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+                    raise ValueError("unknown persistent id in data.pkl")
+                _, dtype_name, key, _location, numel = pid
+                if dtype_name not in _TORCHSCRIPT_STORAGE_TYPES.values() or not isinstance(key, str) or "/" in key:
+                    raise ValueError("malformed storage reference in data.pkl")
+                return storage(key, dtype_name, int(numel))
+
+        top = Reader(io.BytesIO(archive.read(pickles[0]))).load()
+    state: dict[str, Any] = {}
+
+    def collect(record: _ScriptObject, prefix: str, seen: set[int]) -> None:
+        if id(record) in seen:
+            return
+        seen.add(id(record))
+        for attribute, value in record.attributes.items():
+            if isinstance(value, torch.Tensor):
+                state[prefix + attribute] = value
+            elif isinstance(value, _ScriptObject):
+                collect(value, f"{prefix}{attribute}.", seen)
+
+    if not isinstance(top, _ScriptObject):
+        raise ValueError("data.pkl does not hold a scripted module")
+    collect(top, "", set())
+    return state

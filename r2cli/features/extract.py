@@ -255,6 +255,7 @@ def extract_features(
     geometry: str = GEOMETRY_DISPLAY,
     device: str = "auto",
     precision: str = "fp32",
+    feature_dtype: str = "float16",
     batch_size: int | None = None,
     decode_threads: int | None = None,
     paths: Sequence[str | os.PathLike] | None = None,
@@ -278,6 +279,8 @@ def extract_features(
         geometry: ``"display"`` (default) or ``"official"`` (``r2cli.media.frames.GEOMETRIES``).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         precision: CLIP precision, ``"fp32"`` (default, as the official extractor) or ``"bf16"``.
+        feature_dtype: how layer tokens are stored: ``"float16"`` (default) or ``"int8"`` with
+            per-(clip, layer, channel) scales (``r2cli.features.compact``; a separate feature set).
         batch_size: frames per CLIP forward (default: the tower's, 16 on CPU, 256 on CUDA).
         decode_threads: ffmpeg decoder threads (default: the cores this process may use, <= 16).
         paths: only videos at or under these paths (or catalogued as these files).
@@ -314,7 +317,8 @@ def extract_features(
         tower = load_clip(
             clip_weights, device=device, precision=precision, batch_size=batch_size, lazy_text=True, reporter=reporter
         )
-    settings = FeatureSettings.for_tower(tower, fps=fps, k=k, frame_rule=frame_rule, geometry=geometry)
+    settings = FeatureSettings.for_tower(tower, fps=fps, k=k, frame_rule=frame_rule, geometry=geometry,
+                                         dtype=feature_dtype)
     store = FeatureStore(workspace.features_dir)
     threads = decode_threads or default_decode_threads()
     report = ExtractReport(

@@ -258,7 +258,7 @@ def check_tower(settings: FeatureSettings, tower: "ClipTower") -> None:
         UsageError: they differ.
     """
     expected = FeatureSettings.for_tower(tower, fps=settings.fps, k=settings.k, frame_rule=settings.frame_rule,
-                                         geometry=settings.geometry)
+                                         geometry=settings.geometry, dtype=settings.dtype)
     if expected != settings:
         raise UsageError(
             f"feature settings do not match the CLIP tower: settings {settings.canonical_json()}, "

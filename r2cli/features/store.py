@@ -14,7 +14,9 @@ key and shapes recorded inside the file.
 File format: standard safetensors (readable with ``safetensors.numpy.load_file`` or any
 safetensors reader, no r2cli needed) holding
 
-- ``layers``      float16 ``[T, k, P, Cv]``: the last k CLIP residual-stream layers, all tokens;
+- ``layers``      float16 ``[T, k, P, Cv]``: the last k CLIP residual-stream layers, all tokens
+  (int8 when the settings' ``dtype`` is ``int8``, with ``layer_scales`` float16 ``[T, k, Cv]``
+  after ``timestamps``: see ``r2cli.features.compact``);
 - ``embed``       float16 ``[T, D]``: the L2-normalised CLIP image embedding of each clip;
 - ``timestamps``  float64 ``[T]``: presentation time (s) of the frame each clip was computed from;
 
@@ -65,10 +67,13 @@ SUFFIX = ".safetensors"
 TEMP_SUFFIX = ".tmp"
 CHECKSUM_ALGO = "blake2b-128"  # metadata "checksum": "<algo>:<hex>" of every byte after the header
 CHECKSUM_BYTES = 16
-STORED_DTYPES = ("float16",)  # what `layers`/`embed` are stored as (the official features are fp16)
+# what `layers` are stored as: fp16 (default: the official features are fp16) or int8 with per-(clip,
+# layer, channel) scales (r2cli.features.compact); `embed` is always fp16
+STORED_DTYPES = ("float16", "int8")
+LAYER_SCALES = "layer_scales"  # the tensor of int8 files' scales, float16 [T, k, Cv]
 CROPS = ("center",)
 
-_SAFETENSORS_DTYPE = {"float16": "F16", "float32": "F32", "float64": "F64"}
+_SAFETENSORS_DTYPE = {"float16": "F16", "float32": "F32", "float64": "F64", "int8": "I8"}
 _NUMPY_DTYPE = {value: key for key, value in _SAFETENSORS_DTYPE.items()}
 _FINGERPRINT_RE = re.compile(r"^[a-z0-9]+:([0-9a-f]{16,})$")
 
@@ -91,7 +96,7 @@ class FeatureSettings:
     image_size: int = 224  # side of the square crop fed to CLIP
     crop: str = "center"  # crop rule: centre crop after scaling the short side to image_size
     k: int = 4  # CLIP layers kept (the last k, oldest first)
-    dtype: str = "float16"  # storage dtype of layers and embed
+    dtype: str = "float16"  # storage dtype of layers: float16, or int8 with scales (embed is always float16)
     frame_rule: str = "ffmpeg-fps-near"  # which frame each clip takes (r2cli.media.frames.FRAME_RULES)
     precision: str = "fp32"  # precision CLIP ran in ("fp32" like the official extractor, opt-in "bf16")
     geometry: str = "display"  # how frames are scaled (r2cli.media.frames.GEOMETRIES): display size or "official"
@@ -153,7 +158,7 @@ class FeatureSettings:
 
     @classmethod
     def for_tower(cls, tower: Any, *, fps: float = FEATURE_FPS, k: int = 4, frame_rule: str = "ffmpeg-fps-near",
-                  geometry: str = GEOMETRY_DISPLAY) -> "FeatureSettings":
+                  geometry: str = GEOMETRY_DISPLAY, dtype: str = "float16") -> "FeatureSettings":
         """Settings for features computed with ``tower`` (a ``r2cli.features.clip.ClipTower``)."""
         return cls(
             clip_model=str(tower.model_name),
@@ -164,6 +169,7 @@ class FeatureSettings:
             frame_rule=frame_rule,
             precision=str(getattr(tower, "precision", "fp32")),
             geometry=geometry,
+            dtype=dtype,
         )
 
 
@@ -178,7 +184,7 @@ class VideoFeatures:
     path: Path  # the safetensors file
     fingerprint: str  # content fingerprint of the video
     settings: FeatureSettings  # what produced them
-    layers: "np.ndarray"  # [T, k, P, Cv] float16, memory-mapped
+    layers: "np.ndarray"  # [T, k, P, Cv] float16, memory-mapped (int8 sets: a QuantizedLayers view, float32 rows)
     embed: "np.ndarray"  # [T, D] float16, memory-mapped
     timestamps: "np.ndarray"  # [T] float64: pts (s) of the frame behind each clip
     duration: float | None  # seconds, as probed when the features were written
@@ -267,7 +273,8 @@ def open_features(path: str | os.PathLike) -> VideoFeatures:
         raise FeatureError(f"{path}: bad settings in the header ({exc})") from None
     size = path.stat().st_size
     arrays: dict[str, np.ndarray] = {}
-    for name in ("layers", "embed", "timestamps"):
+    names = ("layers", "embed", "timestamps") + ((LAYER_SCALES,) if settings.dtype == "int8" else ())
+    for name in names:
         entry = header.get(name)
         if not isinstance(entry, dict):
             raise FeatureError(f"{path}: tensor {name!r} is missing")
@@ -284,6 +291,12 @@ def open_features(path: str | os.PathLike) -> VideoFeatures:
         else:
             arrays[name] = np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=tuple(shape))
     layers, embed, timestamps = arrays["layers"], arrays["embed"], arrays["timestamps"]
+    if str(layers.dtype) != settings.dtype or str(embed.dtype) != "float16":
+        raise FeatureError(f"{path}: layers are {layers.dtype}, the settings say {settings.dtype}")
+    if settings.dtype == "int8":
+        from r2cli.features.compact import QuantizedLayers
+
+        layers = QuantizedLayers(layers, arrays[LAYER_SCALES])  # checks the scales' shape
     if layers.ndim != 4 or embed.ndim != 2 or timestamps.ndim != 1:
         raise FeatureError(f"{path}: tensors have the wrong rank")
     if not layers.shape[0] == embed.shape[0] == timestamps.shape[0] or layers.shape[1] != settings.k:

@@ -3,7 +3,8 @@
 A feature file carries a checksum of its tensor data (``checksum`` in the header metadata) and the
 catalog records its size and shapes. ``check_file`` reads a file back and names what is wrong:
 zero bytes, a damaged header, a truncated or overlong file, shapes or a size other than the
-catalog's, or data whose checksum differs (flipped bytes). ``r2cli index --verify`` checks every
+catalog's, data whose checksum differs (flipped bytes), or NaN/inf values stored with a valid
+checksum. ``r2cli index --verify`` checks every
 recorded file this way and extracts the failing ones again.
 """
 
@@ -70,6 +71,19 @@ def check_file(path: str | os.PathLike, recorded: Any | None) -> str | None:
     actual = _data_digest(path, data_start)
     if actual != digest:
         return "data does not match its checksum (damaged bytes)"
+    return _non_finite_problem(features)
+
+
+def _non_finite_problem(features: VideoFeatures) -> str | None:
+    """NaN or inf in a file whose checksum holds: it was written so (by a version without the
+    write-time check, or by another tool), and search would skip every window it touches."""
+    from r2cli.features.writer import count_non_finite
+
+    for name, values in (("layers", features.layers), ("embed", features.embed), ("timestamps", features.timestamps)):
+        bad = sum(count_non_finite(values[start : start + 64]) for start in range(0, len(values), 64))
+        if bad:
+            return (f"holds {bad} non-finite values (NaN or inf) in {name}, though it matches its checksum "
+                    "(written so, e.g. an fp16 overflow of CLIP)")
     return None
 
 

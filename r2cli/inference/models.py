@@ -8,6 +8,8 @@ windows) is decided, for the command line and job files alike.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,14 +98,32 @@ def check_weights(clip_weights: str | None, checkpoint: str | None) -> None:
         MissingWeightsError: one or both are missing (one message naming each, with how to provide it).
         UsageError: an unknown registry name.
     """
+    check_all_weights([("clip", clip_weights), ("checkpoint", checkpoint)])
+
+
+def check_all_weights(needed: "Iterable[tuple[str, str | None]]") -> None:
+    """Resolve every ``(kind, spec)`` (kind ``"clip"`` or ``"checkpoint"``; spec ``None`` is the
+    default) once; report every missing file in one message (a job's steps, #22.6).
+
+    Raises:
+        MissingWeightsError: some are missing (one message naming each, with how to provide it).
+        UsageError: an unknown registry name.
+    """
     from r2cli.model import registry
 
-    problems = []
-    for resolve, spec in ((registry.resolve_clip, clip_weights), (registry.resolve_checkpoint, checkpoint)):
+    resolvers = {"clip": registry.resolve_clip, "checkpoint": registry.resolve_checkpoint}
+    problems: list[str] = []
+    seen: set[tuple[str, str | None]] = set()
+    for kind, spec in needed:
+        spec = None if spec in (None, "") else str(spec)
+        if (kind, spec) in seen:
+            continue
+        seen.add((kind, spec))
         try:
-            resolve(spec)
+            resolvers[kind](spec)
         except MissingWeightsError as exc:
-            problems.append(str(exc))
+            if str(exc) not in problems:  # a name and the default may be the same file
+                problems.append(str(exc))
     if problems:
         raise MissingWeightsError("; ".join(problems) if len(problems) == 1 else
                                   f"{len(problems)} weights files are missing: " + "; ".join(problems))

@@ -76,6 +76,7 @@ class SearchPlan:
     post: "PostProcess"
     bad_windows: dict[int, str] = field(default_factory=dict)  # window index -> why it is skipped
     checked_layers: set[int] = field(default_factory=set)  # windows whose layer features were checked
+    coarse: "CoarseStage | None" = None  # how the coarse stage runs (None: exact scan)
 
     def window_label(self, w: int) -> str:
         v, window = self.windows[w]
@@ -87,38 +88,69 @@ class SearchPlan:
 # 1. features and windows
 
 
+FEATURE_DTYPE_CHOICES = ("auto", "float16", "int8")  # search --feature-dtype; auto prefers float16
+
+
+def feature_dtype_order(feature_dtype: str) -> tuple[str, ...]:
+    """The stored layer dtypes a search may read, preferred first (``auto``: float16, then int8)."""
+    if feature_dtype == "auto":
+        return ("float16", "int8")
+    if feature_dtype not in FEATURE_DTYPE_CHOICES:
+        raise InputError(f"--feature-dtype must be one of {', '.join(FEATURE_DTYPE_CHOICES)}, got {feature_dtype!r}")
+    return (feature_dtype,)
+
+
 def open_features(
-    workspace: "Workspace", records: list[Any], settings: Any, reporter: Reporter = NULL_REPORTER
+    workspace: "Workspace", records: list[Any], settings: Any, reporter: Reporter = NULL_REPORTER,
+    feature_dtype: str = "auto",
 ) -> tuple[list[tuple[Any, Any]], list[SkippedVideo]]:
     """Memory-map the stored features of each video; videos without them are skipped, with the reason.
 
-    The default settings key is tried first, then any compatible feature set the catalog records.
-    Returns ([(record, VideoFeatures)], [SkippedVideo]).
+    The default settings key is tried first (for each dtype ``feature_dtype`` allows, float16
+    first), then any compatible feature set the catalog records, in the same dtype order.
+    Returns ([(record, VideoFeatures)], [SkippedVideo]); ``features.settings.dtype`` says which was read.
+
+    Raises:
+        InputError: ``feature_dtype`` is not auto, float16 or int8.
     """
+    import dataclasses
+
     from r2cli.catalog.selection import compatible_feature_sets
     from r2cli.features.store import FeatureStore
 
+    dtypes = feature_dtype_order(feature_dtype)
     store = FeatureStore(workspace.features_dir)
     found, skipped, missing = [], [], []
     for record in records:
         if not record.fingerprint:
             skipped.append(SkippedVideo(record.id, record.path, "not fingerprinted yet; run r2cli index"))
             continue
-        try:
-            features = store.get(record.fingerprint, settings)
-        except FeatureError as exc:
-            skipped.append(SkippedVideo(record.id, record.path, f"unreadable features ({exc})"))
-            continue
-        if features is None:
+        features, problem = None, None
+        for dtype in dtypes:
+            try:
+                features = store.get(record.fingerprint, dataclasses.replace(settings, dtype=dtype))
+            except FeatureError as exc:
+                problem = problem or f"unreadable features ({exc})"
+                continue
+            if features is not None:
+                break
+        if features is None and problem is not None:
+            skipped.append(SkippedVideo(record.id, record.path, problem))
+        elif features is None:
             missing.append(record)
         else:
             found.append((record, features))
     if missing:
-        alternatives = compatible_feature_sets(
-            workspace, sorted({r.fingerprint for r in missing}), weights_id=settings.weights_id,
-            clip_model=settings.clip_model, fps=settings.fps, k=settings.k, geometry=settings.geometry,
-        )
-        describe = f"CLIP {settings.weights_id} at {settings.fps:g} fps"
+        alternatives: dict[str, list[str]] = {}
+        for dtype in dtypes:
+            for fingerprint, relpaths in compatible_feature_sets(
+                workspace, sorted({r.fingerprint for r in missing}), weights_id=settings.weights_id,
+                clip_model=settings.clip_model, fps=settings.fps, k=settings.k, geometry=settings.geometry,
+                dtype=dtype,
+            ).items():
+                alternatives.setdefault(fingerprint, []).extend(relpaths)
+        describe = f"CLIP {settings.weights_id} at {settings.fps:g} fps" + (
+            "" if feature_dtype == "auto" else f" stored as {feature_dtype}")
         for record in missing:
             features = None
             for relpath in alternatives.get(record.fingerprint, []):
@@ -131,7 +163,8 @@ def open_features(
                 found.append((record, features))
                 continue
             reason = f"no features for {describe}; run r2cli index" + (
-                "" if settings.fps == 0.5 else f" --fps {settings.fps:g}")
+                "" if settings.fps == 0.5 else f" --fps {settings.fps:g}") + (
+                "" if feature_dtype in ("auto", "float16") else f" --feature-dtype {feature_dtype}")
             if record.features_status == "error" and record.features_error:
                 reason = f"feature extraction failed ({record.features_error})"
             skipped.append(SkippedVideo(record.id, record.path, reason))
@@ -167,7 +200,9 @@ def plan_archive(found: list[tuple[Any, Any]], *, fps: float, window_clips: int,
 def bad_window_warning(plan: SearchPlan, w: int) -> str:
     """The warning for a skipped window."""
     return (f"{plan.window_label(w)}: the stored features hold {plan.bad_windows[w]} (NaN or inf: a damaged "
-            "feature file); this window was skipped; re-extract the video's features with r2cli index")
+            "feature file); this window was skipped; "
+            "r2cli index --verify finds such files and extracts them again (an extraction that gives NaN or inf again "
+            "fails, naming the cause)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -201,19 +236,144 @@ def choose_candidates(scores: "np.ndarray", candidates: int) -> list[tuple[int, 
     return pairs
 
 
-def select_candidates(plan: SearchPlan, query_embed: "np.ndarray", candidates: int, *,
-                      whole_videos: bool = False) -> list[tuple[int, int]]:
-    """The (window, query) pairs the fine stage grounds: each query's ``candidates`` best usable windows.
+@dataclass
+class CoarseStage:
+    """How the coarse stage of a search runs: an exact scan, or the approximate index then exact re-scoring."""
 
-    Skipped windows never compete. ``whole_videos`` extends each pair to every usable window of
-    its video (the official submission format needs whole videos).
+    path: str  # "exact" or "index"
+    reason: str  # for people and run.json: why this path
+    index: Any = None  # r2cli.features.coarse_index.CoarseIndex when path == "index"
+    nprobe: int = 0  # inverted lists probed per query
+    clips_per_query: int = 0  # approximate hits asked of the index per query (before re-scoring)
+    plan_positions: dict[int, list[int]] = field(default_factory=dict)  # index video position -> plan videos
+    unindexed: list[int] = field(default_factory=list)  # plan videos the index does not hold (scored exactly)
+
+    def record(self) -> dict[str, Any]:
+        """What ``run.json`` records under ``settings.coarse``."""
+        data: dict[str, Any] = {"path": self.path, "reason": self.reason}
+        if self.index is not None:
+            data.update(factory=self.index.spec.factory, nprobe=self.nprobe, clips_per_query=self.clips_per_query,
+                        generation=self.index.generation, index_vectors=self.index.vectors,
+                        unindexed_videos=len(self.unindexed), rescored="exact fp16 embeddings")
+        return data
+
+
+# An index must hold at least this share of the selected clips to be used (a narrow --video filter
+# would leave few of the index's hits inside the selection).
+MIN_INDEXED_SHARE = 0.5
+HITS_PER_CANDIDATE = 16  # approximate clip hits asked per candidate window kept (hits of one window repeat)
+MIN_HITS = 256
+
+
+def choose_coarse_stage(plan: SearchPlan, index: Any, *, candidates: int, exact: bool = False,
+                        nprobe: int | None = None) -> CoarseStage:
+    """Exact scan or approximate index for this plan, by the measured cost rule.
+
+    The index is used when one exists for the plan's feature settings, the plan holds at least the
+    index's ``min_clips`` (below it a scan is faster, benchmarks/RESULTS-archive.md), and the index
+    holds at least ``MIN_INDEXED_SHARE`` of the selected clips with the same feature files. Videos it
+    does not hold (added or re-extracted since the last ``index``) are scored exactly.
+    """
+    total = sum(v.features.num_clips for v in plan.videos)
+    if exact:
+        return CoarseStage("exact", "--exact")
+    if index is None:
+        return CoarseStage("exact", "no coarse index for these features (built by r2cli index above "
+                                    "its --coarse-index-min-clips)")
+    if total < index.min_clips:
+        return CoarseStage("exact", f"{total} selected clips, fewer than the index's min_clips {index.min_clips}")
+    known = index.videos()
+    positions: dict[int, list[int]] = {}
+    unindexed, indexed_clips = [], 0
+    for v, video in enumerate(plan.videos):
+        entry = known.get(video.features.fingerprint)
+        if entry is not None and entry[1] == video.features.metadata.get("checksum"):
+            positions.setdefault(entry[0], []).append(v)
+            indexed_clips += video.features.num_clips
+        else:
+            unindexed.append(v)
+    if indexed_clips < MIN_INDEXED_SHARE * total or indexed_clips < MIN_INDEXED_SHARE * index.vectors:
+        return CoarseStage("exact", f"the index holds {indexed_clips} of the {total} selected clips "
+                                    f"(and has {index.vectors}); a scan is surer")
+    hits = max(MIN_HITS, HITS_PER_CANDIDATE * candidates)
+    return CoarseStage("index", f"{total} selected clips, {indexed_clips} in the index", index=index,
+                       nprobe=int(nprobe or index.spec.nprobe), clips_per_query=hits, plan_positions=positions,
+                       unindexed=unindexed)
+
+
+def _window_ranges(plan: SearchPlan) -> list[tuple[int, int]]:
+    """Per plan video, the range of its windows in ``plan.windows`` (windows are stored video by video)."""
+    ranges: list[list[int]] = [[0, 0] for _ in plan.videos]
+    seen: set[int] = set()
+    for w, (v, _) in enumerate(plan.windows):
+        if v not in seen:
+            seen.add(v)
+            ranges[v][0] = w
+        ranges[v][1] = w + 1
+    return [(a, b) for a, b in ranges]
+
+
+def indexed_window_scores(plan: SearchPlan, query_embed: "np.ndarray", stage: CoarseStage) -> tuple["np.ndarray", "np.ndarray"]:
+    """(window indices, exact scores [windows, queries]) of the windows the index's hits fall in.
+
+    The index proposes ``clips_per_query`` clips per query; every window holding one of them (and
+    every window of an unindexed video) is re-scored exactly from the stored fp16 embeddings, so
+    quantisation changes which windows are looked at, never their scores.
     """
     import numpy as np
 
-    scores = coarse_scores(plan.videos, query_embed)
-    usable = np.array([w not in plan.bad_windows for w in range(len(plan.windows))], dtype=bool)
-    index = np.flatnonzero(usable)
-    pairs = [(int(index[w]), q) for w, q in choose_candidates(scores[index], candidates)]
+    _, positions, clips = stage.index.search(query_embed, stage.clips_per_query, stage.nprobe)
+    ranges = _window_ranges(plan)
+    wanted: set[int] = set()
+    for v in stage.unindexed:
+        wanted.update(range(*ranges[v]))
+    hits: dict[int, set[int]] = {}
+    for position, clip in zip(positions.ravel().tolist(), clips.ravel().tolist()):
+        if position < 0:
+            continue
+        for v in stage.plan_positions.get(position, ()):  # deleted or unselected videos have none
+            hits.setdefault(v, set()).add(clip)
+    for v, video_clips in hits.items():
+        for w in range(*ranges[v]):
+            window = plan.windows[w][1]
+            if any(window.start_clip <= c < window.end_clip for c in video_clips):
+                wanted.add(w)
+    chosen = np.array(sorted(wanted), dtype=np.int64)
+    scores = np.zeros((len(chosen), query_embed.shape[0]), dtype=np.float32)
+    by_video: dict[int, list[int]] = {}
+    for row, w in enumerate(chosen.tolist()):
+        by_video.setdefault(plan.windows[w][0], []).append(row)
+    for v, rows in by_video.items():
+        windows = [plan.windows[int(chosen[r])][1] for r in rows]
+        lo, hi = min(x.start_clip for x in windows), max(x.end_clip for x in windows)
+        embed = np.asarray(plan.videos[v].features.embed[lo:hi], dtype=np.float32)  # [clips, D]
+        sims = embed @ query_embed.T  # [clips, Q]
+        for r, window in zip(rows, windows):
+            scores[r] = sims[window.start_clip - lo : window.end_clip - lo].max(axis=0)
+    return chosen, scores
+
+
+def select_candidates(plan: SearchPlan, query_embed: "np.ndarray", candidates: int, *,
+                      whole_videos: bool = False, coarse: CoarseStage | None = None) -> list[tuple[int, int]]:
+    """The (window, query) pairs the fine stage grounds: each query's ``candidates`` best usable windows.
+
+    Skipped windows never compete. ``whole_videos`` extends each pair to every usable window of
+    its video (the official submission format needs whole videos). With ``coarse`` on the index
+    path only the windows its hits fall in compete (re-scored exactly).
+    """
+    import numpy as np
+
+    if coarse is not None and coarse.path == "index":
+        looked_at, scores = indexed_window_scores(plan, query_embed, coarse)
+    else:
+        looked_at = np.arange(len(plan.windows))
+        scores = coarse_scores(plan.videos, query_embed)
+    usable = np.array([int(w) not in plan.bad_windows for w in looked_at], dtype=bool)
+    keep = np.flatnonzero(usable)
+    index = looked_at[keep]
+    usable_all = np.array([w not in plan.bad_windows for w in range(len(plan.windows))], dtype=bool)
+    pairs = [(int(index[w]), q) for w, q in choose_candidates(scores[keep], candidates)]
+    index = np.flatnonzero(usable_all)
     if whole_videos:
         by_video: dict[int, list[int]] = {}
         for w in index:
@@ -407,7 +567,8 @@ class BatchResult:
 
 def search_batch(plan: SearchPlan, tower: Any, grounder: Any, queries: list["Query"], *, k: int, candidates: int,
                  top_k: int, min_score: float | None, run_id: str, model_id: str, preset: str,
-                 whole_videos: bool = False, reporter: Reporter = NULL_REPORTER) -> BatchResult:
+                 whole_videos: bool = False, reporter: Reporter = NULL_REPORTER,
+                 coarse: CoarseStage | None = None) -> BatchResult:
     """Stages 2-4 for one batch of queries: candidates, grounding, merge and rank."""
     import time
 
@@ -417,7 +578,7 @@ def search_batch(plan: SearchPlan, tower: Any, grounder: Any, queries: list["Que
     query_layers, query_embed, truncated = tower.query_features([q.text for q in queries], k=k)
     query_embed_np = query_embed.detach().cpu().numpy().astype(np.float32)
     ticks.append(time.perf_counter())
-    pairs = select_candidates(plan, query_embed_np, candidates, whole_videos=whole_videos)
+    pairs = select_candidates(plan, query_embed_np, candidates, whole_videos=whole_videos, coarse=coarse)
     ticks.append(time.perf_counter())
     before = set(plan.bad_windows)
     outputs, kept = ground_windows(grounder, plan, query_layers, pairs, reporter=reporter)

@@ -49,13 +49,14 @@ class VideoSummary:
     query_source: str  # "--query", "title" (container tag) or "file name"
     duration_s: float  # video duration (catalog; clips / fps when unknown)
     budget_s: float  # summary budget for this video
-    selected_s: float  # total length of the selected segments (<= budget_s)
+    selected_s: float  # total length of the selected segments (<= budget_s unless over_budget)
     clips: int  # feature clips of the video
     windows: int  # windows the head was run on (1 unless the video is longer than one window)
     shots: int  # shots detected
     segments: int  # segments in summary.parquet (shots, trimmed shots split in up to three)
     segments_selected: int  # segments in the summary
     selected: list[tuple[float, float]] = field(default_factory=list)  # (start s, end s) in time order
+    over_budget: bool = False  # the budget is shorter than one clip: the best clip was selected anyway
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -151,7 +152,8 @@ def bad_window_warning(plan: VideoPlan, i: int, fps: float) -> str:
     window = plan.windows[i]
     return (f"{Path(plan.record.path).name} {window.start_clip / fps:g}-{window.end_clip / fps:g} s: the stored "
             f"features hold {plan.bad_windows[i]} (NaN or inf: a damaged feature file); this window was skipped; "
-            "re-extract the video's features with r2cli index")
+            "r2cli index --verify finds such files and extracts them again (an extraction that gives NaN or inf "
+            "again fails, naming the cause)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -204,7 +206,7 @@ def select_segments(plan: VideoPlan, scores: "np.ndarray", *, fps: float, ratio:
     warning = None
     if budget < 1.0 / fps - 1e-9:
         warning = (f"{Path(record.path).name}: the budget ({budget:.2f} s) is shorter than one clip "
-                   f"({1.0 / fps:g} s); nothing was selected")
+                   f"({1.0 / fps:g} s); the single best clip was selected (over_budget)")
     scores = np.asarray(scores, dtype=np.float32)
     if np.isnan(scores).any():
         scores = np.where(np.isnan(scores), np.nanmin(scores), scores).astype(np.float32)
@@ -217,13 +219,14 @@ def select_segments(plan: VideoPlan, scores: "np.ndarray", *, fps: float, ratio:
         duration_s=plan.duration, budget_s=budget, selected_s=float(sum(b - a for a, b in chosen)),
         clips=plan.features.num_clips, windows=len(plan.windows), shots=_count_shots(segments),
         segments=len(segments), segments_selected=len(chosen), selected=chosen,
+        over_budget=any(s.over_budget for s in segments),
     )
     return rows, summary, warning
 
 
 def _count_shots(segments: list[Any]) -> int:
-    """Shots behind the segments: with a budget of at least one clip each shot gives exactly one
-    candidate segment (whole or trimmed); with a smaller budget each shot is one non-candidate segment."""
+    """Shots behind the segments: each shot gives exactly one candidate segment (whole or trimmed to
+    the budget, or to one clip when the budget is shorter)."""
     candidates = sum(1 for segment in segments if segment.candidate)
     return candidates if candidates else len(segments)
 
@@ -233,8 +236,9 @@ def summary_frame(rows: list[dict]) -> "pd.DataFrame":
     import pandas as pd
 
     columns = ["run_id", "video_id", "path", "query", "segment_index", "start_s", "end_s", "mean_saliency",
-               "selected", "rank"]
+               "selected", "rank", "over_budget"]
     frame = pd.DataFrame(rows, columns=columns)
+    frame["over_budget"] = frame["over_budget"].astype(bool)
     frame["video_id"] = frame["video_id"].astype("Int64")
     frame["segment_index"] = frame["segment_index"].astype("int32")
     frame["rank"] = frame["rank"].astype("int32")

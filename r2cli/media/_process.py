@@ -173,14 +173,40 @@ def remove_quietly(path: Path) -> None:
         pass
 
 
-def publish(tmp: Path, final: Path, force: bool) -> None:
+def is_r2cli_output(path: Path) -> bool:
+    """Whether ``path`` is a media file r2cli wrote (its container comment is ``OUTPUT_COMMENT``)."""
+    from r2cli.errors import R2Error
+    from r2cli.media.probe import probe
+    from r2cli.paths import OUTPUT_COMMENT
+
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        return probe(path).comment == OUTPUT_COMMENT
+    except R2Error:
+        return False
+
+
+def check_replaceable(final: Path, flag: str) -> None:
+    """Refuse (``NotOwnedError``) when ``final`` exists and is not a media file r2cli wrote."""
+    from r2cli import ownership
+
+    ownership.check_replaceable_file(final, flag, owned=os.path.lexists(final) and is_r2cli_output(final))
+
+
+def publish(tmp: Path, final: Path, force: bool, flag: str = "--out") -> None:
     """Move a finished temporary file to its final name without overwriting unless ``force``.
+
+    With ``force`` only r2cli's own output is replaced (see ``r2cli.ownership``).
 
     Raises:
         FileExistsError: ``final`` exists and ``force`` is False.
+        NotOwnedError: ``final`` exists and r2cli did not write it (whatever ``force``).
     """
     if force:
-        os.replace(tmp, final)
+        from r2cli import ownership
+
+        ownership.replace_file(tmp, final, flag, owned=os.path.lexists(final) and is_r2cli_output(final))
         return
     try:
         os.link(tmp, final)  # atomic and refuses to overwrite
@@ -227,6 +253,8 @@ def remove_stale_partials(folder: Path) -> list[Path]:
     """
     import shutil
 
+    from r2cli import ownership
+
     removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
@@ -239,9 +267,13 @@ def remove_stale_partials(folder: Path) -> list[Path]:
         path = Path(entry.path)
         try:
             if entry.is_dir(follow_symlinks=False):
+                if not ownership.is_staging_folder(path):  # a folder without r2cli's marker is not ours
+                    continue
                 shutil.rmtree(path)
-            else:
+            elif entry.is_file(follow_symlinks=False):
                 path.unlink()
+            else:
+                continue
         except OSError:
             continue
         removed.append(path)

@@ -138,6 +138,9 @@ def cut_segments(
             outcome.reason = f"{final} is a source video; an input is never an output (change --template or --out)"
         elif final.exists() and not force:
             outcome.reason = f"{final} exists (use --force to overwrite)"
+        elif os.path.lexists(final) and not _process.is_r2cli_output(final):
+            outcome.reason = (f"{final} exists and was not written by r2cli; r2cli never replaces a file it did "
+                              "not write, not even with --force")
         if outcome.reason:
             reporter.warn(f"skipped {segment.describe()}: {outcome.reason}")
             outcomes[position] = outcome
@@ -170,6 +173,9 @@ def cut_segments(
                 _process.publish(tmp, final, force)
             except FileExistsError:
                 outcome.status, outcome.reason = "skipped", f"{final} exists (use --force to overwrite)"
+                return position, outcome
+            except UsageError as exc:  # NotOwnedError: it became a user's file while the clip was cut
+                outcome.status, outcome.reason = "skipped", str(exc)
                 return position, outcome
             except OSError as exc:
                 outcome.reason = f"cannot move the clip into place: {exc.strerror or exc}"

@@ -504,3 +504,99 @@ def sample_frames(
             frames.append(chunk.frames)
             stamps.append(chunk.timestamps)
     return np.concatenate(frames), np.concatenate(stamps)
+
+
+# ----------------------------------------------------------------------------------------------
+# Query frames (r2cli search --image / --clip): the same decode, rotation, scale and crop as the index
+
+
+def still_frame(path: str | os.PathLike, *, size: int = 224, geometry: str = GEOMETRY_DISPLAY,
+                ffmpeg: str | None = None) -> "np.ndarray":
+    """The first picture of an image file (or any file ffmpeg reads) as the index would crop it: ``[S, S, 3]`` uint8.
+
+    The picture goes through the index's filter chain without the ``fps`` step: the display-matrix
+    rotation, ``scale`` (default bicubic) to the short side ``size`` and the centre crop, computed by
+    ``compute_geometry`` from the probed size, sample aspect ratio and rotation, then raw ``rgb24``.
+    So a still cut from an indexed video at a sampled time becomes the very pixels its clip got
+    (up to the still's own compression).
+
+    Raises:
+        MissingDependencyError: ffmpeg/ffprobe are not installed.
+        MediaError: the file cannot be read as a picture (the message names it).
+        UsageError: ``size`` or ``geometry`` breaks its rule.
+    """
+    import numpy as np
+
+    from r2cli.media.ffmpeg import find_ffmpeg
+
+    name = os.fspath(path)
+    if not Path(name).is_file():
+        raise MediaError(f"{name}: no such file")
+    try:
+        info = probe_stream(name)
+    except MediaError as exc:
+        detail = str(exc)[len(name) + 2:] if str(exc).startswith(name + ": ") else str(exc)
+        raise MediaError(f"{name}: not a picture ffmpeg can read ({detail})") from None
+    shape = compute_geometry(info.width, info.height, size, sample_aspect_ratio=info.sample_aspect_ratio,
+                             rotation=info.rotation, geometry=geometry)
+    exe = ffmpeg or find_ffmpeg()
+    args = [exe, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-noautorotate", "-i", name,
+            "-map", f"0:{info.index}", "-frames:v", "1", "-vf", ",".join(shape.filters()),
+            "-an", "-sn", "-dn", "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]
+    try:
+        result = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise MediaError(f"{name}: cannot run {exe}: {exc}") from None
+    frame_bytes = size * size * 3
+    if result.returncode != 0 or len(result.stdout) < frame_bytes:
+        lines = [line for line in result.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+        detail = lines[-1] if lines else f"exit code {result.returncode}, no picture decoded"
+        raise MediaError(f"{name}: ffmpeg cannot decode a picture: {detail}")
+    return np.frombuffer(result.stdout[:frame_bytes], dtype=np.uint8).reshape(size, size, 3).copy()
+
+
+def clip_range(start_s: float, end_s: float | None, fps: float) -> tuple[int, int | None]:
+    """The clips ``[first, last)`` of the index's fps rule whose span overlaps ``[start_s, end_s)``.
+
+    Clip ``i`` covers ``[i/fps, (i+1)/fps)``; a range shorter than a clip still gets the clip it lies in.
+    ``end_s=None``: to the end of the video.
+
+    Raises:
+        UsageError: ``start_s < 0`` or ``end_s <= start_s``.
+    """
+    import math
+
+    if start_s < 0 or (end_s is not None and end_s <= start_s):
+        raise UsageError(f"a range needs 0 <= start < end, got {start_s:g}-{'' if end_s is None else f'{end_s:g}'}")
+    first = int(math.floor(start_s * fps + 1e-9))
+    if end_s is None:
+        return first, None
+    return first, max(first + 1, int(math.ceil(end_s * fps - 1e-9)))
+
+
+def range_frames(path: str | os.PathLike, *, fps: float, start_s: float = 0.0, end_s: float | None = None,
+                 size: int = 224, frame_rule: str = FRAME_RULE_EXACT, geometry: str = GEOMETRY_DISPLAY,
+                 threads: int | None = None) -> tuple["np.ndarray", "np.ndarray"]:
+    """The frames the index samples for the clips overlapping ``[start_s, end_s)`` of a video:
+    ``(frames [n, S, S, 3] uint8, clip indices [n] int64)``, through ``FrameSampler`` (same rule, same chain).
+
+    Raises:
+        UsageError: a bad range (see ``clip_range``) or sampling setting.
+        MediaError: ffmpeg fails, or the range lies past the end of the video (the message says how long it is).
+        MissingDependencyError: ffmpeg/ffprobe are not installed.
+    """
+    import numpy as np
+
+    first, last = clip_range(start_s, end_s, fps)
+    frames, indices = [], []
+    with FrameSampler(Path(path), fps=fps, size=size, frame_rule=frame_rule, geometry_rule=geometry, threads=threads,
+                      start_clip=first, end_clip=last) as sampler:
+        for chunk in sampler:
+            frames.append(chunk.frames.copy())
+            indices.append(np.arange(chunk.start, chunk.start + len(chunk.frames), dtype=np.int64))
+    if not frames:
+        stream = probe_stream(path)
+        length = f"{stream.duration:g} s long" if getattr(stream, "duration", None) else "shorter"
+        raise MediaError(f"{os.fspath(path)}: no frame in {start_s:g}-{'end' if end_s is None else f'{end_s:g}'} s "
+                         f"(the video is {length})")
+    return np.concatenate(frames), np.concatenate(indices)

@@ -14,12 +14,12 @@ video of the catalog) is never the reel, even with ``force``.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
+from r2cli import ownership
 from r2cli.errors import InputError, MediaError, UsageError
 from r2cli.media import _process
 from r2cli.media.clips import Protected, container_options, ffmpeg_cmd, protected_paths
@@ -122,6 +122,7 @@ def make_reel(
         raise UsageError(f"{flag} {target} is one of the source videos; an input is never an output")
     if target.exists() and not force:
         raise UsageError(f"{flag} {target} exists (use --force to overwrite)")
+    _process.check_replaceable(target, flag)  # --force replaces r2cli's own reel, never a user's file
     jobs = _process.default_jobs() if jobs is None else jobs
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
@@ -137,13 +138,13 @@ def make_reel(
     for stale in _process.remove_stale_partials(target.parent):
         reporter.warn(f"removed {stale.name}, left in {target.parent} by an interrupted run")
     report = CutReport(mode="reencode", format="media", out_dir=str(target.parent), jobs=jobs)
-    work_dir = partial_name(target.with_suffix(".pieces"), os.getpid()).resolve()
+    work_dir: Path | None = None
     tmp = partial_name(target, os.getpid())
     outcomes: dict[int, ClipOutcome] = dict(skipped)
     batch = _process.Batch()
     reporter.begin("reel", total=len(usable) + 1, unit="pieces")
     try:
-        work_dir.mkdir()
+        work_dir = ownership.staging_folder(target.with_suffix(".pieces")).resolve()
 
         def piece(item: tuple[int, tuple[int, Segment, Any, float, float]]) -> tuple[int, ClipOutcome, Path]:
             number, (position, segment, info, start, end) = item
@@ -179,7 +180,7 @@ def make_reel(
         code, stderr = _process.run_ffmpeg(command, timeout=timeout, batch=batch)
         if code != 0 or not tmp.is_file():
             raise MediaError(f"reel {target}: ffmpeg concat failed (exit {code}): {_process.error_tail(stderr)}")
-        _process.publish(tmp, target, force)
+        _process.publish(tmp, target, force, flag)
         reporter.advance("reel")
     except FileExistsError:
         raise UsageError(f"{flag} {target} exists (use --force to overwrite)") from None
@@ -187,7 +188,8 @@ def make_reel(
         raise InputError(f"{flag} {target}: cannot write the reel: {exc.strerror or exc}") from None
     finally:
         _process.remove_quietly(tmp)
-        shutil.rmtree(work_dir, ignore_errors=True)
+        if work_dir is not None:
+            ownership.remove_staging(work_dir)
         reporter.end("reel")
     report.outcomes = [outcomes[i] for i in sorted(outcomes)]
     report.reel = str(target)

@@ -290,10 +290,17 @@ def _verb(entry: CheckpointEntry | ClipWeightsEntry) -> str:
     return "is" if entry.kind == "checkpoint" else "are"
 
 
-def _how_to_provide(entry: CheckpointEntry | ClipWeightsEntry, target: Path) -> str:
+def _how_to_provide(entry: CheckpointEntry | ClipWeightsEntry, target: Path, hint: str) -> str:
+    """How a user gets the file. ``hint`` says which other ways the caller really has: ``"flag_env"``
+    (a command whose flag and variable both apply), ``"flag"`` (the weights were named explicitly, e.g.
+    by ``--preset``, so the variable is ignored), ``"none"`` (``models download``: no such flag)."""
     flag = "--checkpoint" if entry.kind == "checkpoint" else "--clip-weights"
     env = CHECKPOINT_ENV if entry.kind == "checkpoint" else CLIP_WEIGHTS_ENV
     source = f"download {entry.url} to {target}" if entry.url else f"put the file at {target}"
+    if hint == "none":
+        return source
+    if hint == "flag":
+        return f"{source}, or pass {flag} /path/to/{entry.filename}"
     return f"{source}, or pass {flag} /path/to/{entry.filename} (or set ${env})"
 
 
@@ -318,8 +325,11 @@ def fetch(
     offline: bool | None = None,
     force: bool = False,
     reporter: Reporter = NULL_REPORTER,
+    hint: str = "flag_env",
 ) -> Path:
     """Return the cached file of ``entry``, downloading it first when needed (and allowed).
+
+    ``hint`` picks the alternatives an error names (see ``_how_to_provide``).
 
     A cached file is verified against the registry's SHA-256 (once; see ``verify_file``). A Hub
     file missing from r2cli's cache but present in huggingface_hub's (``$HF_HUB_CACHE``) is copied
@@ -343,10 +353,10 @@ def fetch(
         return install_copy(shared, target, sha256=entry.sha256, what=what)
     has = "has" if entry.kind == "checkpoint" else "have"
     if not entry.url:
-        raise MissingWeightsError(f"{what} {_verb(entry)} not cached and {has} no download URL; {_how_to_provide(entry, target)}")
+        raise MissingWeightsError(f"{what} {_verb(entry)} not cached and {has} no download URL; {_how_to_provide(entry, target, hint)}")
     if is_offline(offline):
         raise MissingWeightsError(
-            f"{what} {_verb(entry)} not cached and cannot be downloaded ({offline_reason()}); {_how_to_provide(entry, target)}"
+            f"{what} {_verb(entry)} not cached and cannot be downloaded ({offline_reason()}); {_how_to_provide(entry, target, hint)}"
         )
     if force:
         target.unlink(missing_ok=True)
@@ -359,6 +369,6 @@ def fetch(
     except Exception as exc:  # urllib, httpx and huggingface_hub raise many unrelated types
         raise MissingWeightsError(
             f"{what} {_verb(entry)} not cached and cannot be downloaded ({_failure(exc)}, after "
-            f"{time.monotonic() - started:.0f} s); {_how_to_provide(entry, target)}"
+            f"{time.monotonic() - started:.0f} s); {_how_to_provide(entry, target, hint)}"
         ) from exc
 

@@ -89,7 +89,9 @@ def resolve_checkpoint(
         if verify and match:
             verify_file(local, match.group("hash"), what=f"checkpoint {local.name}")
         return local
-    return fetch(get_checkpoint(str(spec)), cache_dir=cache_dir, offline=offline, reporter=reporter)
+    # a name given explicitly (a flag, a preset) is used whatever $R2CLI_CHECKPOINT says: do not suggest it
+    hint = "flag" if name_or_path not in (None, "") else "flag_env"
+    return fetch(get_checkpoint(str(spec)), cache_dir=cache_dir, offline=offline, reporter=reporter, hint=hint)
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,8 @@ def resolve_clip(
             layout="openai",
         )
     entry = clip_weights_entry(str(spec), model=model)
-    path = fetch(entry, cache_dir=cache_dir, offline=offline, reporter=reporter)
+    hint = "flag" if tag_or_path not in (None, "") else "flag_env"
+    path = fetch(entry, cache_dir=cache_dir, offline=offline, reporter=reporter, hint=hint)
     return ResolvedClipWeights(
         path=path,
         weights_id=entry.tag,
@@ -178,3 +181,50 @@ def checkpoint_preset(name_or_path: str | os.PathLike) -> str | None:
         if entry.filename == file_name:
             return entry.preset
     return None
+
+
+@dataclass(frozen=True)
+class WeightsInUse:
+    """The weights file a run would use, as ``r2cli doctor`` shows it (nothing is downloaded)."""
+
+    kind: str  # "clip" or "checkpoint"
+    spec: str  # the tag, name or path a run resolves
+    source: str  # "$R2CLI_CLIP_WEIGHTS" / "$R2CLI_CHECKPOINT" when the variable is set, else "default"
+    path: Path | None  # the file (local, or its place in the cache); None when the name is unknown
+    state: str  # "local file", "cached", "not cached (downloaded on first use)" or "missing"
+    problem: str | None  # one line when a run would fail on it (missing file, unknown name)
+
+
+def weights_in_use(cache_dir: str | os.PathLike | None = None) -> list[WeightsInUse]:
+    """The CLIP weights and checkpoint a run without flags would use: ``$R2CLI_CLIP_WEIGHTS`` /
+    ``$R2CLI_CHECKPOINT`` when set, else the manifest's defaults; each checked without downloading."""
+    from r2cli.model._manifest import cache_path
+
+    manifest = load_manifest()
+    found = []
+    for kind, env, default, what, flag in (
+        ("clip", CLIP_WEIGHTS_ENV, manifest.default_clip, "CLIP weights", "--clip-weights"),
+        ("checkpoint", CHECKPOINT_ENV, manifest.default_checkpoint, "checkpoint", "--checkpoint"),
+    ):
+        value = (os.environ.get(env) or "").strip()
+        spec, source = (value, f"${env}") if value else (default, "default")
+        try:
+            local = _local_file(spec, what, flag)
+        except MissingWeightsError:
+            path = Path(spec).expanduser()
+            problem = (f"${env} is set to {spec}, which is a folder, not a {what} file" if path.is_dir()
+                       else f"${env} is set to {spec}, which does not exist")
+            found.append(WeightsInUse(kind, spec, source, path, "missing", problem))
+            continue
+        if local is not None:
+            found.append(WeightsInUse(kind, spec, source, local, "local file", None))
+            continue
+        try:
+            entry = clip_weights_entry(spec) if kind == "clip" else get_checkpoint(spec)
+        except UsageError as exc:
+            found.append(WeightsInUse(kind, spec, source, None, "missing", f"{source}: {exc}"))
+            continue
+        target = cache_path(entry, cache_dir)
+        state = "cached" if target.is_file() else "not cached (downloaded on first use)"
+        found.append(WeightsInUse(kind, spec, source, target, state, None))
+    return found

@@ -63,10 +63,12 @@ from r2cli.model._manifest import (
 )
 from r2cli.model._resolution import (
     ResolvedClipWeights,
+    WeightsInUse,
     checkpoint_preset,
     resolve_checkpoint,
     resolve_clip,
     resolve_clip_weights,
+    weights_in_use,
 )
 from r2cli.progress import NULL_REPORTER, Reporter
 
@@ -110,6 +112,8 @@ __all__ = [
     "resolve_clip",
     "resolve_clip_weights",
     "verify_file",
+    "WeightsInUse",
+    "weights_in_use",
 ]
 
 
@@ -129,7 +133,7 @@ def download(
         UsageError: unknown name.
         MissingWeightsError: the download failed (one line saying how to provide the file by hand).
     """
-    return fetch(find_entry(name), cache_dir=cache_dir, offline=offline, force=force, reporter=reporter)
+    return fetch(find_entry(name), cache_dir=cache_dir, offline=offline, force=force, reporter=reporter, hint="none")
 
 
 def download_many(
@@ -163,7 +167,7 @@ def download_many(
                 wanted.append(item)
     results = []
     for entry in wanted:
-        fetch(entry, cache_dir=cache_dir, offline=offline, force=force, reporter=reporter)
+        fetch(entry, cache_dir=cache_dir, offline=offline, force=force, reporter=reporter, hint="none")
         results.append(_status(entry, cache_dir, verify=True))
     return results
 

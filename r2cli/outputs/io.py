@@ -17,6 +17,7 @@ from r2cli.outputs.schemas import (
     VERSION_KEY,
     Column,
     columns,
+    kind_version,
 )
 
 
@@ -34,10 +35,13 @@ class Results:
 
     @property
     def schema_version(self) -> int:
-        return int(self.metadata.get(VERSION_KEY, SCHEMA_VERSION))
+        return int(self.metadata.get(VERSION_KEY, KINDS_VERSION_FALLBACK.get(self.kind, SCHEMA_VERSION)))
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.kind, self.df))
+
+
+KINDS_VERSION_FALLBACK = {kind: kind_version(kind) for kind in KINDS}  # a file without a version key
 
 
 def _arrow_type(name: str):
@@ -64,7 +68,7 @@ def arrow_schema(kind: str, metadata: dict[str, str] | None = None):
     import pyarrow as pa
 
     fields = [pa.field(c.name, _arrow_type(c.type), nullable=c.nullable) for c in columns(kind)]
-    meta = {VERSION_KEY: str(SCHEMA_VERSION), KIND_KEY: kind}
+    meta = {VERSION_KEY: str(kind_version(kind)), KIND_KEY: kind}
     for key, value in (metadata or {}).items():
         full = key if key.startswith(METADATA_PREFIX) else METADATA_PREFIX + key
         if full in (VERSION_KEY, KIND_KEY):
@@ -87,6 +91,9 @@ def _to_table(kind: str, data: Any, metadata: dict[str, str] | None):
             table = pa.Table.from_pandas(data, preserve_index=False)
         except (TypeError, ValueError, pa.ArrowException) as exc:
             raise UsageError(f"cannot convert the {kind} rows to Arrow: {exc}") from None
+    for col in columns(kind):  # a column added later (query_kind) takes its default when rows lack it
+        if col.default is not None and col.name not in table.column_names:
+            table = table.append_column(col.name, pa.array([col.default] * table.num_rows, type=pa.string()))
     missing = [c.name for c in columns(kind) if c.name not in table.column_names]
     if missing:
         raise UsageError(f"{kind} rows lack required column(s): {', '.join(missing)}")
@@ -179,13 +186,15 @@ def check_schema(schema, path: str | os.PathLike, kind: str | None = None) -> st
         version = int(meta.get(VERSION_KEY, ""))
     except ValueError:
         raise InputError(f"{path}: {VERSION_KEY} must be an integer, got {meta.get(VERSION_KEY)!r}") from None
-    if version > SCHEMA_VERSION:
+    newest = kind_version(found_kind)
+    if version > newest:
         raise InputError(
             f"{path}: written with {found_kind} schema version {version}; this r2cli reads up to "
-            f"version {SCHEMA_VERSION} (upgrade r2cli)"
+            f"version {newest} (upgrade r2cli)"
         )
     names = set(schema.names)
-    missing = [c.name for c in columns(found_kind) if c.name not in names]
+    # columns added after the file's version are filled in by read_results (query_kind of moments v1)
+    missing = [c.name for c in columns(found_kind) if c.name not in names and not (c.since > version and c.default)]
     wrong = [
         f"{c.name} (expected {c.type}, found {schema.field(c.name).type})"
         for c in columns(found_kind)
@@ -227,6 +236,9 @@ def read_results(path: str | os.PathLike, kind: str | None = None) -> Results:
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{source}: cannot read the Parquet data ({exc})") from None
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items() if k.startswith(b"r2cli.")}
+    for col in columns(found_kind):  # an older file: a column added since takes its default
+        if col.name not in table.column_names and col.default is not None:
+            table = table.append_column(col.name, pa.array([col.default] * table.num_rows, type=pa.string()))
     required = [c.name for c in columns(found_kind)]
     ordered = required + [n for n in table.column_names if n not in required]
     # int64 columns (video_id) may hold nulls: pandas' nullable Int64 keeps ids above 2**53 exact.

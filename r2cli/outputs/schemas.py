@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
-"""Bumped when a column is renamed, removed or changes type. Adding a column does not bump it."""
+SCHEMA_VERSION = 2
+"""The newest schema version of any kind (``KIND_VERSIONS`` holds each kind's own)."""
+
+KIND_VERSIONS = {"moments": 2, "saliency": 1, "summary": 1, "duplicates": 1}
+"""Each kind's schema version, bumped when a column is added, renamed, removed or changes type.
+moments 2: ``query_kind`` (#20.2); version-1 files are read with ``query_kind = "text"``."""
 
 VERSION_KEY = "r2cli.schema_version"
 KIND_KEY = "r2cli.kind"
@@ -22,6 +26,8 @@ class Column:
     type: str  # one of: string, int64, int32, float64, float32, bool (plain Parquet types)
     nullable: bool  # whether nulls are allowed
     doc: str  # one line for the README table
+    since: int = 1  # the kind's schema version that added it: older files lack it and read as ``default``
+    default: str | None = None  # value filled in when rows (or an older file) lack the column
 
 
 MOMENTS = (
@@ -37,6 +43,8 @@ MOMENTS = (
     Column("rank_in_video", "int32", False, "1-based rank among the moments of the same query and video."),
     Column("model", "string", False, "Model checkpoint id (file hash or registry tag)."),
     Column("preset", "string", True, "Preset name the model was configured with."),
+    Column("query_kind", "string", False, "What the query is: text (a sentence), image (a still) or clip (a video "
+           "range).", since=2, default="text"),
 )
 
 SALIENCY = (
@@ -97,6 +105,16 @@ def columns(kind: str) -> tuple[Column, ...]:
         return KINDS[kind]
     except KeyError:
         raise UsageError(f"output kind must be one of {', '.join(KINDS)}, got {kind!r}") from None
+
+
+def kind_version(kind: str) -> int:
+    """The schema version ``kind``'s files are written with.
+
+    Raises:
+        UsageError: ``kind`` is not one of the known kinds.
+    """
+    columns(kind)
+    return KIND_VERSIONS[kind]
 
 
 def markdown_table(kind: str) -> str:

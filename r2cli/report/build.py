@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from r2cli import ownership
 from r2cli.errors import InputError, UsageError
 from r2cli.progress import NULL_REPORTER, Reporter
 
-MARKER = "r2cli-report.json"
+MARKER = ownership.REPORT_MARKER
 REPORT_DIR = "report"
 BROWSER_CODECS = {"h264", "vp8", "vp9", "av1", "theora"}  # what Chromium and Firefox decode in <video>
 PARALLEL_PLOTS = 32  # plots drawn in worker processes from this many on
@@ -79,6 +78,9 @@ class _Run:
     moments: Any = None  # DataFrame
     saliency: Any = None  # DataFrame
     summary: Any = None  # DataFrame
+
+
+_QUERY_LABELS = {"text": "Query", "image": "Image query", "clip": "Clip query"}  # by moments' query_kind
 
 
 def _read_run(folder: Path, only: Path | None = None) -> _Run | None:
@@ -232,10 +234,10 @@ def _cut_clip(clips: Path | None, path: str, query: str | None, rank: int, start
 
 
 def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; the report needs a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file() and not force:
-        raise UsageError(f"--out {out} exists and is not an r2cli report (use --force to replace it)")
+    from r2cli.ownership import check_report_target
+
+    # an earlier r2cli report is replaced; a folder holding anything else never is, whatever ``force``
+    check_report_target(out, "--out")
 
 
 def _folder_size(folder: Path) -> tuple[int, int, int]:
@@ -268,7 +270,8 @@ def build_report(
 
     Raises:
         InputError: ``source`` holds no r2cli moments/summary output, or a file is unreadable.
-        UsageError: ``out`` is a file, or a folder that is not an r2cli report (without ``force``).
+        UsageError: ``out`` is a file.
+        NotOwnedError: ``out`` holds anything an r2cli report did not write (whatever ``force``).
         MissingDependencyError: ffmpeg/ffprobe are not installed.
     """
     from r2cli.media.cut import default_jobs
@@ -343,12 +346,16 @@ def build_report(
             qids = list(dict.fromkeys([q for q in order if q in set(frame["query_id"])] + list(frame["query_id"])))
             groups = {qid: rows for qid, rows in frame.groupby("query_id", sort=False)}
             texts = {r.get("qid"): r.get("query") for r in (run.manifest.get("queries") or []) if isinstance(r, dict)}
+            kinds = {r.get("qid"): r.get("kind") for r in (run.manifest.get("queries") or []) if isinstance(r, dict)}
             for qid in list(dict.fromkeys(order + qids)):
                 rows = groups.get(qid)
                 number = len(queries) + 1
                 entry = {"number": number, "run": run, "qid": str(qid), "page": f"q{number:03d}.html",
                          "query": str(rows["query"].iloc[0]) if rows is not None else str(texts.get(qid) or qid),
                          "cards": []}
+                # what the query is (#20.2): a sentence, a still or a video range
+                kind = rows["query_kind"].iloc[0] if rows is not None and "query_kind" in rows else kinds.get(qid)
+                entry["label"] = _QUERY_LABELS.get(str(kind), "Query")
                 for row in (rows.to_dict("records") if rows is not None else []):
                     entry["cards"].append(_card(video_of(str(row["path"]), row["video_id"]), row, "moment", clips,
                                                 query=entry["query"], rank=int(row["rank_in_query"]),
@@ -368,9 +375,10 @@ def build_report(
 
     # -- thumbnails ------------------------------------------------------------------------------
     tick = time.monotonic()
-    tmp = target.parent / f".{target.name}.part-{uuid.uuid4().hex[:8]}"
+    for stale in ownership.remove_stale_staging(target):
+        warnings.append(f"removed {stale.name}, left in {target.parent} by an interrupted report")
     try:
-        tmp.mkdir(parents=True)
+        tmp = ownership.staging_folder(target)
     except OSError as exc:
         raise InputError(f"--out {target}: cannot create the folder: {exc.strerror or exc}") from None
     try:
@@ -468,9 +476,9 @@ def build_report(
         (tmp / MARKER).write_text(json.dumps({"source": str(Path(source).resolve()), "runs": [r.label for r in runs],
                                               "pages": pages}, indent=2), encoding="utf-8")
         tick = time.monotonic()
-        _swap_into_place(tmp, target)
+        ownership.replace_report_folder(tmp, target, "--out")
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        ownership.remove_staging(tmp)
         raise
     size, thumbs, svgs = _folder_size(target)
     timings["finish_s"] = time.monotonic() - tick
@@ -515,14 +523,34 @@ def _card(video: _Video, row: dict, kind: str, clips: Path | None, *, query: Any
     return card
 
 
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def human_value(value: Any, unit: str = "") -> str:
+    """A setting's value as a person reads it: yes/no, numbers without a trailing ``.0``, lists joined,
+    a group of settings (a dict) as ``key value, key value``."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        text = f"{value:g}"
+    elif isinstance(value, dict):
+        return ", ".join(f"{str(k).replace('_', ' ')} {human_value(v)}" for k, v in value.items() if v is not None)
+    elif isinstance(value, (list, tuple)):
+        return ", ".join(human_value(v) for v in value)
+    else:
+        text = str(value)
+    return f"{text} {unit}" if unit else text
+
+
+def settings_rows(settings: dict[str, Any], model: dict[str, Any]) -> list[tuple[str, str]]:
+    """The run settings table of the overview: (label, value) rows. Settings left unset (None, an empty
+    list) are left out, as is a ``preset`` the model row already shows; ``*_s`` keys read in seconds."""
+    rows = []
+    for key, value in settings.items():
+        if value is None or (isinstance(value, (list, dict)) and not value):
+            continue
+        if key == "preset" and model.get("preset") == value:
+            continue
+        label, unit = (key[:-2], "s") if key.endswith("_s") else (key, "")
+        rows.append((label.replace("_", " "), human_value(value, unit)))
+    return rows
 
 
 def _environment():
@@ -590,6 +618,7 @@ def _write_pages(tmp: Path, final: Path, runs, videos, queries, summaries, video
         pages = max(1, -(-len(entry["cards"]) // page_size))
         names = [entry["page"]] + [f"q{entry['number']:03d}-p{k}.html" for k in range(2, pages + 1)]
         query_views.append({"number": entry["number"], "qid": entry["qid"], "query": entry["query"],
+                            "label": entry.get("label", "Query"),
                             "page": entry["page"], "moments": len(entry["cards"]), "run": entry["run"].label})
         for k, name in enumerate(names):
             chunk = entry["cards"][k * page_size:(k + 1) * page_size]
@@ -602,7 +631,7 @@ def _write_pages(tmp: Path, final: Path, runs, videos, queries, summaries, video
         settings = manifest.get("settings") or {}
         run_views.append({
             "label": run.label, "kind": run.kind, "folder": str(run.folder), "model": manifest.get("model") or {},
-            "settings": {k: v for k, v in settings.items() if not isinstance(v, (list, dict)) or v},
+            "settings": settings_rows(settings, manifest.get("model") or {}),
             "counts": manifest.get("counts") or {}, "timings": manifest.get("timings") or {},
             "skipped": manifest.get("skipped") or [],
             "queries": [q for q in query_views if q["run"] == run.label],

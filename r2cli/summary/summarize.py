@@ -21,6 +21,7 @@ class SummarySegment:
     selected: bool  # part of the summary
     rank: int  # 1-based rank by mean saliency within the video (ties: earlier first)
     candidate: bool = True  # False for the leftovers of a shot trimmed to the budget
+    over_budget: bool = False  # selected although longer than the budget (a budget below one clip, #22.5)
 
     @property
     def duration_s(self) -> float:
@@ -79,7 +80,8 @@ def summarize_video(
     (weights in clips, capacity ``floor(budget / clip_seconds)``) maximises summed saliency,
     with saliency shifted so the least salient clip scores 0 (model logits can be negative; the
     shift keeps an all-negative video from yielding an empty summary). Ties: see
-    ``r2cli.summary.knapsack``.
+    ``r2cli.summary.knapsack``. A budget shorter than one clip never gives an empty summary: the
+    single most salient clip is selected and its segment marked ``over_budget``.
 
     Raises:
         UsageError: shapes disagree, clip_seconds or budget not positive, non-finite saliency.
@@ -106,6 +108,8 @@ def summarize_video(
         return []
     end_of_video = duration_s if duration_s is not None else t * clip_seconds
     capacity = int(math.floor(budget / clip_seconds + 1e-9))
+    over_budget = capacity == 0
+    capacity = max(capacity, 1)  # below one clip: the best single clip, marked over budget
 
     pieces: list[tuple[int, int, bool]] = []  # (start_clip, end_clip, candidate)
     shots = detect_shots(emb, method=method, max_change_points=max_change_points, penalty=penalty, threshold=threshold)
@@ -146,6 +150,7 @@ def summarize_video(
                 selected=k in selected,
                 rank=rank[k],
                 candidate=ok,
+                over_budget=over_budget and k in selected,
             )
         )
     return segments
@@ -165,6 +170,7 @@ def summary_rows(segments, *, run_id: str, path: str, video_id: int | None = Non
             "mean_saliency": s.mean_saliency,
             "selected": s.selected,
             "rank": s.rank,
+            "over_budget": s.over_budget,
         }
         for s in segments
     ]

@@ -150,8 +150,16 @@ def test_existing_file_needs_force_and_input_is_never_output(source_video, tmp_p
     assert report.counts() == {"written": 0, "skipped": 1, "failed": 0}
     assert "use --force" in report.skipped[0].reason
     assert existing.read_bytes() == b"keep me"
+    # --force replaces only r2cli's own clips: a user's file of the same name is kept (#18.1)
     report = cut_segments([Segment(str(source_video), 1.0, 2.0)], tmp_path, force=True)
-    assert report.counts()["written"] == 1 and existing.read_bytes() != b"keep me"
+    assert report.counts() == {"written": 0, "skipped": 1, "failed": 0}
+    assert "not written by r2cli" in report.skipped[0].reason and existing.read_bytes() == b"keep me"
+    existing.unlink()
+    first = cut_segments([Segment(str(source_video), 1.0, 2.0)], tmp_path)
+    before = existing.stat().st_mtime_ns
+    report = cut_segments([Segment(str(source_video), 2.0, 3.0)], tmp_path, force=True)
+    assert first.counts()["written"] == 1 and report.counts()["written"] == 1
+    assert existing.stat().st_mtime_ns != before  # r2cli's own clip was replaced
 
     local = tmp_path / "src" / "take.mp4"
     local.parent.mkdir()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from r2cli.ownership import STAGING_MARKER
+
 from r2cli.media._process import pid_alive, remove_stale_partials
 from r2cli.media.clips import cut_segments
 from r2cli.media.naming import partial_name, partial_writer
@@ -158,14 +160,17 @@ def test_stale_partials_are_recognised_by_name(tmp_path):
     dead.wait()
     stale = partial_name(tmp_path / "a b.mp4", dead.pid)
     stale.write_bytes(b"x")
-    pieces = partial_name(tmp_path / "reel.pieces", dead.pid)
+    pieces = tmp_path / f".reel.pieces.part-{dead.pid}-0123abcd"  # a reel's work folder, marked by r2cli
     pieces.mkdir()
     (pieces / "piece-00000.mov").write_bytes(b"x")
+    (pieces / STAGING_MARKER).write_text("r2cli")
+    unmarked = partial_name(tmp_path / "user.pieces", dead.pid)  # named like one, but not marked: not ours
+    unmarked.mkdir()
     kept = [tmp_path / ".a.part-12.mp4", tmp_path / "clip.part-1-0123abcd.mp4", partial_name(tmp_path / "c.mp4", os.getpid())]
     for path in kept:
         path.write_bytes(b"x")
     assert sorted(remove_stale_partials(tmp_path)) == sorted([stale, pieces])
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in kept)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in [*kept, unmarked])
 
 
 def _without_dac_override() -> list[str]:

@@ -79,3 +79,31 @@ def test_bad_feature_flags_fail_before_scanning(archive, tmp_path, capsys):
     code, _, err = run(capsys, "index", str(archive), "--workspace", str(tmp_path / "ws"), "--fps", "0")
     assert code == 2 and "--fps must be in (0, 1000], got 0.0" in err
     assert not (tmp_path / "ws").exists()
+
+
+def test_index_feature_dtype_int8_adds_a_compact_set_beside_fp16(archive, tmp_path, tiny_clip_path, capsys):
+    import numpy as np
+
+    from r2cli.features.store import FeatureStore, open_features
+    from r2cli.paths import resolve_workspace
+
+    ws = str(tmp_path / "ws")
+    args = ["index", str(archive), "--workspace", ws, "--clip-weights", str(tiny_clip_path), "--device", "cpu",
+            "--batch-size", "2", "--json"]
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    full_key = json.loads(out)["features"]["settings_key"]
+    code, out, err = run(capsys, *args, "--feature-dtype", "int8")
+    assert code == 0, err
+    report = json.loads(out)["features"]
+    assert report["settings"]["dtype"] == "int8" and report["settings_key"] != full_key
+    assert report["videos_extracted"] == 1  # a separate feature set: extracted, not reused
+    files = sorted(FeatureStore(resolve_workspace(ws).features_dir).root.glob("*/*.safetensors"))
+    by_dtype = {f.settings.dtype: f for f in map(open_features, files)}
+    assert set(by_dtype) == {"float16", "int8"}
+    full, compact = np.asarray(by_dtype["float16"].layers, dtype=np.float32), np.asarray(by_dtype["int8"].layers)
+    scales = np.asarray(by_dtype["int8"].layers.scales, dtype=np.float32)[:, :, None, :]
+    # quantized from the fp32 output of CLIP: within half a scale of it, so within that plus fp16's rounding of fp16
+    assert (np.abs(full - compact) <= scales * 0.5 + np.abs(full) * 2.0**-11 + 1e-6).all()
+    code, _out, err = run(capsys, *args[:-1], "--feature-dtype", "int4")
+    assert code != 0 and "--feature-dtype" in err

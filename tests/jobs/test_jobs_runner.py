@@ -109,3 +109,20 @@ def test_sample_job_without_weights_stops_after_the_catalog_pass(tmp_path, ffmpe
 
     with Catalog.open(resolve_workspace(workspace)) as catalog, catalog.session() as session:
         assert session.query(Video).filter(Video.status == "ok").count() == 5
+
+
+def test_unchanged_job_keeps_its_report(job_file, tmp_path):
+    """An index that finds nothing new changes nothing: the report step is skipped, and says so (#22.10)."""
+    from r2cli.jobs import run_job
+
+    job_file.write_text(job_file.read_text(encoding="utf-8") + "\n[report]\n", encoding="utf-8")
+    first = run_job(job_file)
+    assert {s.name: s.status for s in first.steps}["report"] == "done", [s.detail for s in first.steps]
+    index_html = tmp_path / "out" / "report" / "index.html"
+    written = index_html.stat().st_mtime_ns
+
+    second = run_job(job_file)
+    status = {s.name: s.status for s in second.steps}
+    assert status == {"index": "done", "search": "skipped", "cut": "skipped", "report": "skipped"}, status
+    assert not second.steps[0].changed and "nothing changed" in second.steps[-1].detail
+    assert index_html.stat().st_mtime_ns == written

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from r2cli.errors import InputError, UsageError
-from r2cli.outputs import SCHEMA_VERSION, arrow_schema, columns, markdown_table, read_results, write_table
+from r2cli.outputs.schemas import kind_version
+from r2cli.outputs import arrow_schema, columns, markdown_table, read_results, write_table
 
 
 def moments_rows(n: int = 3) -> list[dict]:
@@ -38,7 +39,7 @@ def moments_rows(n: int = 3) -> list[dict]:
 def test_schema_metadata_carries_version_and_kind(tmp_path):
     out = write_table("moments", pd.DataFrame(moments_rows()), tmp_path / "moments.parquet")
     meta = pq.read_schema(out).metadata
-    assert meta[b"r2cli.schema_version"] == str(SCHEMA_VERSION).encode()
+    assert meta[b"r2cli.schema_version"] == str(kind_version("moments")).encode()
     assert meta[b"r2cli.kind"] == b"moments"
     results = read_results(out)
     assert results.kind == "moments"
@@ -139,7 +140,7 @@ def test_not_parquet_newer_version_and_wrong_kind(tmp_path):
         read_results(out, kind="summary")
     table = pq.read_table(out)
     meta = dict(table.schema.metadata)
-    meta[b"r2cli.schema_version"] = str(SCHEMA_VERSION + 1).encode()
+    meta[b"r2cli.schema_version"] = str(kind_version("moments") + 1).encode()
     pq.write_table(table.replace_schema_metadata(meta), tmp_path / "new.parquet")
     with pytest.raises(InputError, match="upgrade r2cli"):
         read_results(tmp_path / "new.parquet")
@@ -237,3 +238,19 @@ def test_large_ids_and_nulls_survive_exactly(tmp_path):
     df = read_results(write_table("moments", rows, tmp_path / "m.parquet")).df
     assert df["video_id"].iloc[0] == 2**62 + 1
     assert pd.isna(df["video_id"].iloc[1])
+
+
+def test_moments_version_1_files_are_read_as_text_queries(tmp_path):
+    """A moments file from before query_kind (schema version 1) reads with query_kind = 'text' (#20.2)."""
+    import pyarrow as pa
+
+    frame = pd.DataFrame(moments_rows())
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({b"r2cli.kind": b"moments", b"r2cli.schema_version": b"1"})
+    pq.write_table(table, tmp_path / "old.parquet")
+    results = read_results(tmp_path / "old.parquet")
+    assert results.schema_version == 1
+    assert list(results.df["query_kind"]) == ["text"] * len(frame)
+    written = write_table("moments", frame, tmp_path / "new.parquet")  # rows without the column: text queries
+    assert set(read_results(written).df["query_kind"]) == {"text"}
+    assert pq.read_schema(written).metadata[b"r2cli.schema_version"] == b"2"

@@ -75,7 +75,7 @@ def test_report_of_a_parquet_file_and_errors(sample_job_run, tmp_path):
     assert again.pages == result.pages
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("mine")
-    with pytest.raises(UsageError, match="not an r2cli report"):
+    with pytest.raises(UsageError, match="r2cli did not write"):
         build_report(sample_job_run, tmp_path / "other")
     assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
     with pytest.raises(InputError, match="no moments.parquet"):

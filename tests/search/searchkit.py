@@ -15,6 +15,7 @@ to the feature store with the tiny CLIP's settings, so the search finds them as 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
@@ -116,8 +117,9 @@ class ArchiveVideo:
     features: bool = True  # write features (False: a video the index could not process)
 
 
-def build_archive(workspace, tower, videos: list[ArchiveVideo]) -> dict[str, int]:
-    """Insert catalog rows and store features for ``videos``; returns name -> catalog id."""
+def build_archive(workspace, tower, videos: list[ArchiveVideo], dtypes: tuple[str, ...] = ("float16",)) -> dict[str, int]:
+    """Insert catalog rows and store features for ``videos`` (one feature set per stored layer
+    dtype in ``dtypes``); returns name -> catalog id."""
     import numpy as np
 
     from r2cli.catalog import Catalog
@@ -144,10 +146,13 @@ def build_archive(workspace, tower, videos: list[ArchiveVideo]) -> dict[str, int
                     continue
                 embed = video.embed if video.embed is not None else random_embed(num_clips, index)
                 stamps = (np.arange(num_clips) + 0.5) / FPS
-                stored = store.put(fingerprint, settings, video.layers, embed, stamps, duration=duration)
-                session.add(FeatureSet(fingerprint=fingerprint, settings_key=stored.settings_key,
-                                       settings=stored.settings, relpath=stored.relpath, num_clips=stored.num_clips,
-                                       shape=stored.shape, dtype=stored.dtype, bytes=stored.bytes))
+                for dtype in dtypes:
+                    stored = store.put(fingerprint, dataclasses.replace(settings, dtype=dtype), video.layers, embed,
+                                       stamps, duration=duration)
+                    session.add(FeatureSet(fingerprint=fingerprint, settings_key=stored.settings_key,
+                                           settings=stored.settings, relpath=stored.relpath,
+                                           num_clips=stored.num_clips, shape=stored.shape, dtype=stored.dtype,
+                                           bytes=stored.bytes))
     return ids
 
 

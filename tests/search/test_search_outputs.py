@@ -29,7 +29,8 @@ def test_parquet_files_round_trip_with_plain_pandas(archive, tiny_clip_path, mar
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from r2cli.outputs import SCHEMA_VERSION, columns
+    from r2cli.outputs import columns
+    from r2cli.outputs.schemas import kind_version
 
     result = _search(archive, marker_head_path, tiny_clip_path, top_k=5)
     moments = pd.read_parquet(result.files["moments"])
@@ -49,7 +50,7 @@ def test_parquet_files_round_trip_with_plain_pandas(archive, tiny_clip_path, mar
     assert first["clip_start_s"].iloc[1] == 2.0 and first["clip_end_s"].iloc[-1] == pytest.approx(149.3)
     for name in ("moments", "saliency"):
         meta = pq.read_schema(result.files[name]).metadata
-        assert meta[b"r2cli.schema_version"] == str(SCHEMA_VERSION).encode()
+        assert meta[b"r2cli.schema_version"] == str(kind_version(name)).encode()
         assert meta[b"r2cli.kind"] == name.encode()
         assert meta[b"r2cli.run_id"] == result.run_id.encode()
 

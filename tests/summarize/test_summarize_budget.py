@@ -61,10 +61,19 @@ def test_summary_stays_within_a_seconds_budget(run, seconds):
         assert _selected_seconds(result.summary, video.path) == pytest.approx(video.selected_s)
 
 
-def test_budget_below_one_clip_selects_nothing_and_warns(run, archive):
+def test_budget_below_one_clip_selects_the_best_clip_over_budget(run, archive):
+    """Never an empty summary that looks like success (#22.5): the single most salient clip, marked."""
     result = run((str(archive.scenes),), seconds=1.5)
-    assert result.videos[0].selected_s == 0 and not result.summary["selected"].any()
-    assert any("shorter than one clip" in w for w in result.warnings)
+    video = result.videos[0]
+    clip_s = 2.0  # the preset's 0.5 fps
+    assert video.selected_s == pytest.approx(clip_s) and video.segments_selected == 1 and video.over_budget
+    chosen = result.summary[result.summary["selected"]]
+    assert len(chosen) == 1 and bool(chosen["over_budget"].iloc[0])
+    assert not result.summary[~result.summary["selected"]]["over_budget"].any()
+    assert result.counts["videos_over_budget"] == 1
+    assert any("shorter than one clip" in w and "single best clip" in w for w in result.warnings)
+    within = run((str(archive.scenes),), seconds=5.0)
+    assert not within.summary["over_budget"].any() and not within.videos[0].over_budget
 
 
 def test_shots_are_found_at_the_planted_cuts(run):

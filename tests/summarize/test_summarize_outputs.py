@@ -20,12 +20,12 @@ def options(head_path, tiny_clip_path):
 
 def test_summary_parquet_round_trip(archive, options, tmp_path):
     from r2cli.outputs import read_results
-    from r2cli.outputs.schemas import SCHEMA_VERSION, SUMMARY
+    from r2cli.outputs.schemas import SUMMARY, kind_version
 
     result = summarize(archive.workspace, ("scenes.mp4", "holiday*"), ratio=0.4, out=tmp_path / "run", **options)
     assert result.files["summary"] == tmp_path / "run" / "summary.parquet"
     read = read_results(result.files["summary"], kind="summary")
-    assert read.kind == "summary" and read.schema_version == SCHEMA_VERSION
+    assert read.kind == "summary" and read.schema_version == kind_version("summary")
     assert read.metadata["r2cli.run_id"] == result.run_id
     assert list(read.df.columns)[: len(SUMMARY)] == [c.name for c in SUMMARY]
     pd.testing.assert_frame_equal(read.df, result.summary, check_dtype=False)

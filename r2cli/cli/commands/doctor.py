@@ -46,15 +46,18 @@ def _weights_cache() -> dict:
 def register(app: typer.Typer) -> None:
     @app.command("doctor")
     def doctor(json_output: JsonOpt = False, workspace: WorkspaceOpt = None, catalog: CatalogOpt = None) -> None:
-        """Check ffmpeg/ffprobe, torch and its device, the catalog and the weights cache.
+        """Check ffmpeg/ffprobe, torch and its device, the catalog, the weights a run would use and the cache.
 
-        Exits with code 3 when ffmpeg, ffprobe or torch is missing. Creates nothing.
+        The weights are $R2CLI_CLIP_WEIGHTS and $R2CLI_CHECKPOINT when set, else the defaults.
+        Exits with code 3 when ffmpeg, ffprobe or torch is missing, or when a weights variable names
+        a file that does not exist (or an unknown name). Creates nothing.
 
         Example:  r2cli doctor --json
         """
         from r2cli.catalog.queries import describe_catalog
         from r2cli.errors import MissingDependencyError
         from r2cli.media.ffmpeg import describe_tools
+        from r2cli.model.registry import weights_in_use
 
         ws = workspace_from(workspace, catalog)
         tools = describe_tools()
@@ -63,11 +66,15 @@ def register(app: typer.Typer) -> None:
             "torch": _torch_info(),
             "workspace": str(ws.root),
             "catalog": describe_catalog(ws).to_dict(),
+            "weights": [{"kind": w.kind, "spec": w.spec, "source": w.source,
+                         "path": None if w.path is None else str(w.path), "state": w.state, "problem": w.problem}
+                        for w in weights_in_use()],
             "weights_cache": _weights_cache(),
         }
         problems = [t for t in tools.values() if isinstance(t, str)]
         if not report["torch"]["ok"]:
             problems.append(report["torch"]["error"])
+        problems += [w["problem"] for w in report["weights"] if w["problem"]]
         report["ok"] = not problems
         if json_output:
             print_json(report)
@@ -98,6 +105,14 @@ def _render(report: dict) -> None:
                       f"this r2cli: {info['latest_version']}; {info['videos']} videos)")
     else:
         table.add_row("catalog", f"{shown(info['location'])} (not created yet: r2cli index DIR creates it)")
+    for weights in report["weights"]:
+        name = "CLIP weights" if weights["kind"] == "clip" else "checkpoint"
+        where = f" ({weights['source']})" if weights["source"] != "default" else " (default)"
+        if weights["problem"]:
+            table.add_row(name, f"[red]missing[/]: {shown(weights['problem'])}")
+        else:
+            table.add_row(name, shown(f"{weights['spec']}{where}: {weights['state']}")
+                          + (f"\n  {shown(weights['path'])}" if weights["path"] and weights["path"] != weights["spec"] else ""))
     cache = report["weights_cache"]
     files = cache["files"]
     listing = "".join(

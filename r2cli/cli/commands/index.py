@@ -88,6 +88,19 @@ def render_feature_report(report) -> None:
         _path_table("feature errors (recorded in the catalog)", [(f.path, f.error) for f in report.failures])
 
 
+def render_coarse_report(report) -> None:
+    """One line per coarse index (#19.1): what the update did and why."""
+    line = f"coarse index {report.settings_key}: {report.action}"
+    if report.factory:
+        line += f" ({report.factory}, {_plural(report.vectors, 'clip')}, {_plural(report.videos, 'video')}"
+        line += f", +{report.added_videos} -{report.removed_videos} videos, {report.seconds:.1f} s)"
+    if report.reason:
+        line += f": {report.reason}"
+    console.print(shown(line), highlight=False, soft_wrap=True)
+    for problem in report.problems:
+        console.print(shown(f"  verify: {problem}"), highlight=False, soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("index")
     def index(
@@ -109,6 +122,10 @@ def register(app: typer.Typer) -> None:
             Optional[str], typer.Option("--geometry", help=_help("geometry"), show_default=False)
         ] = None,
         device: Annotated[Optional[str], typer.Option("--device", help=_help("device"), show_default=False)] = None,
+        feature_dtype: Annotated[
+            Optional[str],
+            typer.Option("--feature-dtype", metavar="float16|int8", help=_help("feature_dtype"), show_default=False),
+        ] = None,
         batch_size: Annotated[
             Optional[int], typer.Option("--batch-size", help=_help("batch_size"), show_default=False)
         ] = None,
@@ -116,6 +133,17 @@ def register(app: typer.Typer) -> None:
         ray: Annotated[
             Optional[str], typer.Option("--ray", metavar="local|HOST:PORT", help=_help("ray"), show_default=False)
         ] = None,
+        coarse_index: Annotated[
+            Optional[bool], typer.Option("--coarse-index/--no-coarse-index", help=_help("coarse_index"),
+                                         show_default=False)
+        ] = None,
+        coarse_index_min_clips: Annotated[
+            Optional[int], typer.Option("--coarse-index-min-clips", help=_help("coarse_index_min_clips"),
+                                        show_default=False)
+        ] = None,
+        rebuild_coarse_index: Annotated[
+            bool, typer.Option("--rebuild-coarse-index", help=_help("rebuild_coarse_index"))
+        ] = False,
         watch: Annotated[bool, typer.Option("--watch", help=_help("watch"))] = False,
         settle: Annotated[
             Optional[float], typer.Option("--settle", metavar="SECONDS", help=_help("settle"), show_default=False)
@@ -155,8 +183,10 @@ def register(app: typer.Typer) -> None:
         options = IndexOptions.from_flags(
             paths=[Path(p) for p in paths], extensions=ext or None, ignore=ignore or None, dry_run=dry_run or None,
             strict=strict or None, wait=wait, features=features, clip_weights=clip_weights, fps=fps,
-            geometry=geometry, device=device, batch_size=batch_size, verify=verify or None, ray=ray,
-            watch=watch or None, settle=settle, watch_mode=watch_mode, poll_interval=poll_interval,
+            geometry=geometry, device=device, feature_dtype=feature_dtype, batch_size=batch_size, verify=verify or None, ray=ray,
+            coarse_index=coarse_index, coarse_index_min_clips=coarse_index_min_clips,
+            rebuild_coarse_index=rebuild_coarse_index or None, watch=watch or None, settle=settle, watch_mode=watch_mode,
+            poll_interval=poll_interval,
         )
         ws = workspace_from(workspace, catalog)
         if options.watch:
@@ -170,6 +200,8 @@ def register(app: typer.Typer) -> None:
             render_scan_report(result.scan)
             if result.features is not None:
                 render_feature_report(result.features)
+            for report in result.coarse:
+                render_coarse_report(report)
         problem = result.strict_error()
         if problem is not None:
             raise problem

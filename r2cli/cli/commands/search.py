@@ -48,7 +48,9 @@ def search_table(frame, title: str):
     table.add_column("video", justify="left", overflow="ellipsis", ratio=2, min_width=8)
     last_query = None
     for row in frame.itertuples(index=False):
-        label = escape(printable(f"{row.query_id}: {row.query}")) if row.query_id != last_query else ""
+        kind = getattr(row, "query_kind", "text")
+        named = f"{row.query_id}: {row.query}" if kind == "text" else f"{row.query_id} ({kind}): {row.query}"
+        label = escape(printable(named)) if row.query_id != last_query else ""
         last_query = row.query_id
         table.add_row(label, str(row.rank_in_query), f"{row.score:.4f}", _clock(row.start_s), _clock(row.end_s),
                       escape(printable(Path(row.path).name)))
@@ -68,13 +70,19 @@ def render_search_result(result) -> None:
         console.print(f"(the table shows the first {_TABLE_QUERIES} queries; all are in moments.parquet)",
                       highlight=False)
     verb = "reused" if result.resumed else "searched"
+    compared = (f"{plural(counts['clips'], 'clip')} compared by CLIP" if "clips" in counts  # --image/--clip
+                else plural(counts.get('pairs', 0), 'window-query pair'))
     console.print(
         f"{plural(counts.get('queries', 0), 'query', 'queries')} {verb} over "
         f"{plural(counts.get('videos_searched', 0), 'video')} "
-        f"({plural(counts.get('pairs', 0), 'window-query pair')}) in {result.timings.get('total_s', 0):.1f} s; "
+        f"({compared}) in {result.timings.get('total_s', 0):.1f} s; "
         f"outputs: {printable(result.out_dir)}",
         highlight=False, markup=False, soft_wrap=True,
     )
+    used = result.settings.get("feature_dtypes_used") or {}
+    if set(used) - {"float16"}:  # say so whenever compact features were read
+        console.print("layer features read: " + ", ".join(f"{dtype} ({plural(count, 'video')})"
+                                                          for dtype, count in used.items()), highlight=False)
     if "report" in result.files:
         console.print(f"report: {printable(result.files['report'])}", highlight=False, markup=False, soft_wrap=True)
     if counts.get("windows_skipped"):
@@ -93,7 +101,8 @@ def result_to_json(result) -> dict:
     rows = []
     for row in frame.itertuples(index=False):
         rows.append({
-            "query_id": row.query_id, "query": row.query, "rank": int(row.rank_in_query),
+            "query_id": row.query_id, "query": row.query, "query_kind": getattr(row, "query_kind", "text"),
+            "rank": int(row.rank_in_query),
             "rank_in_video": int(row.rank_in_video), "video_id": None if row.video_id is None or row.video_id != row.video_id else int(row.video_id),
             "path": row.path, "start_s": float(row.start_s), "end_s": float(row.end_s), "score": float(row.score),
         })
@@ -117,6 +126,11 @@ def register(app: typer.Typer) -> None:
     def search(
         texts: Annotated[Optional[list[str]], typer.Argument(metavar="[QUERY]...", help=O.help("queries"))] = None,
         queries_file: Annotated[Optional[Path], typer.Option("--queries", "-q", help=O.help("queries_file"))] = None,
+        image: Annotated[Optional[list[Path]], typer.Option("--image", metavar="STILL", help=O.help("image"))] = None,
+        clip: Annotated[
+            Optional[list[str]], typer.Option("--clip", metavar="VIDEO[:START-END]", help=O.help("clip"))] = None,
+        match_margin: Annotated[Optional[float], typer.Option("--match-margin", help=O.help("match_margin"))] = None,
+        min_run: Annotated[Optional[int], typer.Option("--min-run", help=O.help("min_run"))] = None,
         video: Annotated[Optional[list[str]], typer.Option("--video", help=O.help("videos") + " Repeat the flag.")] = None,
         min_duration: Annotated[Optional[float], typer.Option("--min-duration", help=O.help("min_duration"))] = None,
         max_duration: Annotated[Optional[float], typer.Option("--max-duration", help=O.help("max_duration"))] = None,
@@ -137,10 +151,14 @@ def register(app: typer.Typer) -> None:
         precision: Annotated[Optional[str], typer.Option("--precision", help=O.help("precision"))] = None,
         query_batch: Annotated[Optional[int], typer.Option("--query-batch", help=O.help("query_batch"))] = None,
         wait: Annotated[Optional[float], typer.Option("--wait", help=O.help("wait"))] = None,
+        feature_dtype: Annotated[
+            Optional[str], typer.Option("--feature-dtype", metavar="auto|float16|int8", help=O.help("feature_dtype"))
+        ] = None,
         ray: Annotated[
             Optional[str], typer.Option("--ray", metavar="local|HOST:PORT", help=O.help("ray"), show_default=False)
         ] = None,
         report: Annotated[bool, typer.Option("--report", help=O.help("report"))] = False,
+        exact: Annotated[bool, typer.Option("--exact", help=O.help("exact"))] = False,
         json_output: JsonOpt = False,
         workspace: WorkspaceOpt = None,
         catalog: CatalogOpt = None,
@@ -151,18 +169,27 @@ def register(app: typer.Typer) -> None:
         grounds the best candidates, batched. Writes moments.parquet and saliency.parquet to a run
         folder and records the run in the catalog.
 
+        --image / --clip search by picture: the still's (or the range's) CLIP image embedding, made as
+        index makes a clip's, against every stored clip; runs of matching clips are the moments.
+        R2-Tuning's fine stage grounds sentences, so it is not run for pictures.
+
         Example:  r2cli search "dog catches frisbee" --top-k 5
 
         Example:  r2cli search --queries queries.csv --video '*.mp4' --out results/
+
+        Example:  r2cli search --image still.jpg --clip interview.mp4:1:05-1:20
         """
         from r2cli.app.search import run_search
 
         options = O.from_flags(
-            queries=tuple(texts or ()), queries_file=queries_file, videos=tuple(video) if video else None,
+            queries=tuple(texts or ()), queries_file=queries_file, image=tuple(image) if image else None,
+            clip=tuple(clip) if clip else None, match_margin=match_margin, min_run=min_run, videos=tuple(video) if video else None,
             min_duration=min_duration, max_duration=max_duration, path_contains=path_contains,
             candidates=candidates, top_k=top_k, min_score=min_score, preset=preset, checkpoint=checkpoint,
             clip_weights=clip_weights, device=device, window=window, stride=stride, out=out, format=output_format,
             batch_size=batch_size, precision=precision, query_batch=query_batch, wait=wait, ray=ray, report=report or None,
+            feature_dtype=feature_dtype,
+            exact=exact or None,
         )
         ws = workspace_from(workspace, catalog)
         with RichReporter(enabled=not json_output) as reporter:
