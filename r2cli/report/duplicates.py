@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,8 +62,8 @@ def build_duplicates_report(pairs_file: Path, out: str | os.PathLike | None, *, 
         MissingDependencyError: ffmpeg/ffprobe are not installed.
     """
     import json
-    import shutil
 
+    from r2cli import ownership
     from r2cli.inference.runs import read_manifest
     from r2cli.media.cut import default_jobs
     from r2cli.media.ffmpeg import find_ffmpeg
@@ -79,7 +78,6 @@ def build_duplicates_report(pairs_file: Path, out: str | os.PathLike | None, *, 
         _folder_size,
         _fragment,
         _playability,
-        _swap_into_place,
         timecode,
         url_of,
     )
@@ -114,9 +112,8 @@ def build_duplicates_report(pairs_file: Path, out: str | os.PathLike | None, *, 
         except Exception as exc:  # noqa: BLE001 - shown on the page, not fatal
             side.problem = f"cannot read {side.path}: {exc}"
 
-    tmp = target.parent / f".{target.name}.part-{uuid.uuid4().hex[:8]}"
     try:
-        tmp.mkdir(parents=True)
+        tmp = ownership.staging_folder(target)
     except OSError as exc:
         raise InputError(f"--out {target}: cannot create the folder: {exc.strerror or exc}") from None
     try:
@@ -173,9 +170,9 @@ def build_duplicates_report(pairs_file: Path, out: str | os.PathLike | None, *, 
             (tmp / name).write_text(html, encoding="utf-8")
         (tmp / MARKER).write_text(json.dumps({"source": str(pairs_file.resolve()), "runs": [str(manifest.get("run_id"))],
                                               "pages": len(names)}, indent=2), encoding="utf-8")
-        _swap_into_place(tmp, target)
+        ownership.replace_report_folder(tmp, target, "--out")
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        ownership.remove_staging(tmp)
         raise
     size, thumbs, svgs = _folder_size(target)
     return ReportResult(out_dir=target, index=target / "index.html", pages=len(names), cards=len(cards), queries=0,

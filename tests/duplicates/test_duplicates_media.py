@@ -82,10 +82,10 @@ def test_unrelated_clips_are_never_paired(found):
 
 def test_parquet_has_the_pairs_and_its_schema(found):
     from r2cli.outputs import read_results
-    from r2cli.outputs.schemas import SCHEMA_VERSION, columns
+    from r2cli.outputs.schemas import KIND_VERSIONS, columns
 
     results = read_results(found.files["duplicates"], kind="duplicates")
-    assert results.schema_version == SCHEMA_VERSION
+    assert results.schema_version == KIND_VERSIONS["duplicates"] == 1
     assert list(results.df.columns)[:len(columns("duplicates"))] == [c.name for c in columns("duplicates")]
     assert len(results.df) == len(found.pairs) and results.metadata["r2cli.run_id"] == found.run_id
     manifest = json.loads((found.out_dir / "run.json").read_text())
