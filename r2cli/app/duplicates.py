@@ -10,7 +10,8 @@ No model is loaded: only the ``embed`` tensor of each feature file is read (memo
 whose features were computed with other CLIP weights, another fps or another frame geometry live
 in another embedding space; the space holding most of the selected videos is used and the others
 are skipped with a warning. Catalog rows of the same content (one fingerprint under several
-paths) are reported as ``identical`` without looking at their features.
+paths) are reported as ``identical`` without looking at their features, and every pair found for
+that content is reported for each of its paths.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ class DuplicatesOptions(Options):
     rows: int = option(20, minimum=1, maximum=32,
                        help="Bits per band (more: fewer chance candidates, lower recall per band).")
     max_bucket: int = option(50, minimum=2,
-                             help="Footage found in more places than this in one band (black, colour bars, a "
-                                  "channel's ident) is not matched.")
+                             help="Footage found in more places than this (in two bands of its signature or more: black, "
+                                  "colour bars, a channel's ident) is not matched.")
     min_votes: int = option(3, minimum=1, help="Aligned candidate clips an offset between two videos needs "
                                                "to be verified.")
     max_offsets: int = option(8, minimum=1, help="Offsets verified per pair of videos at most (the best voted).")
@@ -299,15 +300,16 @@ def _rows(run_id: str, members: list[_Member], by_content: dict[str, list[Any]],
                          "video_b_id": other.id, "path_b": other.path, "a_start_s": 0.0, "a_end_s": duration,
                          "b_start_s": 0.0, "b_end_s": duration, "offset_s": 0.0, "similarity": 1.0,
                          "matched_clips": 0, "votes": 0})
-    for pair in pairs:
-        a, b = members[pair.a].record, members[pair.b].record
+    for pair in pairs:  # a content under several paths: the pair holds for each of them
         end_a = _clip_end(pair.a_end, fps, members[pair.a])
         end_b = _clip_end(pair.b_end, fps, members[pair.b])
-        rows.append({"run_id": run_id, "kind": pair.kind, "video_a_id": a.id, "path_a": a.path,
-                     "video_b_id": b.id, "path_b": b.path, "a_start_s": pair.a_start / fps, "a_end_s": end_a,
-                     "b_start_s": pair.b_start / fps, "b_end_s": end_b, "offset_s": pair.offset / fps,
-                     "similarity": round(float(pair.similarity), 6), "matched_clips": pair.matched,
-                     "votes": pair.votes})
+        for a in by_content[members[pair.a].record.fingerprint]:
+            for b in by_content[members[pair.b].record.fingerprint]:
+                rows.append({"run_id": run_id, "kind": pair.kind, "video_a_id": a.id, "path_a": a.path,
+                             "video_b_id": b.id, "path_b": b.path, "a_start_s": pair.a_start / fps,
+                             "a_end_s": end_a, "b_start_s": pair.b_start / fps, "b_end_s": end_b,
+                             "offset_s": pair.offset / fps, "similarity": round(float(pair.similarity), 6),
+                             "matched_clips": pair.matched, "votes": pair.votes})
     return rows
 
 

@@ -31,7 +31,7 @@ class ReportOptions(Options):
 
     source: Path | None = option(
         None, job=False,
-        help="Run folder (search, summarize or a job's) or a moments/summary Parquet file.")
+        help="Run folder (search, summarize, duplicates or a job's) or a moments/summary/duplicates Parquet file.")
     out: Path | None = option(None, help="Folder of the report. Default: report/ in the run folder.")
     page_size: int = option(100, minimum=1, help="Moment cards per page; longer lists are split into pages.")
     thumb_width: int = option(240, minimum=32, maximum=1920, help="Width of the thumbnails in pixels.")

@@ -17,14 +17,14 @@ from typing import Any, Protocol
 from r2cli.progress import NULL_REPORTER, Reporter
 
 # the tables a job file may hold, in the order their steps run
-JOB_STEPS = ("index", "search", "summarize", "cut", "report")
+JOB_STEPS = ("index", "search", "summarize", "duplicates", "cut", "report")
 
 
 @dataclass
 class StepResult:
     """What one step of a job did."""
 
-    name: str  # the table: "index" | "search" | "summarize" | "cut" | "report"
+    name: str  # the table: "index" | "search" | "summarize" | "duplicates" | "cut" | "report"
     status: str  # "done" | "skipped" (finished earlier with the same settings) | "error" (could not run)
     detail: str  # one line for people
     seconds: float = 0.0  # wall time of the step

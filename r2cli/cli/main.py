@@ -22,6 +22,7 @@ _COMMAND_ORDER = [
     "catalog",
     "search",
     "summarize",
+    "duplicates",
     "cut",
     "report",
     "run",

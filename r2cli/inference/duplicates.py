@@ -12,17 +12,20 @@ memory-mapped feature files):
    the candidates few: within a video only the first clip of a run of equal keys takes part (a
    static shot of 100 clips counts once, and its copy's run lines up with it), and a bucket of
    more than ``max_bucket`` clips is dropped (black frames, colour bars, a channel's ident: footage
-   seen everywhere says nothing about which videos are copies). Cost: one sort per band, so
+   seen everywhere says nothing about which videos are copies; a clip in such a bucket in
+   ``COMMON_BANDS`` bands takes part in none). Cost: two sorts per band, so
    O(N log N) in the archive's N clips instead of the O(N^2) of comparing all pairs.
 3. **Offset voting.** Each candidate pair of clips votes for (video a, video b, offset = clip in
    b - clip in a). A copy, trimmed or not, puts many votes on one offset; chance collisions
    scatter. Offsets whose votes, counted with their neighbours (+-1 clip), reach ``min_votes`` are
    kept (local maxima only, at most ``max_offsets`` per pair of videos).
-4. **Verification.** For each kept offset the exact cosine of the stored embeddings of every
+4. **Verification.** Offsets whose aligned clips' signatures agree on fewer than
+   ``PREFILTER_AGREEMENT`` of the bits in every stretch of ``min_clips`` are dropped (in memory,
+   cheap); for each other offset the exact cosine of the stored embeddings of every
    aligned clip is computed; runs of clips whose cosine, averaged over ``max_gap`` clips each side,
    reaches ``min_similarity`` (gaps of up to ``max_gap`` clips bridged, neighbouring runs joined
-   while the whole stretch still averages ``min_similarity``, ends trimmed to clips that match on
-   their own) and at least ``min_clips`` long become segment pairs.
+   while the whole stretch still averages ``min_similarity``, ends moved to the outermost clips
+   that match on their own) and at least ``min_clips`` long become segment pairs.
 
 A segment pair is ``duplicate`` when it covers at least ``coverage`` of both videos (a re-encode,
 another resolution, letterboxed), ``contained`` when it covers that much of one of them (video a is
@@ -46,7 +49,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SIGNATURE_SEED = 20260  # the hyperplanes: fixed, so the same archive gives the same pairs every run
 KINDS = ("duplicate", "contained", "shared")
+PREFILTER_AGREEMENT = 0.65  # signature bits that aligned clips must share (on average) to be checked exactly
+COMMON_BANDS = 2  # a clip in a bucket above max_bucket in this many bands is footage seen everywhere
 _CHUNK_CLIPS = 65536  # clips projected at once (chunk x D float32 + chunk x bits)
+_MEAN_SAMPLE = 200_000  # clips the archive's mean embedding is estimated from
 _OFFSET_BITS = 21  # offsets packed into a vote key: |offset| < 2^20 clips (6 days at 2 fps)
 
 
@@ -124,7 +130,7 @@ def find_duplicates(embeddings: Sequence["np.ndarray"], params: DuplicateParams,
         raise UsageError(f"embeddings must be [clips, width] arrays of one width, got widths {sorted(widths)}")
     total = int(lengths.sum())
     counts = {"videos": len(embeddings), "clips": total, "candidate_pairs": 0, "voted_offsets": 0,
-              "verified_offsets": 0, "pairs": 0}
+              "prefiltered_offsets": 0, "verified_offsets": 0, "pairs": 0}
     if total == 0 or len(embeddings) < 2:
         return DuplicateSearch(pairs=[], counts=counts, timings=timings)
     width = widths.pop()
@@ -141,16 +147,22 @@ def find_duplicates(embeddings: Sequence["np.ndarray"], params: DuplicateParams,
     video_of = np.repeat(np.arange(len(embeddings), dtype=np.int64), lengths)  # [N]
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     clip_of = np.arange(total, dtype=np.int64) - starts[video_of]  # [N] clip index within its video
+    # footage seen everywhere: clips in a crowded bucket in COMMON_BANDS bands or more take part in no band
+    # (a crowded bucket split in two by a few noisy bits would otherwise still pair them)
+    crowded = np.zeros(total, dtype=np.int32)
+    for band in range(params.bands):
+        crowded += bucket_sizes(keys[band], video_of, valid) > params.max_bucket
+    usable = valid & (crowded < min(COMMON_BANDS, params.bands))
+    counts["common_clips"] = int((valid & ~usable).sum())
     vote_keys: list[np.ndarray] = []
     vote_counts: list[np.ndarray] = []
     for band in range(params.bands):
-        first, second = band_pairs(keys[band], video_of, valid, params.max_bucket)
+        first, second = band_pairs(keys[band], video_of, usable, params.max_bucket)
         counts["candidate_pairs"] += int(first.size)
         band_keys, band_counts = _votes(first, second, video_of, clip_of, len(embeddings))
         vote_keys.append(band_keys)
         vote_counts.append(band_counts)
         report("banding", band + 1, params.bands)
-    del keys
     timings["banding_s"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -161,11 +173,14 @@ def find_duplicates(embeddings: Sequence["np.ndarray"], params: DuplicateParams,
     tick = time.perf_counter()
     pairs: list[SegmentPair] = []
     for n, (a, b, offset, votes) in enumerate(offsets):
+        if not signatures_agree(keys, starts, lengths, a, b, offset, params):
+            counts["prefiltered_offsets"] += 1
+            continue
         pairs.extend(verify_offset(embeddings[a], embeddings[b], a, b, offset, votes, params))
         if n % 256 == 0:
             report("verify", n + 1, len(offsets))
     report("verify", len(offsets), len(offsets))
-    counts["verified_offsets"] = len(offsets)
+    counts["verified_offsets"] = len(offsets) - counts["prefiltered_offsets"]
     pairs = _drop_overlaps(pairs)
     pairs.sort(key=lambda p: (-p.similarity * (p.a_end - p.a_start), p.a, p.b, p.a_start))
     counts["pairs"] = len(pairs)
@@ -174,16 +189,19 @@ def find_duplicates(embeddings: Sequence["np.ndarray"], params: DuplicateParams,
 
 
 def _mean_embedding(embeddings: Sequence["np.ndarray"], width: int) -> "np.ndarray":
+    """The archive's mean embedding, from about ``_MEAN_SAMPLE`` clips spread over every video (it
+    only centres the signatures, so a sample does: reading every clip twice would not)."""
     import numpy as np
 
+    total_clips = sum(int(e.shape[0]) for e in embeddings)
+    stride = max(1, total_clips // _MEAN_SAMPLE)
     total = np.zeros(width, dtype=np.float64)
     count = 0
     for embed in embeddings:
-        for start in range(0, embed.shape[0], _CHUNK_CLIPS):
-            chunk = np.asarray(embed[start:start + _CHUNK_CLIPS], dtype=np.float32)
-            finite = np.isfinite(chunk).all(axis=1)
-            total += chunk[finite].sum(axis=0, dtype=np.float64)
-            count += int(finite.sum())
+        sample = np.asarray(embed[::stride], dtype=np.float32)
+        finite = np.isfinite(sample).all(axis=1)
+        total += sample[finite].sum(axis=0, dtype=np.float64)
+        count += int(finite.sum())
     return (total / max(count, 1)).astype(np.float32)
 
 
@@ -215,9 +233,11 @@ def signatures(embeddings: Sequence["np.ndarray"], mean: "np.ndarray", bands: in
         if not pending:
             return
         chunk = np.concatenate([np.asarray(p, dtype=np.float32) for p in pending]) if len(pending) > 1 \
-            else np.asarray(pending[0], dtype=np.float32)  # [n, D]
+            else np.array(pending[0], dtype=np.float32, copy=True)  # [n, D], ours to centre in place
         finite = np.isfinite(chunk).all(axis=1)
-        chunk = np.where(finite[:, None], chunk - mean, 0.0).astype(np.float32, copy=False)
+        chunk -= mean
+        if not finite.all():
+            chunk[~finite] = 0.0
         bits = (chunk @ planes) > 0  # [n, bands*rows]
         bits = bits.reshape(len(chunk), bands, rows)
         # [bands, n]: the bits of each band as one integer
@@ -238,6 +258,27 @@ def signatures(embeddings: Sequence["np.ndarray"], mean: "np.ndarray", bands: in
     return keys, valid
 
 
+def _run_starts(keys: "np.ndarray", video_of: "np.ndarray", valid: "np.ndarray") -> "np.ndarray":
+    """Indices of the clips that start a run of equal keys within their video (valid clips only)."""
+    import numpy as np
+
+    keep = valid.copy()
+    keep[1:] &= (keys[1:] != keys[:-1]) | (video_of[1:] != video_of[:-1])
+    return np.flatnonzero(keep)
+
+
+def bucket_sizes(keys: "np.ndarray", video_of: "np.ndarray", valid: "np.ndarray") -> "np.ndarray":
+    """``[N]``: how many run starts of the archive share each clip's key in this band."""
+    import numpy as np
+
+    members = _run_starts(keys, video_of, valid)
+    unique, counts = np.unique(keys[members], return_counts=True)
+    if unique.size == 0:
+        return np.zeros(keys.size, dtype=np.int64)
+    at = np.minimum(np.searchsorted(unique, keys), unique.size - 1)
+    return np.where(unique[at] == keys, counts[at], 0)
+
+
 def band_pairs(keys: "np.ndarray", video_of: "np.ndarray", valid: "np.ndarray",
                max_bucket: int) -> tuple["np.ndarray", "np.ndarray"]:
     """Candidate clip pairs of one band: global clip indices ``(first, second)`` sharing a key in two videos.
@@ -247,9 +288,7 @@ def band_pairs(keys: "np.ndarray", video_of: "np.ndarray", valid: "np.ndarray",
     """
     import numpy as np
 
-    keep = valid.copy()
-    keep[1:] &= (keys[1:] != keys[:-1]) | (video_of[1:] != video_of[:-1])  # run starts only
-    members = np.flatnonzero(keep)  # [M] global clip indices
+    members = _run_starts(keys, video_of, valid)  # [M] global clip indices
     order = np.argsort(keys[members], kind="stable")
     members = members[order]
     sorted_keys = keys[members]
@@ -291,7 +330,8 @@ def _votes(first: "np.ndarray", second: "np.ndarray", video_of: "np.ndarray", cl
     inside = np.abs(offset) < (1 << (_OFFSET_BITS - 1))
     pair = va[inside] * videos + vb[inside]
     packed = (pair << _OFFSET_BITS) | (offset[inside] + (1 << (_OFFSET_BITS - 1)))
-    return np.unique(packed, return_counts=True)
+    keys, counts = np.unique(packed, return_counts=True)
+    return keys, counts.astype(np.int32)
 
 
 def vote_offsets(keys: "np.ndarray", counts: "np.ndarray", videos: int, params: DuplicateParams
@@ -307,17 +347,19 @@ def vote_offsets(keys: "np.ndarray", counts: "np.ndarray", videos: int, params: 
 
     if keys.size == 0:
         return []
-    keys, inverse = np.unique(keys, return_inverse=True)
-    counts = np.bincount(inverse, weights=counts).astype(np.int64)
-
-    def lookup(targets: "np.ndarray") -> "np.ndarray":
-        at = np.searchsorted(keys, targets)
-        at = np.minimum(at, keys.size - 1)
-        return np.where(keys[at] == targets, counts[at], 0)
-
-    # neighbours within the same pair of videos: the offset is in the low bits, so key +- 1
-    # (an offset at the packing edge never has a neighbour across pairs: |offset| < 2^20 - 1)
-    below, above = lookup(keys - 1), lookup(keys + 1)
+    order = np.argsort(keys)
+    keys, counts = keys[order], counts[order]
+    del order
+    starts = np.concatenate([[0], np.flatnonzero(keys[1:] != keys[:-1]) + 1])
+    keys, counts = keys[starts], np.add.reduceat(counts.astype(np.int64), starts)  # votes summed over bands
+    del starts
+    # neighbours within the same pair of videos: the offset is in the low bits, so key +- 1, and in
+    # the sorted keys a neighbour is the previous or next entry (an offset at the packing edge never
+    # has a neighbour across pairs: |offset| < 2^20 - 1)
+    below = np.zeros_like(counts)
+    below[1:] = np.where(keys[:-1] == keys[1:] - 1, counts[:-1], 0)
+    above = np.zeros_like(counts)
+    above[:-1] = np.where(keys[1:] == keys[:-1] + 1, counts[1:], 0)
     smoothed = counts + below + above
     # a local maximum of the raw votes (ties: the lower offset wins)
     peak = (counts > below) & (counts >= above)
@@ -341,6 +383,30 @@ def vote_offsets(keys: "np.ndarray", counts: "np.ndarray", videos: int, params: 
     return out
 
 
+def signatures_agree(keys: "np.ndarray", starts: "np.ndarray", lengths: "np.ndarray", a: int, b: int, offset: int,
+                     params: DuplicateParams) -> bool:
+    """Whether some ``min_clips`` aligned clips of videos a and b agree on at least ``PREFILTER_AGREEMENT``
+    of their signature bits on average: a check in memory, before the exact one reads the embeddings.
+
+    Unrelated clips agree on about half of the bits (+-3% over 320 bits); clips at the lowest
+    ``min_similarity`` worth keeping agree on about three quarters.
+    """
+    import numpy as np
+
+    first = max(0, -offset)
+    last = min(int(lengths[a]), int(lengths[b]) - offset)
+    if last - first < params.min_clips:
+        return False
+    left = keys[:, starts[a] + first:starts[a] + last]  # [bands, L]
+    right = keys[:, starts[b] + first + offset:starts[b] + last + offset]
+    differ = np.bitwise_count(left ^ right).sum(axis=0, dtype=np.int64)  # [L]
+    agree = 1.0 - differ / float(params.bands * params.rows)
+    sums = np.concatenate([[0.0], np.cumsum(agree)])
+    window = params.min_clips
+    best = float(((sums[window:] - sums[:-window]) / window).max())
+    return best >= PREFILTER_AGREEMENT
+
+
 def verify_offset(embed_a: "np.ndarray", embed_b: "np.ndarray", a: int, b: int, offset: int, votes: int,
                   params: DuplicateParams) -> list[SegmentPair]:
     """The matching runs of videos ``a`` and ``b`` aligned at ``offset`` (clip of b - clip of a)."""
@@ -357,8 +423,8 @@ def verify_offset(embed_a: "np.ndarray", embed_b: "np.ndarray", a: int, b: int, 
         np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1), 1e-12)  # [L]
     cosine = np.where(np.isfinite(cosine), cosine, -1.0)
     # a clip matches when the mean cosine around it (max_gap clips each side) reaches the threshold:
-    # one noisy clip neither breaks a run nor starts one; the run's ends are then trimmed to clips
-    # that match on their own, so the ranges stay exact
+    # one noisy clip neither breaks a run nor starts one; the run's ends are then moved to the
+    # outermost clips that match on their own, so the ranges stay exact
     smoothed = _moving_mean(cosine, params.max_gap)
     match = cosine >= params.min_similarity
     pairs = []
@@ -368,6 +434,10 @@ def verify_offset(embed_a: "np.ndarray", embed_b: "np.ndarray", a: int, b: int, 
         if inside.size == 0:
             continue
         run_start, run_end = run_start + int(inside[0]), run_start + int(inside[-1]) + 1
+        while run_start > 0 and match[run_start - 1]:  # smoothing blurs the ends: matching neighbours belong
+            run_start -= 1
+        while run_end < match.size and match[run_end]:
+            run_end += 1
         if run_end - run_start < params.min_clips:
             continue
         a_start, a_end = first + run_start, first + run_end
@@ -432,8 +502,9 @@ def _join(runs: list[tuple[int, int]], cosine: "np.ndarray", threshold: float) -
 
 
 def _drop_overlaps(pairs: list[SegmentPair]) -> list[SegmentPair]:
-    """One segment pair per stretch of footage: of two pairs of the same videos whose ranges in a
-    overlap by more than half the shorter, the one with more matched clips (then similarity) stays."""
+    """One segment pair per stretch of footage: of two pairs of the same videos whose ranges in
+    either video overlap by more than half the shorter, the one with more matched clips (then
+    similarity) stays."""
     by_videos: dict[tuple[int, int], list[SegmentPair]] = {}
     for pair in pairs:
         by_videos.setdefault((min(pair.a, pair.b), max(pair.a, pair.b)), []).append(pair)
@@ -449,10 +520,13 @@ def _drop_overlaps(pairs: list[SegmentPair]) -> list[SegmentPair]:
 
 
 def _overlap(one: SegmentPair, other: SegmentPair) -> bool:
+    """Whether the two pairs' ranges overlap by more than half the shorter, in either video: the same
+    footage at a neighbouring offset (a long static shot matches itself shifted) is one finding."""
     def span(pair: SegmentPair, video: int) -> tuple[int, int]:
         return (pair.a_start, pair.a_end) if pair.a == video else (pair.b_start, pair.b_end)
 
-    video = min(one.a, one.b)
-    (s1, e1), (s2, e2) = span(one, video), span(other, video)
-    shorter = min(e1 - s1, e2 - s2)
-    return min(e1, e2) - max(s1, s2) > shorter / 2
+    for video in (one.a, one.b):
+        (s1, e1), (s2, e2) = span(one, video), span(other, video)
+        if min(e1, e2) - max(s1, s2) > min(e1 - s1, e2 - s2) / 2:
+            return True
+    return False

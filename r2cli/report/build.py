@@ -284,6 +284,12 @@ def build_report(
     timings: dict[str, float] = {}
     if page_size < 1:
         raise UsageError(f"--page-size must be >= 1, got {page_size}")
+    from r2cli.report.duplicates import build_duplicates_report, duplicates_file
+
+    pairs_file = duplicates_file(source)
+    if pairs_file is not None:  # a duplicates run: its own page of pairs side by side
+        return build_duplicates_report(pairs_file, out, reporter=reporter, page_size=page_size,
+                                       thumb_width=thumb_width, jobs=jobs, force=force)
     runs, clips, default_out = discover(source)
     target = Path(out) if out is not None else default_out
     _check_out(target, force)

@@ -16,8 +16,8 @@ def _write(tmp_path, text: str, name: str = "job.toml"):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[serch]\nqueries = ['x']\n", "unknown table [serch]; known tables: job, index, search, summarize, cut, report"),
-        ("[job]\nname = 'x'\n", "the job has no step; add one of the tables [index], [search], [summarize], [cut], [report]"),
+        ("[serch]\nqueries = ['x']\n", "unknown table [serch]; known tables: job, index, search, summarize, duplicates, cut, report"),
+        ("[job]\nname = 'x'\n", "the job has no step; add one of the tables [index], [search], [summarize], [duplicates], [cut], [report]"),
         ("[search\nqueries = ['x']\n", "not valid TOML"),
         ("search = 3\n", "'search' must be a table ([search]), got int"),
         ("[job]\nname = '../../../escape'\n[index]\npaths = ['a']\n",

@@ -191,6 +191,20 @@ _summary_row = st.fixed_dictionaries(
     }
 )
 
+_duplicates_row = st.fixed_dictionaries(
+    {
+        "run_id": _text,
+        "kind": st.sampled_from(["identical", "duplicate", "contained", "shared"]),
+        "video_a_id": st.one_of(st.none(), st.integers(min_value=0, max_value=2**40)),
+        "path_a": _text,
+        "video_b_id": st.one_of(st.none(), st.integers(min_value=0, max_value=2**40)),
+        "path_b": _text,
+        **{name: _finite for name in ("a_start_s", "a_end_s", "b_start_s", "b_end_s", "offset_s", "similarity")},
+        "matched_clips": st.integers(min_value=0, max_value=2**31 - 1),
+        "votes": st.integers(min_value=0, max_value=2**31 - 1),
+    }
+)
+
 
 def _same(a, b) -> bool:
     if a is None or (isinstance(a, float) and math.isnan(a)):
@@ -203,6 +217,7 @@ def _same(a, b) -> bool:
     st.tuples(st.just("moments"), st.lists(_moments_row, max_size=8)),
     st.tuples(st.just("saliency"), st.lists(_saliency_row, max_size=8)),
     st.tuples(st.just("summary"), st.lists(_summary_row, max_size=8)),
+    st.tuples(st.just("duplicates"), st.lists(_duplicates_row, max_size=8)),
 ))
 def test_round_trip_property(tmp_path, kind_rows):
     kind, rows = kind_rows
