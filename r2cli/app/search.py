@@ -410,7 +410,7 @@ def _execute(workspace, options, queries, models, plan, skipped, settings, key, 
             tick = time.perf_counter()
             single = queries.count <= options.query_batch
             reporter.begin("queries", total=queries.count, unit="queries")
-            pairs = moments = truncated = 0
+            pairs = moments = truncated = unplayable = 0
             candidate_windows: set[int] = set()
             try:
                 for batch in queries.batches(options.query_batch):
@@ -433,6 +433,7 @@ def _execute(workspace, options, queries, models, plan, skipped, settings, key, 
                     timings["write_s"] = timings.get("write_s", 0.0) + time.perf_counter() - write_tick
                     pairs += result.pairs
                     moments += len(result.moments)
+                    unplayable += result.unplayable
                     truncated += sum(result.truncated)
                     candidate_windows |= result.candidate_windows
                     reporter.advance("queries", len(batch), moments=moments)
@@ -455,6 +456,7 @@ def _execute(workspace, options, queries, models, plan, skipped, settings, key, 
                 "candidate_windows": len(candidate_windows),
                 "pairs": pairs,
                 "moments": moments,
+                "moments_unplayable": unplayable,
                 "truncated_queries": truncated,
             }
             if queries.file is not None:  # how many the file gave: a file cut short by a stray quote shows here

@@ -33,12 +33,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from r2cli.app.index import IndexOptions, run_index
 from r2cli.errors import CatalogBusyError, MissingDependencyError, R2Error, UsageError
 from r2cli.progress import NULL_REPORTER, Reporter
+from r2cli.times import iso_local
 
 if TYPE_CHECKING:  # pragma: no cover
     from r2cli.app.index import IndexResult
@@ -75,9 +75,9 @@ class WatchEvent:
     time: float = field(default_factory=time.time)  # seconds since the epoch
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"time": ISO 8601 UTC, "event": kind, "path": path or null, **detail}``."""
-        stamp = datetime.fromtimestamp(self.time, timezone.utc).isoformat(timespec="milliseconds")
-        return {"time": stamp.replace("+00:00", "Z"), "event": self.kind, "path": self.path, **self.detail}
+        """``{"time": ISO 8601 local time with offset, "event": kind, "path": path or null, **detail}``."""
+        return {"time": iso_local(self.time, timespec="milliseconds"), "event": self.kind, "path": self.path,
+                **self.detail}
 
 
 @dataclass

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from r2cli._atomic import pid_alive
 from r2cli.errors import CatalogBusyError, CatalogError
+from r2cli.times import iso_local, now_local
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -101,7 +102,7 @@ def writer_lock(
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "purpose": purpose,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started": now_local(),
     }
     with _guard:
         if key in _held:
@@ -199,7 +200,7 @@ def _pg_holder(conn, key: int) -> dict:
     if match:
         holder.update(pid=int(match.group(1)), host=match.group(2), purpose=match.group(3))
     if row[2] is not None:
-        holder["started"] = row[2].astimezone().strftime("%Y-%m-%dT%H:%M:%S%z")
+        holder["started"] = iso_local(row[2])  # timestamptz: aware
     return holder
 
 
@@ -253,7 +254,7 @@ def pg_writer_lock(engine: "Engine", *, catalog: str, timeout: float = 0.0, purp
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "purpose": purpose,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started": now_local(),
     }
     try:
         conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from r2cli.catalog.schema import VIDEO_STATUSES, VideoRecord
 from r2cli.errors import CatalogError, InputError, UsageError
+from r2cli.times import iso_local
 
 if TYPE_CHECKING:
     from r2cli.paths import Workspace
@@ -156,7 +157,7 @@ def get_video(workspace: "Workspace", key: str | int) -> VideoDetails:
                         "shape": fs.shape,
                         "dtype": fs.dtype,
                         "bytes": fs.bytes,
-                        "created_at": fs.created_at.isoformat(timespec="seconds") + "Z",
+                        "created_at": iso_local(fs.created_at),
                     }
                 )
         return VideoDetails(video=row.to_record(), feature_sets=sets)

@@ -153,9 +153,12 @@ class VideoRecord:
     features_error: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: datetimes become ISO 8601 strings with a ``Z``."""
+        """JSON-ready: datetimes and the file's ``mtime`` become ISO 8601 local time with offset
+        (``r2cli.times``)."""
+        from r2cli.times import iso_local
+
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = value.isoformat(timespec="seconds") + "Z" if isinstance(value, datetime) else value
+            out[f.name] = iso_local(value) if isinstance(value, datetime) or f.name == "mtime" else value
         return out

@@ -323,6 +323,7 @@ def read_grounding_annotations(dataset: str, path: str | Path, **options: Any) -
         "charades": read_charades,
         "tacos": read_tacos,
         "ego4d": read_ego4d_nlq,
+        "user": read_user_annotations,  # a user's own annotations (``r2cli evaluate --dataset user``)
     }
     if dataset not in readers:
         raise UsageError(f"dataset must be one of {', '.join(readers)}, got {dataset!r}")

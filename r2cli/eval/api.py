@@ -37,6 +37,7 @@ HEADLINE_KEYS: dict[str, tuple[str, ...]] = {
     "charades": ("MR-full-R1@0.3", "MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mIoU"),
     "tacos": ("MR-full-R1@0.3", "MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mIoU"),
     "ego4d": ("MR-full-R1@0.3", "MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mIoU"),
+    "user": ("MR-full-R1@0.3", "MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mIoU", "MR-full-mAP"),
     "youtube": ("mAP",),
     "tvsum": ("mAP",),
 }

@@ -312,6 +312,17 @@ def extract_features(
         _batch_size(batch_size, tower) if tower is not None else _positive("--batch-size", batch_size)
     if decode_threads is not None:
         _positive("decode threads", decode_threads)
+    if tower is None and not verify and device in ("auto", "cpu") and precision == "fp32":
+        # an unchanged archive: answer from the catalog without importing torch and loading CLIP,
+        # which took all of a re-index's seconds (#22.14)
+        done = _already_done(workspace, clip_weights, fps=fps, k=k, frame_rule=frame_rule, geometry=geometry,
+                             precision=precision, paths=paths, video_ids=video_ids)
+        if done is not None:
+            settings, count = done
+            return ExtractReport(settings=settings.to_dict(), settings_key=settings.key(), device=device,
+                                 batch_size=batch_size or 0, decode_threads=decode_threads or 0,
+                                 store=str(workspace.features_dir), videos_total=count, videos_skipped=count,
+                                 wall_seconds=time.monotonic() - started)
     if tower is None:
         # Extraction never runs the text tower: leave its weights (a third of ViT-B/32) unread.
         tower = load_clip(
@@ -356,6 +367,68 @@ def extract_features(
             report.pipeline_seconds = stats.seconds
     report.wall_seconds = time.monotonic() - started
     return report
+
+
+def _already_done(workspace: "Workspace", clip_weights, *, fps: float, k: int, frame_rule: str, geometry: str,
+                  precision: str, paths, video_ids) -> "tuple[FeatureSettings, int] | None":
+    """(settings, videos) when every video in scope already has intact-sized features under the one
+    recorded feature set these options give, found without loading the model; else None (then the
+    normal path decides). Only the settings a model would add (its name, image size) are taken from
+    the catalog, matched by the weights' id, which names the weights file exactly.
+
+    Raises:
+        MissingWeightsError: the CLIP weights are not available (as ``load_clip`` would).
+    """
+    from r2cli.catalog.db import Catalog
+    from r2cli.catalog.features import feature_sets
+    from r2cli.errors import CatalogError
+    from r2cli.model import registry
+
+    weights_id = registry.resolve_clip(clip_weights).weights_id
+    wanted = {"weights_id": weights_id, "fps": fps, "k": k, "frame_rule": frame_rule, "geometry": geometry,
+              "precision": precision}
+    try:
+        with Catalog.open(workspace, create=False) as catalog:
+            keys = _settings_keys(catalog, wanted)
+            if len(keys) != 1:
+                return None
+            key = next(iter(keys))
+            settings = FeatureSettings.from_dict(_settings_of(catalog, key))
+            if settings.key() != key:  # recorded by another store format: let the normal path decide
+                return None
+            store = FeatureStore(workspace.features_dir)
+            work = list_work(catalog, store, settings, paths=paths, video_ids=video_ids, verify=False)
+    except (CatalogError, FeatureError):
+        return None
+    if work.todo or work.adopt or work.rejected or work.mark_ok or not work.done:
+        return None
+    return settings, work.done
+
+
+def _settings_keys(catalog: Any, wanted: dict[str, Any]) -> set[str]:
+    """Settings keys of the recorded feature sets whose settings match ``wanted``."""
+    from sqlalchemy import select
+
+    from r2cli.catalog.schema import FeatureSet
+
+    found = set()
+    with catalog.session() as session:
+        for key, settings in session.execute(select(FeatureSet.settings_key, FeatureSet.settings).distinct()):
+            data = settings or {}
+            if all(data.get(name) == value for name, value in wanted.items() if name != "fps") \
+                    and abs(float(data.get("fps", -1)) - wanted["fps"]) < 1e-9:
+                found.add(key)
+    return found
+
+
+def _settings_of(catalog: Any, key: str) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from r2cli.catalog.schema import FeatureSet
+
+    with catalog.session() as session:
+        return dict(session.execute(select(FeatureSet.settings).where(FeatureSet.settings_key == key).limit(1))
+                    .scalar_one())
 
 
 def _extract_on_ray(run: "_Run", items: list[WorkItem], address: str, *, clip_weights, device: str, precision: str,

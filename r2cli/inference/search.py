@@ -500,14 +500,38 @@ def merge_moments(plan: SearchPlan, pairs: list[tuple[int, int]], outputs: dict,
     return Merged(keys=keys, moments=moments, saliency=saliency)
 
 
+def playable_moments(rows: "np.ndarray", duration: float) -> tuple["np.ndarray", int]:
+    """The ``[start, end, score]`` rows a player can play: ends clamped to the video's ``duration``
+    (the official rounding can put an end past it: 10.0 s in a 9.934 s video), rows left with no
+    length dropped (the official rounding gives 0-0 moments). Returns (rows, how many were dropped).
+
+    The official submission keeps the official numbers; this is for the Parquet results and what
+    is built on them (the table, the report, ``cut``), #22.3.
+    """
+    import numpy as np
+
+    rows = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    if duration > 0 and len(rows):
+        rows[:, 0] = np.minimum(rows[:, 0], duration)
+        rows[:, 1] = np.minimum(rows[:, 1], duration)
+    keep = rows[:, 1] - rows[:, 0] > 1e-6
+    return rows[keep], int((~keep).sum())
+
+
 def rank_moments(merged: Merged, plan: SearchPlan, queries: list["Query"], *, run_id: str, top_k: int,
-                 min_score: float | None, model_id: str, preset: str) -> "pd.DataFrame":
-    """All moments of a batch, ranked within each video and across videos, cut to ``top_k`` per query."""
+                 min_score: float | None, model_id: str, preset: str,
+                 dropped: list[int] | None = None) -> "pd.DataFrame":
+    """All playable moments of a batch (see ``playable_moments``), ranked within each video and across
+    videos, cut to ``top_k`` per query. ``dropped``, when given, gets the number of moments dropped
+    for having no length appended."""
     import numpy as np
     import pandas as pd
 
     parts = []
+    unplayable = 0
     for (q, v), rows in zip(merged.keys, merged.moments):
+        rows, lost = playable_moments(rows, plan.videos[v].duration)
+        unplayable += lost
         if min_score is not None and len(rows):
             rows = rows[rows[:, 2] >= min_score]
         if not len(rows):
@@ -518,6 +542,8 @@ def rank_moments(merged: Merged, plan: SearchPlan, queries: list["Query"], *, ru
             "rank_in_video": np.arange(1, len(rows) + 1, dtype=np.int32), "video_id": video.record.id,
             "path": video.record.path,
         }))
+    if dropped is not None:
+        dropped.append(unplayable)
     if not parts:
         return empty_moments()
     frame = pd.concat(parts, ignore_index=True)
@@ -594,6 +620,7 @@ class BatchResult:
     candidate_windows: set[int]  # windows grounded for at least one query
     truncated: list[bool]  # per query: longer than CLIP's context
     new_bad_windows: list[int]  # windows found damaged in this batch
+    unplayable: int = 0  # moments dropped for having no length once clamped to the video (#22.3)
     timings: dict[str, float] = field(default_factory=dict)  # seconds: queries_s, coarse_s, fine_s, merge_s
 
 
@@ -616,14 +643,15 @@ def search_batch(plan: SearchPlan, tower: Any, grounder: Any, queries: list["Que
     outputs, kept = ground_windows(grounder, plan, query_layers, pairs, reporter=reporter)
     ticks.append(time.perf_counter())
     merged = merge_moments(plan, kept, outputs, has_boundaries=grounder.has_boundaries)
+    dropped: list[int] = []
     moments = rank_moments(merged, plan, queries, run_id=run_id, top_k=top_k, min_score=min_score,
-                           model_id=model_id, preset=preset)
+                           model_id=model_id, preset=preset, dropped=dropped)
     ticks.append(time.perf_counter())
     timings = {name: ticks[i + 1] - ticks[i] for i, name in enumerate(("queries_s", "coarse_s", "fine_s", "merge_s"))}
     return BatchResult(timings=timings, 
         queries=queries, moments=moments, merged=merged, pairs=len(kept),
         candidate_windows={w for w, _ in kept}, truncated=list(truncated),
-        new_bad_windows=[w for w in plan.bad_windows if w not in before],
+        new_bad_windows=[w for w in plan.bad_windows if w not in before], unplayable=sum(dropped),
     )
 
 

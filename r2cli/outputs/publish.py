@@ -28,6 +28,7 @@ from typing import Any
 
 from r2cli._atomic import fsync_dir, pid_alive, write_json_atomic
 from r2cli.errors import InputError, UsageError
+from r2cli.times import now_local
 
 try:
     import fcntl
@@ -88,7 +89,7 @@ class RunFolder:
         try:
             self._acquire()
             holder = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": self.purpose,
-                      "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                      "started": now_local()}
             os.ftruncate(self._fd, 0)
             os.pwrite(self._fd, (json.dumps(holder) + "\n").encode("utf-8"), 0)
         except OSError as exc:  # a full disk: even the lock file's one line does not fit

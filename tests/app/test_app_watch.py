@@ -139,11 +139,18 @@ def test_watch_rules_name_the_flag_and_the_job_key(tmp_path):
     assert IndexOptions.help("settle").endswith("Default: 10.0.")
 
 
-def test_one_line_per_event_with_control_characters_escaped():
+def test_one_line_per_event_with_control_characters_escaped(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # times are local with their offset (#22.11)
+    time.tzset()
     event = WatchEvent("moved", "/in/new\nname.mp4", {"previous": "/in/old\x1b[31m.mp4"}, time=0.0)
     line = watch_line(event)
-    assert line == "1970-01-01T00:00:00.000Z moved    /in/new\\nname.mp4 (from /in/old\\x1b[31m.mp4)"
-    assert event.to_dict() == {"time": "1970-01-01T00:00:00.000Z", "event": "moved", "path": "/in/new\nname.mp4",
+    monkeypatch.undo()
+    time.tzset()
+    assert line == "1970-01-01T05:30:00.000+05:30 moved    /in/new\\nname.mp4 (from /in/old\\x1b[31m.mp4)"
+    assert event.to_dict()["time"].endswith(("+00:00", "+05:30"))
+    assert {**event.to_dict(), "time": None} == {"time": None, "event": "moved", "path": "/in/new\nname.mp4",
                                "previous": "/in/old\x1b[31m.mp4"}
     failed = watch_line(WatchEvent("error", "/in/a.mp4", {"error": "file is empty (0 bytes)"}, time=0.0))
     assert failed.endswith("error    /in/a.mp4: file is empty (0 bytes)")

@@ -109,7 +109,7 @@ def test_catalog_list_show_stats(indexed, capsys):
     code, out, _ = run(capsys, "catalog", "show", str(video_id), *ws, "--json")
     shown = json.loads(out)
     assert code == 0 and shown["video"]["path"] == str(archive / "a.mp4") and shown["feature_sets"] == []
-    assert shown["video"]["frame_count"] == 10 and shown["video"]["first_seen"].endswith("Z")
+    assert shown["video"]["frame_count"] == 10 and _aware(shown["video"]["first_seen"])
     code, out, _ = run(capsys, "catalog", "show", str(archive / "b b.mp4"), *ws)
     assert code == 0 and "fingerprint" in out and "blake2b:" in out and "no feature sets yet" in out
     code, _, err = run(capsys, "catalog", "show", "999", *ws)
@@ -159,3 +159,10 @@ def test_doctor(tmp_path, monkeypatch, capsys, ffmpeg, make_copy):
     monkeypatch.setenv("R2CLI_FFMPEG", str(tmp_path / "no-ffmpeg"))
     code, out, err = run(capsys, "doctor", *ws, "--json")
     assert code == 3 and json.loads(out)["ok"] is False and "ffmpeg not found" in err
+
+
+def _aware(text: str) -> bool:
+    """ISO 8601 with an offset (#22.11)."""
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(text).utcoffset() is not None

@@ -76,14 +76,18 @@ def test_models_list_keeps_every_file_name_whole_at_80_columns():
     assert "Presets as named; all need CLIP ViT-B-32/openai." in text
 
 
-def test_catalog_show_prints_times_and_sizes_for_people(tmp_path, ffmpeg):
+def test_catalog_show_prints_times_and_sizes_for_people(tmp_path, ffmpeg, monkeypatch):
     import datetime as dt
 
     _r2cli("index", str(REPO / "sample_media" / "red_then_blue_cut.mp4"), "--no-features",
            "--workspace", str(tmp_path / "ws"))
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # local time with its offset (#22.11); the child reads it
     shown = _r2cli("catalog", "show", "1", "--workspace", str(tmp_path / "ws")).stdout
+    monkeypatch.undo()
     mtime = (REPO / "sample_media" / "red_then_blue_cut.mp4").stat().st_mtime
-    expected = dt.datetime.fromtimestamp(mtime, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kolkata = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    expected = dt.datetime.fromtimestamp(int(mtime), tz=kolkata).isoformat()
+    assert expected.endswith("+05:30")
     fields = {}
     for line in shown.splitlines():
         parts = line.split(None, 1)

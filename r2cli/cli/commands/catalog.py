@@ -24,14 +24,14 @@ def _duration(seconds: float | None) -> str:
 
 
 def _field(key: str, value: object) -> str:
-    """A catalog field as a person reads it: file times in UTC, sizes with their unit."""
+    """A catalog field as a person reads it: times as ISO 8601 local time with offset (``r2cli.times``),
+    sizes with their unit."""
     if value is None:
         return ""
     if key == "mtime" and isinstance(value, (int, float)):
-        import datetime as _dt
+        from r2cli.times import iso_local
 
-        stamp = _dt.datetime.fromtimestamp(float(value), tz=_dt.timezone.utc)
-        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return iso_local(value) or ""
     if key == "size" and isinstance(value, int):
         return f"{_size(value)} ({value:,} bytes)" if value >= 1024 else f"{value} bytes"
     return shown(str(value))

@@ -71,6 +71,11 @@ def _path_table(title: str, rows: list[tuple[str, str]], more_hint: str | None =
 
 def render_feature_report(report) -> None:
     """Summary lines of an ``ExtractReport`` and the videos whose features failed."""
+    if not (report.videos_extracted or report.videos_failed or report.videos_repaired or report.videos_verified):
+        # an unchanged archive: no speed to report (it read "0.0 video-hours per hour", #22.14)
+        console.print(f"features: nothing to do ({report.videos_skipped} already done) in "
+                      f"{report.wall_seconds:.1f} s; store: {shown(report.store)}", highlight=False, soft_wrap=True)
+        return
     for line in (
         f"features: {report.videos_extracted} extracted, {report.videos_skipped} already done, "
         f"{report.videos_failed} failed; {_plural(report.clips, 'clip')}, {report.video_hours:.3f} video-hours",
