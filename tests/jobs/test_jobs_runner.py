@@ -109,3 +109,14 @@ def test_sample_job_without_weights_stops_after_the_catalog_pass(tmp_path, ffmpe
 
     with Catalog.open(resolve_workspace(workspace)) as catalog, catalog.session() as session:
         assert session.query(Video).filter(Video.status == "ok").count() == 5
+
+
+def test_job_summary_keeps_paths_whole_at_80_columns(job_file, tmp_path, capsys, monkeypatch):
+    """The summary table's details name folders a user opens next: whole at 80 columns (#22, 80 columns)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = run_cli(capsys, "run", str(job_file))
+    assert code == 0, out + err
+    lines = out.splitlines()
+    for folder in (tmp_path / "out" / "search", tmp_path / "out" / "clips"):
+        assert any(str(folder) in line for line in lines), (folder, out)
+    assert f"outputs: {tmp_path / 'out'}" in lines
