@@ -401,7 +401,7 @@ def _execute(workspace, options, queries, models, plan, skipped, settings, key, 
                 from r2cli.distributed.search import RayGrounder
                 from r2cli.distributed.session import ray_session
 
-                stack.enter_context(ray_session(address, shared_paths=[workspace.features_dir]))
+                stack.enter_context(ray_session(address, shared_paths=[workspace.features_dir], log_file=Path(out_dir) / "ray.log"))
                 grounder = RayGrounder(grounder)
             metadata = {"run_id": run_id, "preset": settings["preset"], "model": model_id}
             writer = SearchWriter(folder, run_id=run_id, metadata=metadata, saliency=options.save_saliency,

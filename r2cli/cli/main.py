@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 import sys
 
 from typing import Any
@@ -83,15 +84,63 @@ def _reflow(text: str | None) -> str | None:
     return "\n\n".join(p for p in paragraphs if p)
 
 
+def _usage_name(argument: Any) -> str:
+    """An argument in the usage line as POSIX usage writes it: ``DIR...``, ``[QUERY]...``, ``RESULTS``
+    (typer writes ``{DIR...}...`` and ``[[QUERY]...]...``). A metavar given in the code is used as written."""
+    if argument.metavar:
+        bracketed = argument.required or argument.metavar.startswith("[")
+        return argument.metavar if bracketed else f"[{argument.metavar}]"
+    name = argument.name.upper() + ("..." if argument.nargs != 1 else "")
+    return name if argument.required else f"[{name}]"
+
+
+def _plain_type(display: Any) -> Any:
+    """A value type without typer's ``list[...]``: a repeatable option reads ``<str>`` (its help says
+    "repeat"); an argument's name already says ``...``."""
+    return re.sub(r"list\[([^\]]*)\]", r"\1", display) if isinstance(display, str) else display
+
+
+def _help_folds_long_words() -> None:
+    """Typer cuts a word longer than the help column with an ellipsis (``QVHighlights-form…``) at 80
+    columns; fold it onto the next line instead, so no help text is lost. Installed when help is printed."""
+    import typer.rich_utils as rich_utils
+
+    if getattr(rich_utils._get_parameter_help, "_r2cli_folds", False):
+        return
+    original = rich_utils._get_parameter_help
+
+    def parameter_help(**kwargs: Any) -> Any:
+        columns = original(**kwargs)
+        for item in getattr(columns, "renderables", []):
+            if hasattr(item, "overflow"):
+                item.overflow = "fold"
+        return columns
+
+    parameter_help._r2cli_folds = True  # type: ignore[attr-defined]
+    rich_utils._get_parameter_help = parameter_help
+
+
 def _tidy(command: Any) -> None:
-    """Help as a person reads it: reflowed paragraphs, and no value hint on on/off flags (typer
-    shows ``<bool>`` for them, though they take no value)."""
+    """Help as a person reads it: reflowed paragraphs, no value hint on on/off flags (typer shows
+    ``<bool>`` for them, though they take no value), plain usage names and types, no word cut."""
     command.help = _reflow(command.help)
     for param in command.params:
         if getattr(param, "is_flag", False):
             param.metavar = ""
         if getattr(param, "help", None):
             param.help = _reflow(param.help)
+        if getattr(param, "param_type_name", None) == "argument" and hasattr(param, "_usage_display_name"):
+            param._usage_display_name = lambda argument=param: _usage_name(argument)
+        if hasattr(param, "display_type_rich"):
+            original_type = param.display_type_rich
+            param.display_type_rich = lambda ctx, original=original_type: _plain_type(original(ctx))
+    original_format_help = command.format_help
+
+    def format_help(ctx: Any, formatter: Any) -> Any:
+        _help_folds_long_words()
+        return original_format_help(ctx, formatter)
+
+    command.format_help = format_help
     original_help_option = command.get_help_option
 
     def help_option(ctx: Any) -> Any:

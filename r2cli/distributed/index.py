@@ -509,6 +509,8 @@ def extract_on_ray(
                     pending[ref] = index
             settle(block=False)
         settle(block=True)
+        # the last progress line counts every video assembled, not those done when the last frame arrived
+        reporter.advance(stage, 0, videos=f"{run.report.videos_extracted}/{len(items)}")
         for index, video in videos.items():
             if not video.submitted:
                 discard_target(targets[index])

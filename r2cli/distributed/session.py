@@ -8,9 +8,12 @@ with a plain TCP connection first and a dead one fails at once, in one line.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
+import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,14 +96,83 @@ class RayInfo:
     started: bool  # True when this command started the instance (--ray local)
 
 
+RAY_LOGGERS = ("ray", "ray.data", "ray.train", "ray.tune", "ray.serve")  # those that do not propagate to "ray"
+
+
 @contextlib.contextmanager
-def ray_session(address: str, *, num_cpus: int | None = None, shared_paths: Sequence[Path] = ()) -> Iterator[RayInfo]:
+def ray_output_to(log_file: Path) -> Iterator[logging.Handler]:
+    """Send what Ray writes to ``log_file`` instead of the terminal, for the duration of a ``with`` block.
+
+    Ray talks on three channels: its Python loggers (``ray``, ``ray.data``: execution plans, progress
+    lines), Python warnings (deprecations) and the file descriptor 2 of this process and of the
+    processes it starts (the C++ core worker's notices, the token-auth notice). All three go to
+    ``log_file``; ``sys.stderr`` is given a copy of the terminal's descriptor, so r2cli's own progress
+    and errors still show. Ray Data's progress bars are turned off (r2cli shows its own). Yields the
+    file's logging handler (``attach_ray_loggers`` it again after anything that resets Ray's loggers).
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    try:  # Ray Data configures its loggers when first imported: import it before they are redirected
+        import ray.data
+
+        ray.data.DataContext.get_current().enable_progress_bars = False
+    except ImportError:  # pragma: no cover - Ray without its data extra
+        pass
+    handle = open(log_file, "a", encoding="utf-8", errors="backslashreplace", buffering=1)
+    handler = logging.StreamHandler(handle)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    saved_loggers = [(logging.getLogger(n), logging.getLogger(n).handlers[:], logging.getLogger(n).propagate)
+                     for n in RAY_LOGGERS]
+    attach_ray_loggers(handler)
+    # ray.init(configure_logging=False) empties the "ray" logger's handlers; what Ray logs before they
+    # are attached again goes to logging's last resort, which is pointed at the file meanwhile
+    saved_last_resort = logging.lastResort
+    logging.lastResort = handler
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    terminal_fd = os.dup(2)
+    terminal = os.fdopen(os.dup(terminal_fd), "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
+                         errors="backslashreplace")
+    saved_stderr = sys.stderr
+    os.dup2(handle.fileno(), 2)
+    sys.stderr = terminal
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: handle.write(
+                warnings.formatwarning(message, category, filename, lineno, line))
+            yield handler
+    finally:
+        with contextlib.suppress(Exception):
+            terminal.flush()
+        sys.stderr = saved_stderr
+        os.dup2(terminal_fd, 2)
+        os.close(terminal_fd)
+        terminal.close()
+        logging.lastResort = saved_last_resort
+        for logger, handlers, propagate in saved_loggers:
+            logger.handlers = handlers
+            logger.propagate = propagate
+        handle.close()
+
+
+def attach_ray_loggers(handler: logging.Handler) -> None:
+    """Ray's loggers write to ``handler`` only (again after ``ray.init``, which resets the ``ray`` logger)."""
+    for name in RAY_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.propagate = False
+
+
+@contextlib.contextmanager
+def ray_session(address: str, *, num_cpus: int | None = None, shared_paths: Sequence[Path] = (),
+                log_file: Path | None = None) -> Iterator[RayInfo]:
     """Connect to Ray for the duration of a ``with`` block, then disconnect.
 
     ``local`` starts an instance bound to the loopback address (stopped on exit); any other value
     joins a running cluster (left running; this driver disconnects on exit). When the caller is
     already connected to Ray, that connection is used and left open. Every path in ``shared_paths`` must be
-    visible and writable on every node (the feature store on shared storage).
+    visible and writable on every node (the feature store on shared storage). With ``log_file``,
+    Ray's own output (logs, warnings, notices) goes to that file, not the terminal (``ray_output_to``).
 
     Raises:
         MissingDependencyError: Ray is not installed.
@@ -110,6 +182,15 @@ def ray_session(address: str, *, num_cpus: int | None = None, shared_paths: Sequ
     if problem:
         raise UsageError(f"--ray {problem}, got {address!r}")
     ray = import_ray()
+    with contextlib.ExitStack() as stack:
+        handler = stack.enter_context(ray_output_to(Path(log_file))) if log_file is not None else None
+        info = stack.enter_context(_connected(ray, address, num_cpus, shared_paths, handler))
+        yield info
+
+
+@contextlib.contextmanager
+def _connected(ray: Any, address: str, num_cpus: int | None, shared_paths: Sequence[Path],
+               handler: logging.Handler | None) -> Iterator[RayInfo]:
     connected_here = not ray.is_initialized()  # a caller's own connection (a notebook) is left alone
     if not connected_here:
         started = False
@@ -128,6 +209,8 @@ def ray_session(address: str, *, num_cpus: int | None = None, shared_paths: Sequ
         except (ConnectionError, RuntimeError, TimeoutError) as exc:
             raise ClusterError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
         started = False
+    if handler is not None:
+        attach_ray_loggers(handler)
     try:
         resources = ray.cluster_resources()
         info = RayInfo(address=address, nodes=len([n for n in ray.nodes() if n.get("Alive")]),

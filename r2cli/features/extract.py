@@ -100,6 +100,7 @@ class ExtractReport:
     pipeline_seconds: float = 0.0  # decoding + CLIP, without loading the model
     decode_cpu_seconds: float = 0.0  # CPU time of the ffmpeg/ffprobe processes
     model_cpu_seconds: float = 0.0  # CPU time of this process during the pipeline (CLIP, batching, writing)
+    ray_log: str | None = None  # where Ray's own logs and notices went (--ray), not the terminal
 
     @property
     def video_hours(self) -> float:
@@ -359,9 +360,12 @@ def extract_features(
             if ray is None:
                 stats = _extract_items(run, work.todo, tower, report.batch_size, threads, reporter)
             else:
+                log_file = ray_log_path(workspace, "index")
                 stats = _extract_on_ray(run, work.todo, ray, clip_weights=clip_weights, device=device,
                                         precision=precision, batch_size=report.batch_size, threads=threads,
-                                        segment_seconds=segment_seconds, reporter=reporter)
+                                        segment_seconds=segment_seconds, reporter=reporter, log_file=log_file)
+                if work.todo:
+                    report.ray_log = str(log_file)
             report.decode_cpu_seconds = stats.decode_cpu
             report.model_cpu_seconds = stats.model_cpu
             report.pipeline_seconds = stats.seconds
@@ -429,16 +433,20 @@ def _settings_of(catalog: Any, key: str) -> dict[str, Any]:
     with catalog.session() as session:
         return dict(session.execute(select(FeatureSet.settings).where(FeatureSet.settings_key == key).limit(1))
                     .scalar_one())
+def ray_log_path(workspace: "Workspace", what: str) -> Path:
+    """Where a command's Ray logs go when it has no run folder of its own: ``<workspace>/logs/<what>-ray-<time>.log``."""
+    return workspace.root / "logs" / f"{what}-ray-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
 
 
 def _extract_on_ray(run: "_Run", items: list[WorkItem], address: str, *, clip_weights, device: str, precision: str,
-                    batch_size: int, threads: int, segment_seconds: float | None, reporter: Reporter) -> Any:
+                    batch_size: int, threads: int, segment_seconds: float | None, reporter: Reporter,
+                    log_file: Path | None = None) -> Any:
     from r2cli.distributed.index import SEGMENT_SECONDS, extract_on_ray
     from r2cli.distributed.session import ray_session
 
     if not items:
         return PipelineStats()
-    with ray_session(address, shared_paths=[run.store.root]):
+    with ray_session(address, shared_paths=[run.store.root], log_file=log_file):
         return extract_on_ray(run, items, clip_weights=clip_weights, device=device, precision=precision,
                               batch_size=batch_size, decode_threads=threads,
                               segment_seconds=segment_seconds or SEGMENT_SECONDS, reporter=reporter, stage=STAGE)

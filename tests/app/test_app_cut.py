@@ -153,3 +153,31 @@ def test_cut_summary_table_at_80_columns(source_video, silent_video, tmp_path, m
     assert captured.err.splitlines() == [
         f"warning: skipped moments.parquet row 4: {archive / 'source.mp4'} [9.000-10.000 s]: outside the video "
         "(0-8.040 s)"]
+
+
+LONG_NAMES_TABLE = """\
+2 clip(s) in clips
+source                                           start s  end s
+    clip
+the evening news from the harbour, part one.mp4    1.000  2.500
+    the-evening-news-from-the-harbour-part-one-a-red-boat-leaves-the-harbour-1.mp4
+the evening news from the harbour, part one.mp4    4.020  6.000
+    the-evening-news-from-the-harbour-part-one-a-red-boat-leaves-the-harbour-2.mp4
+2 written, 0 skipped, 0 failed (reencode, 2 job(s))
+"""
+
+
+def test_cut_table_keeps_long_clip_names_whole_at_80_columns(source_video, tmp_path, monkeypatch, capsys):
+    """Clip names longer than a table column go whole on their own lines, so two clips can be told apart (#22)."""
+    source = tmp_path / "archive" / "the evening news from the harbour, part one.mp4"
+    source.parent.mkdir()
+    shutil.copyfile(source_video, source)
+    query = "a red boat leaves the harbour"
+    path = moments(tmp_path / "moments.parquet", [(source, 1.0, 2.5, query), (source, 4.02, 6.0, query)])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli("cut", path.name, "--jobs", "2") == 0
+    out = capsys.readouterr().out
+    assert out == LONG_NAMES_TABLE
+    assert sorted(p.name for p in (tmp_path / "clips").glob("*.mp4")) == [
+        line.strip() for line in out.splitlines() if line.startswith("    the-")]

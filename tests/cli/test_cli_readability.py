@@ -35,6 +35,25 @@ def test_help_at_80_columns_has_no_bool_hints_and_no_overflow(command):
     assert lines, "no help printed"
     assert all(len(line) <= 80 for line in lines), max(lines, key=len)
     assert "<bool>" not in result.stdout
+    # no help text cut with an ellipsis (#22: `finetune --help` lost `QVHighlights-form…`)
+    assert "…" not in result.stdout, [line for line in lines if "…" in line]
+    # usage and types as a person reads them: no `{DIR...}...`, `[[QUERY]...]...`, `<list[str]>`
+    assert "list[" not in result.stdout
+    usage = next(line for line in lines if line.strip().startswith("Usage:"))
+    assert "{" not in usage and "[[" not in usage and "]..." not in usage.replace("]...", "", 1), usage
+
+
+@pytest.mark.parametrize("command, usage", [
+    ("index", "Usage: r2cli index [OPTIONS] DIR..."),
+    ("search", "Usage: r2cli search [OPTIONS] [QUERY]..."),
+    ("summarize", "Usage: r2cli summarize [OPTIONS] [VIDEO]..."),
+    ("cut", "Usage: r2cli cut [OPTIONS] RESULTS"),
+    ("evaluate", "Usage: r2cli evaluate [OPTIONS] PREDICTIONS GROUND_TRUTH"),
+    ("run", "Usage: r2cli run [OPTIONS] [JOB.toml]"),
+])
+def test_usage_lines_read_as_posix_usage(command, usage):
+    lines = _r2cli(command, "--help").stdout.splitlines()
+    assert next(line.strip() for line in lines if line.strip().startswith("Usage:")) == usage
 
 
 def test_help_reflows_docstring_line_breaks():

@@ -126,3 +126,14 @@ def test_unchanged_job_keeps_its_report(job_file, tmp_path):
     assert status == {"index": "done", "search": "skipped", "cut": "skipped", "report": "skipped"}, status
     assert not second.steps[0].changed and "nothing changed" in second.steps[-1].detail
     assert index_html.stat().st_mtime_ns == written
+
+
+def test_job_summary_keeps_paths_whole_at_80_columns(job_file, tmp_path, capsys, monkeypatch):
+    """The summary table's details name folders a user opens next: whole at 80 columns (#22, 80 columns)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = run_cli(capsys, "run", str(job_file))
+    assert code == 0, out + err
+    lines = out.splitlines()
+    for folder in (tmp_path / "out" / "search", tmp_path / "out" / "clips"):
+        assert any(str(folder) in line for line in lines), (folder, out)
+    assert f"outputs: {tmp_path / 'out'}" in lines

@@ -6,18 +6,19 @@ import io
 
 import pandas as pd
 
+# At 80 columns the file names do not fit a table column: each goes whole on its own line (#22, 80 columns)
 EXPECTED = """\
-                       search run 20260101-000000-abcdef                        
-┏━━━━━━━━━━━━━━━━━━━┳━━━┳━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━┓
-┃ query             ┃ # ┃  score ┃      start ┃        end ┃ video             ┃
-┡━━━━━━━━━━━━━━━━━━━╇━━━╇━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━┩
-│ q1: a dog catches │ 1 │ 0.9123 │    0:12.00 │    0:20.00 │ 2019_summer_vaca… │
-│ a frisbee on the  │   │        │            │            │                   │
-│ beach at sunset   │   │        │            │            │                   │
-│                   │ 2 │ 0.5000 │ 1:02:05.50 │ 1:02:11.00 │ b.mp4             │
-│ q2: red\\x1b[31m   │ 1 │ 0.2500 │    0:00.00 │    0:02.00 │ red car.mp4       │
-│ car               │   │        │            │            │                   │
-└───────────────────┴───┴────────┴────────────┴────────────┴───────────────────┘
+search run 20260101-000000-abcdef
+q1: a dog catches a frisbee on the beach at sunset
+#   score       start         end
+1  0.9123     0:12.00     0:20.00
+    2019_summer_vacation_at_the_beach_with_the_dog.mp4
+2  0.5000  1:02:05.50  1:02:11.00
+    b.mp4
+q2: red\\x1b[31m car
+#   score       start         end
+1  0.2500     0:00.00     0:02.00
+    red car.mp4
 """
 
 
@@ -37,11 +38,22 @@ def test_ranked_table_at_80_columns():
         "path": ["/archive/holidays/2019_summer_vacation_at_the_beach_with_the_dog.mp4", "/a/b.mp4",
                  "/a/red car.mp4"],
     })
+    from r2cli.cli._tables import print_named_rows
+
     buffer = io.StringIO()
-    Console(file=buffer, width=80, color_system=None).print(search_table(frame, "search run 20260101-000000-abcdef"))
+    print_named_rows(Console(file=buffer, width=80, color_system=None),
+                     search_table(frame, "search run 20260101-000000-abcdef"))
     assert buffer.getvalue() == EXPECTED
     # every column is kept and no line is wider than the terminal
     assert all(len(line) <= 80 for line in buffer.getvalue().splitlines())
+    # where the names fit, the bordered table, every name whole on one line of it
+    wide = io.StringIO()
+    print_named_rows(Console(file=wide, width=120, color_system=None),
+                     search_table(frame, "search run 20260101-000000-abcdef"))
+    lines = wide.getvalue().splitlines()
+    assert lines[1].startswith("┏") and all(len(line) <= 120 for line in lines)
+    for path in frame["path"]:
+        assert any(f"│ {path.rsplit('/', 1)[1]} " in line for line in lines), path
 
 
 def test_counts_read_as_english():

@@ -69,18 +69,19 @@ def list_command(
     if json_output:
         print_json([row.to_dict() for row in rows])
         return
-    table = Table(show_header=True, header_style="bold")
-    for column, justify in (("id", "right"), ("status", "left"), ("duration", "right"), ("size", "right"),
-                            ("fps", "right"), ("codec", "left"), ("audio", "left"), ("path / error", "left")):
-        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    from r2cli.cli._tables import NamedRows, print_named_rows
+    from r2cli.safe_text import one_line
+
+    listing = NamedRows([("id", "right"), ("status", "left"), ("duration", "right"), ("size", "right"),
+                         ("fps", "right"), ("codec", "left"), ("audio", "left")], "path / error")
     for row in rows:
         size = f"{row.display_width}x{row.display_height}" if row.display_width else ""
-        text = shown(row.path) + (f"\n[red]{shown(row.error)}[/]" if row.error and row.status != "ok" else "")
-        table.add_row(
+        listing.add_row(
             str(row.id), row.status, _duration(row.duration), size, f"{row.fps:.3g}" if row.fps else "",
-            row.codec or "", {True: "yes", False: "no"}.get(row.has_audio, ""), text,  # type: ignore[arg-type]
+            row.codec or "", {True: "yes", False: "no"}.get(row.has_audio, ""),  # type: ignore[arg-type]
+            name=one_line(row.path), note=one_line(row.error) if row.error and row.status != "ok" else None,
         )
-    console.print(table)
+    print_named_rows(console, listing)
     console.print(f"{len(rows)} videos", highlight=False)
 
 
@@ -101,21 +102,31 @@ def show_command(
     if json_output:
         print_json(details.to_dict())
         return
-    table = Table(show_header=False, box=None)
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
-    for key, value in details.video.to_dict().items():
-        table.add_row(key, _field(key, value))
-    console.print(table)
+    fields = details.video.to_dict()
+    width = max(len(key) for key in fields) + 2
+    # one line per field, never folded: a path or fingerprint longer than the terminal stays one line
+    for key, value in fields.items():
+        shown_value = _field(key, value)
+        line = f" [bold]{key:<{width}}[/]{shown_value}" if shown_value else f" [bold]{key}[/]"
+        console.print(line, highlight=False, soft_wrap=True)
     if details.feature_sets:
-        sets = Table(title="feature sets", show_header=True, header_style="bold")
-        for column in ("settings_key", "num_clips", "shape", "dtype", "bytes", "relpath"):
-            sets.add_column(column, overflow="fold")
         for item in details.feature_sets:
-            sets.add_row(*(shown(str(item[c])) for c in ("settings_key", "num_clips", "shape", "dtype", "bytes", "relpath")))
-        console.print(sets)
+            console.print(f"\n[bold]feature set {shown(str(item['settings_key']))}[/]", highlight=False, soft_wrap=True)
+            for label, value in (("clips", str(item["num_clips"])), ("shape", _shape(item["shape"])),
+                                 ("dtype", shown(str(item["dtype"]))), ("size", _field("size", item["bytes"])),
+                                 ("relpath", shown(str(item["relpath"])))):
+                console.print(f"   [bold]{label:<9}[/]{value}", highlight=False, soft_wrap=True)
     else:
         console.print("no feature sets yet", highlight=False)
+
+
+def _shape(shape: object) -> str:
+    """A feature set's array shapes as a person reads them: ``layers 8x4x5x64, embed 8x32, timestamps 8``."""
+    if isinstance(shape, dict):
+        return ", ".join(f"{shown(str(name))} {_shape(dims)}" for name, dims in shape.items())
+    if isinstance(shape, (list, tuple)):
+        return "x".join(str(d) for d in shape)
+    return shown(str(shape))
 
 
 @catalog_app.command("stats")

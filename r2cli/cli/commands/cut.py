@@ -69,24 +69,16 @@ def render(report) -> None:
     """The clips table (file names; the folder is in the title) and the one-line summary."""
     from pathlib import Path
 
-    from rich.table import Table
-
-    if report.written and not report.timeline and not report.reel:
-        table = Table(title=f"{len(report.written)} clip(s) in {shown(report.out_dir)}")
-        table.add_column("clip")
-        table.add_column("source")
-        table.add_column("start s", justify="right")
-        table.add_column("end s", justify="right")
-        for outcome in report.written:
-            table.add_row(
-                shown(Path(outcome.output or "").name),
-                shown(Path(outcome.segment.path).name),
-                f"{outcome.start_s:.3f}",
-                f"{outcome.end_s:.3f}",
-            )
-        console.print(table)
+    from r2cli.cli._tables import NamedRows, print_named_rows
     from r2cli.safe_text import one_line
 
+    if report.written and not report.timeline and not report.reel:
+        clips = NamedRows([("source", "left"), ("start s", "right"), ("end s", "right")], "clip",
+                          title=one_line(f"{len(report.written)} clip(s) in {report.out_dir}"), name_first=True)
+        for outcome in report.written:
+            clips.add_row(one_line(Path(outcome.segment.path).name), f"{outcome.start_s:.3f}", f"{outcome.end_s:.3f}",
+                          name=one_line(Path(outcome.output or "").name))
+        print_named_rows(console, clips)
     console.print(one_line(report.describe()), highlight=False, markup=False, soft_wrap=True)
 
 

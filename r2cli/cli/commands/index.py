@@ -84,6 +84,8 @@ def render_feature_report(report) -> None:
         f"  {report.bytes_written / 1e6:.1f} MB written to {report.store}",
     ):
         console.print(shown(line), highlight=False, soft_wrap=True)
+    if getattr(report, "ray_log", None):
+        console.print(shown(f"  Ray's own logs: {report.ray_log}"), highlight=False, soft_wrap=True)
     if report.videos_verified or report.videos_repaired:
         console.print(f"verify: {_plural(report.videos_verified, 'feature file')} checked, "
                       f"{report.videos_repaired} damaged (extracted again)", highlight=False, soft_wrap=True)

@@ -85,17 +85,13 @@ def register(app: typer.Typer) -> None:
                 ],
             })
             return
-        from rich.table import Table
+        from r2cli.cli._tables import NamedRows, print_named_rows
 
-        table = Table(title=f"job {shown(job.name)} (run {result.run_id})", show_header=True, header_style="bold")
-        table.add_column("step")
-        table.add_column("status")
-        table.add_column("seconds", justify="right")
-        table.add_column("detail", overflow="fold")
+        table = NamedRows([("step", "left"), ("status", "left"), ("seconds", "right")], "detail",
+                          title=one_line(f"job {job.name} (run {result.run_id})"))
         for step in result.steps:
-            style = {"error": "red", "skipped": "dim"}.get(step.status)
-            table.add_row(step.name, step.status, f"{step.seconds:.1f}", shown(step.detail or ""), style=style)
-        console.print(table)
+            table.add_row(step.name, step.status, f"{step.seconds:.1f}", name=one_line(step.detail or ""))
+        print_named_rows(console, table)
         console.print(one_line(f"outputs: {result.out_dir}"), highlight=False, markup=False, soft_wrap=True)
         if not result.ok:
             raise typer.Exit(1)

@@ -31,29 +31,17 @@ def plural(count: int, singular: str, many: str | None = None) -> str:
 
 
 def search_table(frame, title: str):
-    """The ranked table: one row per moment, the query named on its first row.
+    """The ranked moments: one row per moment, grouped by query, each video's file name whole
+    (``r2cli.cli._tables``: a table where the names fit, else each name on its own line)."""
+    from r2cli.cli._tables import NamedRows
 
-    Columns never wrap a word in the middle: long queries and file names wrap at spaces and,
-    when a single word is too long, are cut with an ellipsis.
-    """
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=title, show_header=True, header_style="bold")
-    table.add_column("query", justify="left", overflow="fold", ratio=3, min_width=8)
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("score", justify="right", no_wrap=True)
-    table.add_column("start", justify="right", no_wrap=True)
-    table.add_column("end", justify="right", no_wrap=True)
-    table.add_column("video", justify="left", overflow="ellipsis", ratio=2, min_width=8)
-    last_query = None
+    table = NamedRows([("#", "right"), ("score", "right"), ("start", "right"), ("end", "right")], "video",
+                      title=printable(title), group_header="query")
     for row in frame.itertuples(index=False):
         kind = getattr(row, "query_kind", "text")
         named = f"{row.query_id}: {row.query}" if kind == "text" else f"{row.query_id} ({kind}): {row.query}"
-        label = escape(printable(named)) if row.query_id != last_query else ""
-        last_query = row.query_id
-        table.add_row(label, str(row.rank_in_query), f"{row.score:.4f}", _clock(row.start_s), _clock(row.end_s),
-                      escape(printable(Path(row.path).name)))
+        table.add_row(str(row.rank_in_query), f"{row.score:.4f}", _clock(row.start_s), _clock(row.end_s),
+                      name=printable(Path(row.path).name), group=printable(named))
     return table
 
 
@@ -62,7 +50,9 @@ def render_search_result(result) -> None:
     frame = result.preview(_TABLE_QUERIES)
     shown = frame[frame["rank_in_query"] <= _TABLE_ROWS_PER_QUERY] if len(frame) else frame
     if len(shown):
-        console.print(search_table(shown, f"search run {result.run_id}"))
+        from r2cli.cli._tables import print_named_rows
+
+        print_named_rows(console, search_table(shown, f"search run {result.run_id}"))
     else:
         console.print("no moment passed the filters (try a lower --min-score)", highlight=False)
     counts = result.counts

@@ -20,27 +20,23 @@ def _clock(seconds: float) -> str:
 
 def render_summary_result(result) -> None:
     """One table row per video (segments selected, total vs budget), then where the outputs are."""
-    from rich.markup import escape
-    from rich.table import Table
+    from r2cli.cli._tables import NamedRows, print_named_rows
 
     verb = "reused" if result.resumed else "summarized"
-    table = Table(title=f"summarize run {result.run_id}", show_header=True, header_style="bold")
-    table.add_column("video", justify="left", overflow="ellipsis", ratio=2, min_width=8)
-    table.add_column("query", justify="left", overflow="fold", ratio=3, min_width=8)
-    for name in ("shots", "selected", "summary", "budget", "duration"):
-        table.add_column(name, justify="right", no_wrap=True)
+    table = NamedRows([(name, "right") for name in ("shots", "selected", "summary", "budget", "duration")], "video",
+                      title=f"summarize run {result.run_id}", group_header="query")
     for video in result.videos:
         source = "" if video.query_source == "--query" else f" ({video.query_source})"
         table.add_row(
-            escape(printable(Path(video.path).name)),
-            escape(printable(f"{video.query}{source}")),
             str(video.shots),
             f"{video.segments_selected}/{video.segments}",
             _clock(video.selected_s),
             _clock(video.budget_s),
             _clock(video.duration_s),
+            name=printable(Path(video.path).name),
+            group=printable(f"{video.query}{source}"),
         )
-    console.print(table)
+    print_named_rows(console, table)
     counts = result.counts
     console.print(
         f"{plural(counts.get('videos_summarized', len(result.videos)), 'video')} {verb} "
