@@ -190,3 +190,32 @@ def forget_feature_set(catalog: "Catalog", fingerprint: str, settings_key: str) 
         session.execute(
             delete(FeatureSet).where(FeatureSet.fingerprint == fingerprint, FeatureSet.settings_key == settings_key)
         )
+
+
+def settings_keys_matching(catalog: "Catalog", wanted: dict[str, Any]) -> set[str]:
+    """Settings keys of the recorded feature sets whose settings match ``wanted``."""
+    from sqlalchemy import select
+
+    from r2cli.catalog.schema import FeatureSet
+
+    found = set()
+    with catalog.session() as session:
+        # DISTINCT over the key alone: PostgreSQL's json type has no equality operator
+        for key in session.execute(select(FeatureSet.settings_key).distinct()).scalars().all():
+            data = session.execute(select(FeatureSet.settings).where(FeatureSet.settings_key == key)
+                                   .limit(1)).scalar_one() or {}
+            if all(data.get(name) == value for name, value in wanted.items() if name != "fps") \
+                    and abs(float(data.get("fps", -1)) - wanted["fps"]) < 1e-9:
+                found.add(key)
+    return found
+
+
+def recorded_settings(catalog: "Catalog", key: str) -> dict[str, Any]:
+    """The settings recorded with feature-set key ``key``."""
+    from sqlalchemy import select
+
+    from r2cli.catalog.schema import FeatureSet
+
+    with catalog.session() as session:
+        return dict(session.execute(select(FeatureSet.settings).where(FeatureSet.settings_key == key).limit(1))
+                    .scalar_one())

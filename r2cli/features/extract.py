@@ -384,7 +384,7 @@ def _already_done(workspace: "Workspace", clip_weights, *, fps: float, k: int, f
         MissingWeightsError: the CLIP weights are not available (as ``load_clip`` would).
     """
     from r2cli.catalog.db import Catalog
-    from r2cli.catalog.features import feature_sets
+    from r2cli.catalog.features import recorded_settings, settings_keys_matching
     from r2cli.errors import CatalogError
     from r2cli.model import registry
 
@@ -393,11 +393,11 @@ def _already_done(workspace: "Workspace", clip_weights, *, fps: float, k: int, f
               "precision": precision}
     try:
         with Catalog.open(workspace, create=False) as catalog:
-            keys = _settings_keys(catalog, wanted)
+            keys = settings_keys_matching(catalog, wanted)
             if len(keys) != 1:
                 return None
             key = next(iter(keys))
-            settings = FeatureSettings.from_dict(_settings_of(catalog, key))
+            settings = FeatureSettings.from_dict(recorded_settings(catalog, key))
             if settings.key() != key:  # recorded by another store format: let the normal path decide
                 return None
             store = FeatureStore(workspace.features_dir)
@@ -409,30 +409,6 @@ def _already_done(workspace: "Workspace", clip_weights, *, fps: float, k: int, f
     return settings, work.done
 
 
-def _settings_keys(catalog: Any, wanted: dict[str, Any]) -> set[str]:
-    """Settings keys of the recorded feature sets whose settings match ``wanted``."""
-    from sqlalchemy import select
-
-    from r2cli.catalog.schema import FeatureSet
-
-    found = set()
-    with catalog.session() as session:
-        for key, settings in session.execute(select(FeatureSet.settings_key, FeatureSet.settings).distinct()):
-            data = settings or {}
-            if all(data.get(name) == value for name, value in wanted.items() if name != "fps") \
-                    and abs(float(data.get("fps", -1)) - wanted["fps"]) < 1e-9:
-                found.add(key)
-    return found
-
-
-def _settings_of(catalog: Any, key: str) -> dict[str, Any]:
-    from sqlalchemy import select
-
-    from r2cli.catalog.schema import FeatureSet
-
-    with catalog.session() as session:
-        return dict(session.execute(select(FeatureSet.settings).where(FeatureSet.settings_key == key).limit(1))
-                    .scalar_one())
 def ray_log_path(workspace: "Workspace", what: str) -> Path:
     """Where a command's Ray logs go when it has no run folder of its own: ``<workspace>/logs/<what>-ray-<time>.log``."""
     return workspace.root / "logs" / f"{what}-ray-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
