@@ -265,13 +265,18 @@ class CoarseStage:
         if self.index is not None:
             data.update(factory=self.index.spec.factory, nprobe=self.nprobe, clips_per_query=self.clips_per_query,
                         generation=self.index.generation, index_vectors=self.index.vectors,
-                        unindexed_videos=len(self.unindexed), rescored="exact fp16 embeddings")
+                        unindexed_videos=len(self.unindexed), rescored="exact fp16 embeddings",
+                        matmul_from_queries=MATMUL_FROM_QUERIES)
         return data
 
 
 # An index must hold at least this share of the selected clips to be used (a narrow --video filter
 # would leave few of the index's hits inside the selection).
 MIN_INDEXED_SHARE = 0.5
+# Batches of this many queries or more are scored by one matrix product over every embedding: measured at
+# 1,000 video-hours, one query costs the index 0.14 s vs 3.3 s for the scan, but the scan's cost is one pass
+# plus ~0.02 s per query, so from ~25 queries on it wins (benchmarks/RESULTS-archive.md, "batch").
+MATMUL_FROM_QUERIES = 24
 HITS_PER_CANDIDATE = 16  # approximate clip hits asked per candidate window kept (hits of one window repeat)
 MIN_HITS = 256
 
@@ -394,7 +399,7 @@ def select_candidates(plan: SearchPlan, query_embed: "np.ndarray", candidates: i
     """
     import numpy as np
 
-    if coarse is not None and coarse.path == "index":
+    if coarse is not None and coarse.path == "index" and query_embed.shape[0] < MATMUL_FROM_QUERIES:
         looked_at, scores = indexed_window_scores(plan, query_embed, coarse, candidates=candidates)
     else:
         looked_at = np.arange(len(plan.windows))

@@ -278,3 +278,29 @@ def test_cli_rebuilds_the_index(workspace, tiny_tower, tiny_clip_path, capsys, t
     assert code == 0 and "rebuild asked for" in out
     code, out, err = run_cli(capsys, *args, "--rebuild-coarse-index", "--no-coarse-index")
     assert code != 0 and "--rebuild-coarse-index" in err
+
+
+def test_large_query_batches_use_the_matrix_product(workspace, tiny_tower):
+    """From MATMUL_FROM_QUERIES queries on, the exact scan is cheaper than the index (measured)."""
+    from r2cli.catalog.features import ok_videos
+    from r2cli.features.coarse_index import load_index
+    from r2cli.features.store import FeatureSettings
+    from r2cli.inference import search as stages
+    from r2cli.inference.windows import PostProcess
+
+    build_archive(workspace, tiny_tower, _videos(tiny_tower, 20))
+    _update(workspace)
+    settings = FeatureSettings.for_tower(tiny_tower, fps=0.5, k=4)
+    found, _ = stages.open_features(workspace, sorted(ok_videos(workspace), key=lambda r: r.id), settings)
+    plan = stages.plan_archive(found, fps=0.5, window_clips=20, stride_clips=10, post=PostProcess())
+    stage = stages.choose_coarse_stage(plan, load_index(workspace.features_dir, settings.key()), candidates=2)
+    queries = np.asarray(plan.videos[0].features.embed[: stages.MATMUL_FROM_QUERIES], dtype=np.float32)
+    calls = []
+    original = stages.indexed_window_scores
+    stages.indexed_window_scores = lambda *a, **k: calls.append(1) or original(*a, **k)
+    try:
+        stages.select_candidates(plan, queries[:1], 2, coarse=stage)
+        stages.select_candidates(plan, queries, 2, coarse=stage)
+    finally:
+        stages.indexed_window_scores = original
+    assert len(calls) == 1
