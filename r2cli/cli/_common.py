@@ -123,10 +123,13 @@ class RichReporter(Reporter):
 
     def _bars(self) -> Progress:
         if self._progress is None:
+            # at 80 columns the bar gives way (bar_width=None: it takes what is left), so the counts,
+            # elapsed time and ETA are never cut to `0:…`
+            narrow = err_console.width < 110
             self._progress = Progress(
                 SpinnerColumn(),
                 TextColumn("[bold]{task.description}"),
-                BarColumn(),
+                BarColumn(bar_width=None if narrow else 40),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[info]}"),
                 TimeElapsedColumn(),
@@ -134,6 +137,7 @@ class RichReporter(Reporter):
                 TimeRemainingColumn(),
                 console=err_console,
                 transient=False,
+                expand=narrow,
             )
             self._progress.__enter__()
         return self._progress
@@ -170,6 +174,8 @@ class RichReporter(Reporter):
             total = self._progress.tasks[task].total
             if total is not None:
                 self._progress.update(task, completed=total)
+            else:  # a stage without a known total ends as N/N, not N/?
+                self._progress.update(task, total=self._progress.tasks[task].completed)
             self._progress.stop_task(task)
         elif stage in self._plain:
             state = self._plain.pop(stage)
