@@ -16,7 +16,6 @@ from typing import Any
 from r2cli.train.schedule import StepSchedule
 
 _LAZY = {
-    "FinetuneOptions": "r2cli.app.finetune",
     "FinetuneResult": "r2cli.train.finetune",
     "finetune": "r2cli.train.finetune",
     "resolve_preset": "r2cli.train.finetune",
