@@ -30,6 +30,7 @@ def test_help_does_not_import_heavy_modules():
 
 # What `r2cli --help` must not load (#23): the heavy libraries, and the modules that do a use case's
 # work; the options classes in r2cli.app (which build the flags) and light `names` modules may load.
+# (`rich.markdown` is not listed: typer's help renderer, typer.rich_utils, imports it to show any help.)
 _NOT_FOR_HELP = (
     "torch", "numpy", "pyarrow", "pandas", "sqlalchemy", "open_clip", "ray",
     "r2cli.features.store", "r2cli.features.extract", "r2cli.features.writer", "r2cli.inference.search",
