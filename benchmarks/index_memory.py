@@ -34,7 +34,8 @@ WORK = REPO / "benchmarks" / "_work"
 
 CHILD = """
 import sys, time
-from r2cli.features.extract import extract_features, index_archive
+from r2cli.app.index import index_archive
+from r2cli.features.extract import extract_features
 from r2cli.paths import resolve_workspace
 
 started = time.perf_counter()

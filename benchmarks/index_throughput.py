@@ -96,7 +96,8 @@ def main() -> None:
     import torch
 
     from r2cli.features.clip import load_clip
-    from r2cli.features.extract import extract_video, index_archive
+    from r2cli.app.index import index_archive
+    from r2cli.features.extract import extract_video
     from r2cli.features.store import FeatureSettings
     from r2cli.media.ffmpeg import find_ffmpeg, tool_version
     from r2cli.media.frames import FrameSampler, default_decode_threads

@@ -103,6 +103,7 @@ def main() -> None:
 
     import torch
 
+    from r2cli.app.index import ray_runner
     from r2cli.features.extract import extract_features
     from r2cli.paths import resolve_workspace
 
@@ -135,9 +136,10 @@ def main() -> None:
                 for key in ("list_work", "record_success", "record_failure", "ray_start", "ray_stop", "ray_pipeline"):
                     TIMES[key] = []
                 start = time.perf_counter()
+                runner = ray_runner(ray, clip_weights=str(weights), device="cpu",
+                                    segment_seconds=args.segment_seconds) if ray else None
                 report = extract_features(workspace, clip_weights=str(weights), device="cpu",
-                                          batch_size=args.batch_size, ray=ray,
-                                          segment_seconds=args.segment_seconds if ray else None)
+                                          batch_size=args.batch_size, runner=runner)
                 wall = time.perf_counter() - start
                 row = {"round": rnd, "mode": label, "wall": wall, "scan": scan,
                        "extracted": report.videos_extracted, "failed": report.videos_failed,
@@ -189,7 +191,7 @@ def main() -> None:
 
 
 def _scan(workspace, media: Path) -> None:
-    from r2cli.features.extract import index_archive
+    from r2cli.app.index import index_archive
 
     index_archive([media], workspace, features=False)
 

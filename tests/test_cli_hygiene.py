@@ -28,6 +28,31 @@ def test_help_does_not_import_heavy_modules():
     assert "HEAVY=\n" in result.stdout, result.stdout[-300:]
 
 
+# What `r2cli --help` must not load (#23): the heavy libraries, and the modules that do a use case's
+# work; the options classes in r2cli.app (which build the flags) and light `names` modules may load.
+# (`rich.markdown` is not listed: typer's help renderer, typer.rich_utils, imports it to show any help.)
+_NOT_FOR_HELP = (
+    "torch", "numpy", "pyarrow", "pandas", "sqlalchemy", "open_clip", "ray",
+    "r2cli.features.store", "r2cli.features.extract", "r2cli.features.writer", "r2cli.inference.search",
+    "r2cli.inference.models", "r2cli.eval.api", "r2cli.eval.formats", "r2cli.media.frames",
+    "r2cli.media.naming", "r2cli.media.timeline", "r2cli.media.cut", "r2cli.distributed.session",
+    "r2cli.catalog.db", "r2cli.report.build", "r2cli.train.finetune", "r2cli.outputs",
+)
+
+
+def test_help_loads_only_what_lists_commands():
+    code = (
+        "import sys\n"
+        "from r2cli.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"loaded = sorted(m for m in {_NOT_FOR_HELP!r} if m in sys.modules)\n"
+        "print('LOADED=' + ','.join(loaded))\n"
+    )
+    result = _run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert "LOADED=\n" in result.stdout, result.stdout[-300:]
+
+
 def test_help_is_fast():
     """`r2cli --help` must answer in under 0.3 s.
 

@@ -7,6 +7,7 @@ Whatever the flags, no file the catalog knows as a source video is ever written.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from r2cli.app.options import Options, option
 from r2cli.app.steps import JobContext, StepResult
-from r2cli.media.naming import DEFAULT_TEMPLATE, template_problem
-from r2cli.media.timeline import TIMELINE_FORMATS
+from r2cli.media.names import DEFAULT_TEMPLATE, TIMELINE_FORMATS
 from r2cli.progress import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ def _one_of(choices: tuple[str, ...]):
 
 
 def _template_rule(value: Any) -> str | None:
+    from r2cli.media.naming import template_problem
+
     return template_problem(value) if isinstance(value, str) else "must be a string"
 
 
@@ -97,6 +99,30 @@ def catalog_guard(workspace: "Workspace | None"):
     from r2cli.catalog.guards import source_video_paths
 
     return lambda paths: source_video_paths(workspace, paths)
+
+
+def cut_results(
+    results_path: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    reporter: Reporter = NULL_REPORTER,
+    **flags: Any,
+) -> "CutReport":
+    """Cut the rows of a moments or summary file; ``flags`` are the fields of ``CutOptions``.
+
+    The library form of ``r2cli cut`` without a catalog (only the rows' own sources are
+    protected): ``cut_results(path, out, top=5, format="edl")`` equals
+    ``run_cut(None, CutOptions.from_flags(results=path, out=out, top=5, format="edl"))``.
+    (It lived in ``r2cli.media.cut`` until #23: the media layer does not import the use case.)
+
+    Raises:
+        UsageError: a flag breaks its rule (the message names it), see ``run_cut``.
+    """
+    options = CutOptions.from_flags(
+        results=Path(results_path), out=Path(out_dir) if out_dir is not None else None,
+        **{k: Path(v) if k == "concat" and v is not None else v for k, v in flags.items()},
+    )
+    return run_cut(None, options, reporter=reporter)
 
 
 def run_cut(workspace: "Workspace | None", options: CutOptions, *, reporter: Reporter = NULL_REPORTER) -> "CutReport":

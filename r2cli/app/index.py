@@ -8,18 +8,18 @@ one-line ``MissingWeightsError``.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r2cli.app.options import MAX_FEATURE_FPS, Options, device_rule, option
+from r2cli.app.options import MAX_FEATURE_FPS, Options, device_rule, option, ray_address_rule
 from r2cli.app.steps import JobContext, StepResult
-from r2cli.distributed.session import ray_address_rule
 from r2cli.errors import InputError
-from r2cli.features.store import FEATURE_FPS, STORED_DTYPES
-from r2cli.media.frames import GEOMETRIES, GEOMETRY_DISPLAY
+from r2cli.features.names import FEATURE_FPS, STORED_DTYPES
+from r2cli.media.names import GEOMETRIES, GEOMETRY_DISPLAY
 from r2cli.progress import NULL_REPORTER, Reporter
 
 # how `index --watch` notices changes (r2cli.app.watch): chosen per folder by file system, or forced
@@ -172,6 +172,48 @@ def weights_needed(options: IndexOptions) -> list[tuple[str, str | None]]:
     return [("clip", options.clip_weights)] if options.features and not options.dry_run else []
 
 
+def index_archive(paths: Sequence[str | os.PathLike], workspace: "Workspace", *,
+                  extensions: Iterable[str] | None = None, reporter: Reporter = NULL_REPORTER,
+                  **options: Any) -> IndexResult:
+    """``r2cli index`` as a library call: ``run_index`` with these options.
+
+    Kept for scripts and benchmarks; ``options`` are fields of ``IndexOptions``. (It lived in
+    ``r2cli.features.extract`` until #23: the feature layer does not import the use case.)
+    """
+    if "lock_timeout" in options:
+        options["wait"] = options.pop("lock_timeout")
+    index_options = IndexOptions(paths=tuple(Path(os.fspath(p)) for p in paths),
+                                 extensions=tuple(extensions) if extensions else None, **options)
+    index_options.validate()
+    return run_index(workspace, index_options, reporter=reporter)
+
+
+def ray_log_path(workspace: "Workspace", what: str) -> Path:
+    """Where a command's Ray logs go when it has no run folder of its own: ``<workspace>/logs/<what>-ray-<time>.log``."""
+
+    return workspace.root / "logs" / f"{what}-ray-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+
+
+def ray_runner(address: str, *, clip_weights: Any, device: str, precision: str = "fp32",
+               segment_seconds: float | None = None, log_file: Path | None = None) -> Any:
+    """The ``runner`` of ``extract_features`` that decodes and runs CLIP on Ray at ``address``
+    (``"local"`` or a cluster): the Ray-or-local decision of indexing is made here, in the use case (#23).
+    ``segment_seconds``: videos longer than this are decoded in segments of this length; Ray's own
+    logs and notices go to ``log_file`` instead of the terminal."""
+
+    def run_on_ray(run: Any, items: list, *, batch_size: int, threads: int, reporter: Reporter) -> Any:
+        from r2cli.distributed.index import SEGMENT_SECONDS, extract_on_ray
+        from r2cli.distributed.session import ray_session
+        from r2cli.features.extract import STAGE
+
+        with ray_session(address, shared_paths=[run.store.root], log_file=log_file):
+            return extract_on_ray(run, items, clip_weights=clip_weights, device=device, precision=precision,
+                                  batch_size=batch_size, decode_threads=threads,
+                                  segment_seconds=segment_seconds or SEGMENT_SECONDS, reporter=reporter, stage=STAGE)
+
+    return run_on_ray
+
+
 def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Reporter = NULL_REPORTER,
               hold: Sequence[str] = (), gone: Sequence[str] = (),
               features_off: str = "--no-features") -> IndexResult:
@@ -202,11 +244,14 @@ def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Report
                         dry_run=options.dry_run, reporter=reporter, lock_timeout=options.wait, hold=hold, gone=gone)
     if not options.features or options.dry_run or not paths:
         return IndexResult(options=options, scan=scan, features=None)
+    log_file = None if ray is None else ray_log_path(workspace, "index")
     try:
         extracted = extract_features(
             workspace, clip_weights=options.clip_weights, fps=options.fps, geometry=options.geometry,
             device=options.device, feature_dtype=options.feature_dtype, batch_size=options.batch_size,
-            verify=options.verify, ray=ray,
+            verify=options.verify,
+            runner=None if ray is None else ray_runner(ray, clip_weights=options.clip_weights, device=options.device,
+                                                       log_file=log_file),
             paths=[*scan.roots, *scan.outside_roots], lock_timeout=options.wait, reporter=reporter,
         )
     except MissingWeightsError:
@@ -216,6 +261,8 @@ def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Report
             f"(use {features_off} to index without them)"
         )
         raise
+    if log_file is not None and log_file.exists():  # Ray ran: say where its own output went
+        extracted.ray_log = str(log_file)
     coarse = []
     if options.coarse_index:
         from r2cli.features.coarse_index import update_workspace_indexes

@@ -346,6 +346,14 @@ def device_rule(value: Any) -> str | None:
     return "must be auto, cpu, cuda, cuda:N or mps"
 
 
+def ray_address_rule(value: Any) -> str | None:
+    """``--ray``'s rule (``r2cli.distributed.session.ray_address_rule``), loading that module only
+    when a value is checked, so building the flags stays light (#23)."""
+    from r2cli.distributed.session import ray_address_rule as rule
+
+    return rule(value)
+
+
 def name_rule(value: Any) -> str | None:
     """A name, not a path: no separators, not ``.`` or ``..``, no control characters, at most
     ``NAME_MAX_BYTES`` of UTF-8 (a job's name becomes the folder ``job-<name>``)."""

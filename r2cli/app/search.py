@@ -19,10 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r2cli.app.options import MIN_SPAN_S, Options, device_rule, option
+from r2cli.app.options import MIN_SPAN_S, Options, device_rule, option, ray_address_rule
 from r2cli.app.steps import JobContext, StepResult
-from r2cli.distributed.session import ray_address_rule
-from r2cli.inference.search import FEATURE_DTYPE_CHOICES
+from r2cli.inference.names import FEATURE_DTYPE_CHOICES
 from r2cli.progress import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -24,8 +24,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from r2cli.errors import FeatureError, UsageError
 from r2cli.features.pipeline import MemorySink, PipelineStats, Sink, run_pipeline
@@ -45,6 +44,8 @@ from r2cli.media.frames import DEFAULT_CHUNK_FRAMES, FRAME_RULE_EXACT, GEOMETRY_
 from r2cli.progress import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+
     import numpy as np
 
     from r2cli.catalog.db import Catalog
@@ -52,7 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from r2cli.paths import Workspace
 
 STAGE = "features"
-__all__ = ["ExtractReport", "ExtractedVideo", "VideoFailure", "extract_features", "extract_video", "index_archive"]
+__all__ = ["ExtractReport", "ExtractedVideo", "VideoFailure", "extract_features", "extract_video"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -263,8 +264,7 @@ def extract_features(
     video_ids: Sequence[int] | None = None,
     verify: bool = False,
     lock_timeout: float = 0.0,
-    ray: str | None = None,
-    segment_seconds: float | None = None,
+    runner: "Callable[..., PipelineStats] | None" = None,
     reporter: Reporter = NULL_REPORTER,
 ) -> ExtractReport:
     """Extract and store features for every readable catalog video that lacks them.
@@ -289,9 +289,10 @@ def extract_features(
         verify: check every recorded feature file against its checksum and shapes, and extract
             the failing ones again (without it, a file of the wrong size is still caught).
         lock_timeout: seconds to wait for another process writing the catalog.
-        ray: run decode and CLIP on Ray (``"local"`` or a cluster address; ``r2cli.distributed``)
-            instead of this process's pipeline. The features are identical.
-        segment_seconds: on Ray, videos longer than this are decoded in segments of this length.
+        runner: runs decode and CLIP for the videos to extract somewhere else, as
+            ``runner(run, items, batch_size=, threads=, reporter=) -> PipelineStats`` under the
+            catalog's writer lock; None (default): this process's pipeline. ``r2cli.app.index``
+            passes Ray's (``ray_runner``), since the use case decides local or Ray (#23).
         reporter: progress, stage ``"features"`` in frames (fields: videos, fps).
 
     Raises:
@@ -357,15 +358,12 @@ def extract_features(
             report.videos_verified = (work.done + len(work.rejected)) if verify else 0
             report.videos_total = len(work.todo) + len(work.adopt) + work.done
             report.videos_skipped = work.done + len(work.adopt)
-            if ray is None:
+            if runner is None:
                 stats = _extract_items(run, work.todo, tower, report.batch_size, threads, reporter)
+            elif work.todo:
+                stats = runner(run, work.todo, batch_size=report.batch_size, threads=threads, reporter=reporter)
             else:
-                log_file = ray_log_path(workspace, "index")
-                stats = _extract_on_ray(run, work.todo, ray, clip_weights=clip_weights, device=device,
-                                        precision=precision, batch_size=report.batch_size, threads=threads,
-                                        segment_seconds=segment_seconds, reporter=reporter, log_file=log_file)
-                if work.todo:
-                    report.ray_log = str(log_file)
+                stats = PipelineStats()
             report.decode_cpu_seconds = stats.decode_cpu
             report.model_cpu_seconds = stats.model_cpu
             report.pipeline_seconds = stats.seconds
@@ -407,25 +405,6 @@ def _already_done(workspace: "Workspace", clip_weights, *, fps: float, k: int, f
     if work.todo or work.adopt or work.rejected or work.mark_ok or not work.done:
         return None
     return settings, work.done
-
-
-def ray_log_path(workspace: "Workspace", what: str) -> Path:
-    """Where a command's Ray logs go when it has no run folder of its own: ``<workspace>/logs/<what>-ray-<time>.log``."""
-    return workspace.root / "logs" / f"{what}-ray-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-
-
-def _extract_on_ray(run: "_Run", items: list[WorkItem], address: str, *, clip_weights, device: str, precision: str,
-                    batch_size: int, threads: int, segment_seconds: float | None, reporter: Reporter,
-                    log_file: Path | None = None) -> Any:
-    from r2cli.distributed.index import SEGMENT_SECONDS, extract_on_ray
-    from r2cli.distributed.session import ray_session
-
-    if not items:
-        return PipelineStats()
-    with ray_session(address, shared_paths=[run.store.root], log_file=log_file):
-        return extract_on_ray(run, items, clip_weights=clip_weights, device=device, precision=precision,
-                              batch_size=batch_size, decode_threads=threads,
-                              segment_seconds=segment_seconds or SEGMENT_SECONDS, reporter=reporter, stage=STAGE)
 
 
 def _positive(what: str, value: object) -> None:
@@ -471,20 +450,3 @@ def _extract_items(
         return stats
     finally:
         reporter.end(STAGE)
-
-
-def index_archive(paths: Sequence[str | os.PathLike], workspace: "Workspace", *,
-                  extensions: Iterable[str] | None = None, reporter: Reporter = NULL_REPORTER,
-                  **options: Any) -> Any:
-    """``r2cli index`` as a library call: ``r2cli.app.index.run_index`` with these options.
-
-    Kept for scripts and benchmarks; ``options`` are fields of ``IndexOptions``.
-    """
-    from r2cli.app.index import IndexOptions, run_index
-
-    if "lock_timeout" in options:
-        options["wait"] = options.pop("lock_timeout")
-    index_options = IndexOptions(paths=tuple(Path(os.fspath(p)) for p in paths),
-                                 extensions=tuple(extensions) if extensions else None, **options)
-    index_options.validate()
-    return run_index(workspace, index_options, reporter=reporter)

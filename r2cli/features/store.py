@@ -52,9 +52,7 @@ from r2cli._atomic import pid_alive
 from r2cli.errors import FeatureError, UsageError
 from r2cli.media.frames import GEOMETRIES, GEOMETRY_DISPLAY
 
-# The clips per second of r2cli's features unless a setting or a checkpoint's preset says otherwise:
-# 0.5, like the official QVHighlights features. Written here once; every default refers to it.
-FEATURE_FPS = 0.5
+from r2cli.features.names import FEATURE_FPS, STORED_DTYPES  # defined there once (#23)
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -67,9 +65,6 @@ SUFFIX = ".safetensors"
 TEMP_SUFFIX = ".tmp"
 CHECKSUM_ALGO = "blake2b-128"  # metadata "checksum": "<algo>:<hex>" of every byte after the header
 CHECKSUM_BYTES = 16
-# what `layers` are stored as: fp16 (default: the official features are fp16) or int8 with per-(clip,
-# layer, channel) scales (r2cli.features.compact); `embed` is always fp16
-STORED_DTYPES = ("float16", "int8")
 LAYER_SCALES = "layer_scales"  # the tensor of int8 files' scales, float16 [T, k, Cv]
 CROPS = ("center",)
 

@@ -88,7 +88,7 @@ class SearchPlan:
 # 1. features and windows
 
 
-FEATURE_DTYPE_CHOICES = ("auto", "float16", "int8")  # search --feature-dtype; auto prefers float16
+from r2cli.inference.names import FEATURE_DTYPE_CHOICES  # defined there once (#23)
 
 
 def feature_dtype_order(feature_dtype: str) -> tuple[str, ...]:
@@ -747,13 +747,3 @@ class SearchWriter:
                 self._official.close()
             except OSError:  # a full disk: the buffered lines are thrown away with the file
                 pass
-
-
-def __getattr__(name: str) -> Any:
-    # compatibility for callers written before the use case moved to r2cli.app.search
-    # (tests/train/test_train_learnability.py); new code imports r2cli.app.search
-    if name in ("SearchOptions", "search", "SearchResult"):
-        from r2cli.app import search as app_search
-
-        return getattr(app_search, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

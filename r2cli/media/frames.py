@@ -81,9 +81,7 @@ FRAME_RULES = (FRAME_RULE_EXACT, FRAME_RULE_NOREF)
 # - "official": like the official extractor (spec section 1.1): by the CODED width and height, sample
 #   aspect ratio and rotation ignored when sizing (ffmpeg still turns rotated frames upright, as its
 #   autorotation does in the official command), so non-square-pixel and rotated videos are stretched.
-GEOMETRY_DISPLAY = "display"
-GEOMETRY_OFFICIAL = "official"
-GEOMETRIES = (GEOMETRY_DISPLAY, GEOMETRY_OFFICIAL)
+from r2cli.media.names import GEOMETRIES, GEOMETRY_DISPLAY, GEOMETRY_OFFICIAL  # defined there once (#23)
 
 DEFAULT_CHUNK_FRAMES = 16  # frames per read from ffmpeg's pipe (16 x 224 x 224 x 3 = 2.4 MB)
 _STDERR_TAIL_LINES = 40  # non-showinfo stderr lines kept for error messages

@@ -21,7 +21,7 @@ from r2cli.paths import OUTPUT_COMMENT, OUTPUT_MARKER  # noqa: F401  (re-exporte
 if TYPE_CHECKING:
     from r2cli.media.segments import Segment
 
-DEFAULT_TEMPLATE = "{video}-{query}-{rank}.mp4"
+from r2cli.media.names import DEFAULT_TEMPLATE  # noqa: F401  (re-exported; defined there once, #23)
 TEMPLATE_FIELDS = ("video", "query", "rank", "start", "end", "index", "score", "video_id", "query_id")
 MEDIA_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 MAX_NAME_BYTES = 200  # below the usual 255-byte limit, leaving room for the temporary prefix

@@ -48,8 +48,7 @@ from typing import Any, Sequence
 from r2cli.errors import InputError, MissingDependencyError, UsageError
 from r2cli.safe_text import one_line
 
-TIMELINE_FORMATS = ("edl", "otio", "fcpxml", "fcp7", "vtt", "srt", "chapters")
-"""Every ``--format`` of ``r2cli cut`` that writes a file describing the cut list (not media)."""
+from r2cli.media.names import TIMELINE_FORMATS  # defined there once (#23)
 
 TIMELINE_SUFFIXES = {
     "edl": ".edl",

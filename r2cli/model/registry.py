@@ -246,7 +246,7 @@ def available_presets() -> set[str] | None:
     import logging
 
     try:
-        from r2cli.model import list_presets  # type: ignore[attr-defined]
+        from r2cli.model.config import list_presets
 
         presets = list_presets()
     except Exception as exc:  # the head package is optional for the registry

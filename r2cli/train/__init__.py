@@ -6,7 +6,8 @@ Importing this package is cheap; torch-backed names load on first use.
 - ``r2cli.train.data``: training items, the official feature layout, labels, data order, the official collate.
 - ``r2cli.train.sources``: features from the r2cli catalog and feature store, cached query features.
 - ``r2cli.train.loop``: seeding, the AMP training step, validation, resumable state.
-- ``r2cli.train.finetune``: ``finetune(workspace, FinetuneOptions(...))`` -> ``FinetuneResult``.
+- ``r2cli.train.finetune``: ``finetune(workspace, FinetuneOptions(...))`` -> ``FinetuneResult`` (the options
+  class is the use case's: ``r2cli.app.finetune.FinetuneOptions``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 from r2cli.train.schedule import StepSchedule
 
 _LAZY = {
-    "FinetuneOptions": "r2cli.app.finetune",
     "FinetuneResult": "r2cli.train.finetune",
     "finetune": "r2cli.train.finetune",
     "resolve_preset": "r2cli.train.finetune",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from r2cli.media.chapters import Mark, ffmetadata_text, read_cues, webvtt_text
-from r2cli.media.cut import cut_results
+from r2cli.app.cut import cut_results
 from r2cli.media.timeline import TIMELINE_FORMATS, chapters_vtt_path, read_timeline
 from r2cli.ownership import WRITTEN_LEDGER
 from r2cli.outputs import write_table

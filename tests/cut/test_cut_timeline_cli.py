@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from r2cli.errors import InputError, UsageError
-from r2cli.media.cut import cut_results
+from r2cli.app.cut import cut_results
 from r2cli.media.probe import probe
 from r2cli.media.timeline import (
     TIMELINE_FORMATS,

@@ -119,7 +119,7 @@ def test_finetune_learns_to_ground_held_out_synthetic_videos(synthetic_archive, 
     assert metrics["MR-full-R1@0.5"] == best
 
     # and `r2cli search` with that checkpoint finds each colour's scene in a held-out video
-    from r2cli.inference.search import SearchOptions, search
+    from r2cli.app.search import SearchOptions, search
 
     scene = HELD_OUT_SCENE_SECONDS[0]
     order = next(iter(itertools.permutations(COLORS)))  # heldout_0.mp4
