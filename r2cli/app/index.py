@@ -190,7 +190,6 @@ def index_archive(paths: Sequence[str | os.PathLike], workspace: "Workspace", *,
 
 def ray_log_path(workspace: "Workspace", what: str) -> Path:
     """Where a command's Ray logs go when it has no run folder of its own: ``<workspace>/logs/<what>-ray-<time>.log``."""
-
     return workspace.root / "logs" / f"{what}-ray-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
 
 

@@ -119,6 +119,17 @@ def _help_folds_long_words() -> None:
     parameter_help._r2cli_folds = True  # type: ignore[attr-defined]
     rich_utils._get_parameter_help = parameter_help
 
+    class FoldingTable(rich_utils.Table):  # type: ignore[misc, name-defined]
+        """Option names too (``--coarse-index-min-clips``): folded onto the next line, never cut."""
+
+        def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+            for item in renderables:
+                if isinstance(item, rich_utils.Text):
+                    item.overflow, item.no_wrap = "fold", False
+            super().add_row(*renderables, **kwargs)
+
+    rich_utils.Table = FoldingTable
+
 
 def _tidy(command: Any) -> None:
     """Help as a person reads it: reflowed paragraphs, no value hint on on/off flags (typer shows

@@ -118,7 +118,8 @@ def test_timeline_report_says_one_timeline(source_video, silent_video, tmp_path,
     assert cli("cut", str(path), "--format", "edl", "--out", str(tmp_path / "out")) == 0
     out = capsys.readouterr().out
     assert out == f"wrote 1 timeline (edl) with 2 event(s): {tmp_path / 'out' / 'moments.edl'}; 1 row(s) skipped\n"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".r2cli-output", "moments.edl"]
+    # .r2cli-written: the ledger of the text outputs r2cli wrote there (r2cli/ownership.py)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".r2cli-output", ".r2cli-written", "moments.edl"]
 
 
 EXPECTED_TABLE = """\

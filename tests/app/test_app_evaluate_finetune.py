@@ -21,7 +21,7 @@ def _files(tmp_path: Path) -> tuple[Path, Path]:
     "flags, message",
     [
         ({"dataset": "kinetics"}, "--dataset must be one of qvhighlights, charades, tacos, ego4d, youtube, tvsum, "
-                                  "got 'kinetics'"),
+                                  "user, got 'kinetics'"),
         ({"dataset": "youtube", "protocol": "moment_detr"},
          "--protocol applies to moment retrieval (qvhighlights, charades, tacos, ego4d), not youtube"),
         ({"dataset": "tvsum", "split": "test"}, "--split must be one of val, train, got 'test'"),
