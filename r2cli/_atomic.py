@@ -83,12 +83,22 @@ def write_json_atomic(path: str | os.PathLike, data: Any, *, durable: bool = Tru
 
 
 def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists (it may belong to another user)."""
+    """True when a process with this pid exists (it may belong to another user); a zombie, which
+    has exited and only waits for its parent to reap it, counts as dead."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        return True
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):  # no /proc (macOS) or a race with its exit: trust kill's answer
         return True
     except OSError:
         return False

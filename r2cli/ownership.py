@@ -25,6 +25,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from r2cli._atomic import pid_alive
 from r2cli.errors import UsageError
 
 WRITTEN_LEDGER = ".r2cli-written"  # JSON lines: name, size, mtime_ns of each text output r2cli wrote
@@ -36,22 +37,6 @@ _STAGING_RE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>part|old)-(?P<pid>\d+)-[0-9
 
 class NotOwnedError(UsageError):
     """r2cli was asked to delete or replace something it did not write; it never does."""
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie has exited; only its parent has not reaped it yet
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
 
 
 # -- staging folders ----------------------------------------------------------------------------
@@ -94,7 +79,7 @@ def remove_stale_staging(target: Path) -> list[Path]:
         return removed
     for entry in entries:
         match = _STAGING_RE.match(entry.name)
-        if match is None or match.group("name") != target.name or _pid_alive(int(match.group("pid"))):
+        if match is None or match.group("name") != target.name or pid_alive(int(match.group("pid"))):
             continue
         path = Path(entry.path)
         if is_staging_folder(path):

@@ -266,10 +266,10 @@ def run_index(workspace: "Workspace", options: IndexOptions, *, reporter: Report
     if options.coarse_index:
         from r2cli.features.coarse_index import update_workspace_indexes
 
-        reporter.begin("coarse index", total=None, unit="keys")
+        # no progress stage: it could only count keys, and said "0 keys" on every run; the CLI prints
+        # one line per index that was built or updated
         coarse = update_workspace_indexes(workspace, min_clips=options.coarse_index_min_clips,
                                           rebuild=options.rebuild_coarse_index, verify=options.verify)
-        reporter.end("coarse index")
         for report in coarse:
             if report.retrained or report.problems:
                 reporter.warn(f"coarse index {report.settings_key}: {report.reason}")

@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from r2cli._atomic import fsync_dir, write_json_atomic
 from r2cli.errors import FeatureError, MissingDependencyError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -296,28 +297,6 @@ def _training_sample(store_root: Path, live: list[LiveSet], wanted: int, dims: i
     return np.nan_to_num(sample[:filled])
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-
-
 def _publish(root: Path, index: Any, manifest: dict[str, Any], previous: str | None) -> str:
     """Write a new generation beside the current one and point ``CURRENT.json`` at it."""
     faiss = _faiss()
@@ -331,13 +310,13 @@ def _publish(root: Path, index: Any, manifest: dict[str, Any], previous: str | N
     faiss.write_index(index, str(partial / INDEX_FILE))
     with open(partial / INDEX_FILE, "rb+") as handle:
         os.fsync(handle.fileno())
-    _write_json(partial / MANIFEST_FILE, {**manifest, "generation": generation})
-    _fsync_dir(partial)
+    write_json_atomic(partial / MANIFEST_FILE, {**manifest, "generation": generation}, sort_keys=True)
+    fsync_dir(partial)
     os.replace(partial, root / generation)
-    _fsync_dir(root)
-    _write_json(root / CURRENT_FILE, {"generation": generation, "format": INDEX_FORMAT,
-                                      "vectors": int(index.ntotal), "updated": time.time()})
-    _fsync_dir(root)
+    fsync_dir(root)
+    write_json_atomic(root / CURRENT_FILE, {"generation": generation, "format": INDEX_FORMAT,
+                                            "vectors": int(index.ntotal), "updated": time.time()}, sort_keys=True)
+    fsync_dir(root)
     _clean(root, keep={generation, previous})
     return generation
 

@@ -24,6 +24,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from r2cli._atomic import pid_alive
 from r2cli.errors import InputError
 from r2cli.media.naming import OUTPUT_MARKER, partial_writer
 
@@ -226,23 +227,6 @@ def same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return os.path.realpath(a) == os.path.realpath(b)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (a zombie counts as dead)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie has exited; only its parent has not reaped it yet
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
 
 
 def remove_stale_partials(folder: Path) -> list[Path]:

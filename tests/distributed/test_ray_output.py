@@ -34,7 +34,7 @@ def test_index_ray_local_keeps_rays_output_off_the_terminal(ffmpeg, tiny_clip_pa
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stderr.splitlines()
     # r2cli's own stage lines only (piped: one plain line per finished stage)
-    assert [line.split(":", 1)[0] for line in lines] == ["walk", "index", "features", "coarse index"], result.stderr
+    assert [line.split(":", 1)[0] for line in lines] == ["walk", "index", "features"], result.stderr
     assert lines[-1].startswith("features: ") and "(videos=2/2)" in lines[-1], lines[-1]
     assert "features: 2 extracted" in result.stdout
     logs = sorted((tmp_path / "ws" / "logs").glob("index-ray-*.log"))

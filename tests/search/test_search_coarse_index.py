@@ -205,16 +205,16 @@ import sys, time
 from r2cli.features import coarse_index
 from r2cli.paths import resolve_workspace
 point = sys.argv[2]
-original_fsync, original_write = coarse_index._fsync_dir, coarse_index._write_json
+original_fsync, original_write = coarse_index.fsync_dir, coarse_index.write_json_atomic
 def fsync(path):
     original_fsync(path)
     if point == "partial" and path.name.endswith(".partial"):
         print("ready", flush=True); time.sleep(60)
-def write(path, data):
+def write(path, data, **options):
     if point == "pointer" and path.name == coarse_index.CURRENT_FILE:
         print("ready", flush=True); time.sleep(60)
-    original_write(path, data)
-coarse_index._fsync_dir, coarse_index._write_json = fsync, write
+    original_write(path, data, **options)
+coarse_index.fsync_dir, coarse_index.write_json_atomic = fsync, write
 coarse_index.update_workspace_indexes(resolve_workspace(sys.argv[1]), min_clips=100, rebuild=True)
 """
 
