@@ -25,6 +25,14 @@ CLIP_ARCH_WIDTHS: dict[str, tuple[int, int, int]] = {
 
 CLS_LOSS_TYPES = ("focal", "dynamic_bce")
 NMS_TYPES = ("normal", "linear", "gaussian")
+# The official NMS settings (every official config): the IoU at or above which "normal" NMS zeroes a
+# score, and the width of the "gaussian" decay. Written here once; every default refers to them (#23).
+NMS_THRESHOLD = 0.7
+NMS_SIGMA = 0.5
+# Clips per second unless a setting or a checkpoint's preset says otherwise: 0.5, the rate of the
+# official QVHighlights features (and of r2cli's feature index). Written here once (#23);
+# r2cli.features.names.FEATURE_FPS is this value.
+DEFAULT_FPS = 0.5
 SALIENCY_DIRECTIONS = ("row", "col")
 
 
@@ -145,8 +153,8 @@ class NmsConfig:
     """Non-maximum suppression applied by the evaluation post-processing."""
 
     type: str = "normal"  # "normal" (zero the score of overlaps), "linear" (x(1-IoU)) or "gaussian"
-    threshold: float = 0.7  # IoU at or above which "normal" NMS zeroes a score
-    sigma: float = 0.5  # width of the "gaussian" decay exp(-IoU^2/sigma)
+    threshold: float = NMS_THRESHOLD  # IoU at or above which "normal" NMS zeroes a score
+    sigma: float = NMS_SIGMA  # width of the "gaussian" decay exp(-IoU^2/sigma)
 
     def validate(self) -> None:
         if self.type not in NMS_TYPES:
@@ -161,7 +169,7 @@ class NmsConfig:
 class DataConfig:
     """How clips, scores and windows are produced and post-processed for a dataset."""
 
-    fps: float | None = 0.5  # frames (clips) per second; None: per-video rate (YouTube Highlights)
+    fps: float | None = DEFAULT_FPS  # frames (clips) per second; None: per-video rate (YouTube Highlights)
     unit: float | None = 2.0  # rounding unit of predicted windows in seconds; None: no rounding
     nms: NmsConfig | None = field(default_factory=NmsConfig)  # post-processing NMS; None: no NMS
     # inference on archives: videos up to window_s are grounded whole (the length the head was
