@@ -340,6 +340,58 @@ def load_preset(name: str) -> Preset:
     return preset
 
 
+# Windows of a preset that names none and has no built-in namesake (a checkpoint saved before presets
+# had windows): the length QVHighlights heads were trained on, every half window.
+FALLBACK_WINDOW_S = 150.0
+FALLBACK_STRIDE_S = 75.0
+
+
+def choose_preset(asked: "str | Preset | None", *recorded: "str | Preset | None",
+                  default: bool = False) -> Preset | None:
+    """The preset that applies to a checkpoint; the one place that decides it (#23).
+
+    The preset asked for (``--preset``, a job's ``preset``) wins; else the first one the checkpoint
+    records, in the order the caller gives them (its registry entry, its sidecar, its official file
+    name); else, with ``default``, the preset of the registry's default checkpoint (a bare official
+    file is taken for that one); else None. A name (or a preset JSON path) is loaded.
+
+    Raises:
+        UsageError: an unknown preset name.
+        InputError: a preset file breaks the preset format, or the manifest cannot be read.
+    """
+    for candidate in (asked, *recorded):
+        if candidate is not None:
+            return load_preset(candidate) if isinstance(candidate, str) else candidate
+    if default:
+        return load_preset(default_preset_name())
+    return None
+
+
+def default_preset_name() -> str:
+    """The preset of the registry's default checkpoint (what a bare official file is taken for)."""
+    from r2cli.model._manifest import get_checkpoint, load_manifest
+
+    return get_checkpoint(load_manifest().default_checkpoint).preset
+
+
+def preset_windows(preset: Preset) -> tuple[float, float, str]:
+    """``(window_s, stride_s, source)`` of a preset: its own; else its built-in namesake's; else the fallback.
+
+    ``source`` says where they come from: ``"preset <name>"`` or ``"fallback"``. A preset saved with a
+    fine-tuned checkpoint before presets had windows takes them from the built-in preset of its name.
+    """
+    window, stride = preset.data.window_s, preset.data.stride_s
+    if window is None:
+        try:
+            builtin = load_preset(preset.name)
+            window, stride = builtin.data.window_s, builtin.data.stride_s
+        except (UsageError, InputError):
+            window = None
+    if window is None:
+        return FALLBACK_WINDOW_S, FALLBACK_STRIDE_S, "fallback"
+    return float(window), float(stride), f"preset {preset.name}"
+
+
 def expected_parameter_count(config: ModelConfig) -> int:
     """Closed-form count of learnable parameters of ``build_model(config)`` (used as a cross-check)."""
     d, cv, cq = config.dims, config.video_in_width, config.query_width
