@@ -174,7 +174,7 @@ class DataConfig:
     nms: NmsConfig | None = field(default_factory=NmsConfig)  # post-processing NMS; None: no NMS
     # inference on archives: videos up to window_s are grounded whole (the length the head was
     # trained and evaluated on, at most the official 1,024 clips); longer ones in windows of
-    # window_s every stride_s. None: not set by the preset (r2cli.inference.models resolves it).
+    # window_s every stride_s. None: not set by the preset (preset_windows below resolves it).
     window_s: float | None = None
     stride_s: float | None = None
     max_saliency: float = 12.0  # divisor turning summed annotator scores into [0, 1] saliency
