@@ -55,10 +55,12 @@ def _literal_fps_defaults(trees: dict[str, ast.AST]) -> list[str]:
     fields, ``X_FPS = 0.5`` constants (limits such as ``MAX_FEATURE_FPS`` are not rates)."""
 
     def is_rate(name: str) -> bool:
-        return (name == "fps" or name.endswith("_fps") or name.endswith("_FPS")) and not name.startswith(("MAX_", "MIN_"))
+        rate = name == "fps" or name.endswith(("_fps", "_FPS"))
+        return rate and not name.startswith(("MAX_", "MIN_"))
 
     def numeric(node: ast.AST | None) -> bool:
-        return isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+        value = getattr(node, "value", None)
+        return isinstance(node, ast.Constant) and isinstance(value, (int, float)) and not isinstance(value, bool)
 
     found = []
     for name, tree in trees.items():
@@ -89,7 +91,8 @@ def test_clip_rate_default_is_written_only_in_model_config():
     # the scan finds each way of restating it
     sample = ast.parse("def f(a, fps=0.5, *, window_fps=1):\n    pass\nclass C:\n    fps: float = 1.0\n"
                        "INDEX_FPS = 0.5\nMAX_FPS = 1000.0\n")
-    assert sorted(_literal_fps_defaults({"x.py": sample})) == ["x.py:1 fps", "x.py:1 window_fps", "x.py:4 fps", "x.py:5 INDEX_FPS"]
+    found = sorted(_literal_fps_defaults({"x.py": sample}))
+    assert found == ["x.py:1 fps", "x.py:1 window_fps", "x.py:4 fps", "x.py:5 INDEX_FPS"]
 
 
 def test_defaults_read_the_one_definition():

@@ -94,7 +94,7 @@ class FeatureSettings:
     dtype: str = "float16"  # storage dtype of layers: float16, or int8 with scales (embed is always float16)
     frame_rule: str = FRAME_RULE_EXACT  # which frame each clip takes (r2cli.media.frames.FRAME_RULES)
     precision: str = "fp32"  # precision CLIP ran in ("fp32" like the official extractor, opt-in "bf16")
-    geometry: str = GEOMETRY_DISPLAY  # how frames are scaled (r2cli.media.frames.GEOMETRIES): display size or "official"
+    geometry: str = GEOMETRY_DISPLAY  # how frames are scaled (r2cli.media.frames.GEOMETRIES): display or "official"
 
     def __post_init__(self) -> None:
         from r2cli.media.frames import check_sampling_args
