@@ -234,9 +234,7 @@ class Options:
         """The error for a broken rule ``((field, ...), "{0} must not exceed {1}")``, fields named as
         ``value_source`` says (the first one in full, the others short: one sentence)."""
         name_of, error = self.value_source()
-        names, rule = problem
-        short = getattr(name_of, "short", name_of)
-        return error(rule.format(*[name_of(n) if i == 0 else short(n) for i, n in enumerate(names)]))
+        return error(_sentence(problem, name_of))
 
     # -- validation ------------------------------------------------------------------------------
 
@@ -257,11 +255,9 @@ class Options:
             problem = _rule_problem(spec, value)
             if problem:
                 raise error(f"{name_of(name)} {problem}, got {value!r}")
-        problem_field = self.check()
-        if problem_field is not None:
-            names, rule = problem_field
-            short = getattr(name_of, "short", name_of)
-            raise error(rule.format(*[name_of(n) if i == 0 else short(n) for i, n in enumerate(names)]))
+        problem = self.check()
+        if problem is not None:
+            raise error(_sentence(problem, name_of))
 
     def check(self) -> tuple[tuple[str, ...], str] | None:
         """Cross-field rules of a subclass: ``((field, ...), "{0} must not exceed {1}")`` when broken.
@@ -309,6 +305,13 @@ class Options:
                 value = [str(v) if isinstance(v, Path) else v for v in value]
             out[f.name] = value
         return out
+
+
+def _sentence(problem: tuple[tuple[str, ...], str], name_of: Namer) -> str:
+    """A cross-field rule's message with its fields named: the first in full, the others short."""
+    names, rule = problem
+    short = getattr(name_of, "short", name_of)
+    return rule.format(*[name_of(n) if i == 0 else short(n) for i, n in enumerate(names)])
 
 
 def _rule_problem(spec: Spec, value: Any) -> str | None:
