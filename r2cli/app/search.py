@@ -82,7 +82,7 @@ def run_search(workspace: "Workspace", options: SearchOptions, *, reporter: Repo
                        wanted=("moments.parquet",) + (("saliency.parquet",) if options.save_saliency else ()),
                        queries=runs.query_record(queries), model=models.info)
     work = _TextSearch(workspace=workspace, options=options, queries=queries, models=models, plan=plan,
-                       skipped=skipped, log=log)
+                       skipped=skipped, preset=settings["preset"], log=log)
     published = publish_run(workspace, options, record, log, work.run)
     result = search_result(published, log, skipped=skipped, model=models.info, settings=settings)
     result.files.update(report_run_folder(result.out_dir, options.report, reporter))
@@ -173,6 +173,7 @@ class _TextSearch:
     models: Any  # r2cli.inference.models.Models
     plan: Any  # r2cli.inference.search.ArchivePlan
     skipped: list
+    preset: str  # the preset whose rules the run follows (run.json's settings.preset)
     log: RunLog
 
     def run(self, run: "OpenRun") -> "RunOutput":
@@ -182,7 +183,7 @@ class _TextSearch:
         options, plan = self.options, self.plan
         ground = grounder(run, self.workspace, self.models, options, chunk_windows=options.chunk_windows,
                           precision=options.precision)
-        metadata = {"run_id": run.run_id, "preset": self.models.info["preset"], "model": self.models.info["checkpoint_id"]}
+        metadata = {"run_id": run.run_id, "preset": self.preset, "model": self.models.info["checkpoint_id"]}
         writer = SearchWriter(run.folder, run_id=run.run_id, metadata=metadata, saliency=options.save_saliency,
                               official=options.format == "official", has_boundaries=ground.has_boundaries)
         with self.log.timed("search_s"):
@@ -211,7 +212,7 @@ class _TextSearch:
             result = search_batch(
                 plan, models.tower, ground, batch, k=models.model.config.k, candidates=budget,
                 top_k=options.top_k, min_score=options.min_score, run_id=run_id,
-                model_id=models.info["checkpoint_id"], preset=models.info["preset"],
+                model_id=models.info["checkpoint_id"], preset=self.preset,
                 whole_videos=options.format == "official", reporter=log.reporter if single else NULL_REPORTER,
                 coarse=plan.coarse,
             )
