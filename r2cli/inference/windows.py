@@ -18,6 +18,7 @@ once, in ``r2cli.model.postprocess`` (#23); this module applies them to windows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -64,25 +65,62 @@ class PostProcess:
             raise UsageError(f"max_moments must be >= 1, got {self.max_moments}")
 
 
-def window_sizes(window_s: float, stride_s: float, fps: float) -> tuple[int, int]:
+# The window rules, written once: the options' checks (``r2cli.app.options``), the run's window
+# resolution (``r2cli.app.model_run``) and ``window_sizes`` all read them.
+MAX_WINDOW_CLIPS = 1024  # the official point table stops at 1,024 clips: longer windows are cut to it
+MIN_WINDOW_CLIPS = 8  # the coarsest level of R2-Tuning's pyramid vanishes below 8 clips
+
+# A broken rule as the options' checks return it: the fields it names, and the message with ``{0}``,
+# ``{1}`` ... where the caller puts their names (``--stride`` on the command line, ``[search].stride``
+# in a job file).
+Problem = tuple[tuple[str, ...], str]
+
+
+def stride_problem(window_s: float, stride_s: float, *, window_field: str = "window") -> Problem | None:
+    """The rule ``stride <= window`` (a longer stride skips clips), or None when it holds.
+
+    ``window_field`` names where the window came from when it is not the ``window`` option
+    (``"the preset's window"`` is shown as is: it is no field).
+    """
+    if stride_s > window_s:
+        if window_field == "window":
+            return ("stride", "window"), f"{{0}} ({stride_s:g} s) must not exceed {{1}} ({window_s:g} s)"
+        return ("stride",), f"{{0}} ({stride_s:g} s) must not exceed {window_field} ({window_s:g} s)"
+    return None
+
+
+def window_clips_problem(window_s: float, fps: float) -> Problem | None:
+    """The rule ``window >= MIN_WINDOW_CLIPS clips`` at ``fps``, or None when it holds."""
+    if int(round(window_s * fps)) < MIN_WINDOW_CLIPS:
+        return (("window",), f"{{0}} must cover at least {MIN_WINDOW_CLIPS} clips "
+                             f"({MIN_WINDOW_CLIPS / fps:g} s at {fps:g} fps), got {window_s:g} s")
+    return None
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def window_sizes(window_s: float, stride_s: float, fps: float, *,
+                 name_of: Callable[[str], str] = _flag) -> tuple[int, int]:
     """Convert ``--window``/``--stride`` seconds into clip counts at ``fps``.
+
+    ``name_of`` names a field in an error (the CLI's flags by default; a job file's keys).
 
     Raises:
         UsageError: a value is not positive, the stride exceeds the window, or the window is
-            shorter than 8 clips (the coarsest pyramid level would vanish).
+            shorter than ``MIN_WINDOW_CLIPS`` clips (the coarsest pyramid level would vanish).
     """
     if not (isinstance(window_s, (int, float)) and window_s > 0):
-        raise UsageError(f"--window must be > 0 seconds, got {window_s}")
+        raise UsageError(f"{name_of('window')} must be > 0 seconds, got {window_s}")
     if not (isinstance(stride_s, (int, float)) and stride_s > 0):
-        raise UsageError(f"--stride must be > 0 seconds, got {stride_s}")
-    if stride_s > window_s:
-        raise UsageError(f"--stride ({stride_s:g} s) must not exceed --window ({window_s:g} s), or clips would be skipped")
+        raise UsageError(f"{name_of('stride')} must be > 0 seconds, got {stride_s}")
+    problem = stride_problem(window_s, stride_s) or window_clips_problem(window_s, fps)
+    if problem is not None:
+        names, rule = problem
+        raise UsageError(rule.format(*[name_of(name) for name in names]))
     window_clips = int(round(window_s * fps))
     stride_clips = max(1, int(round(stride_s * fps)))
-    if window_clips < 8:
-        raise UsageError(
-            f"--window must cover at least 8 clips ({8 / fps:g} s at {fps:g} fps), got {window_s:g} s"
-        )
     return window_clips, min(stride_clips, window_clips)
 
 
