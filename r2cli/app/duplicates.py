@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from r2cli.app.options import RunFolderOptions, option
 from r2cli.app.steps import JobContext, StepResult
+from r2cli.media.names import GEOMETRY_DISPLAY
 from r2cli.progress import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -103,7 +104,7 @@ class _Member:
 def _space(settings: Mapping[str, Any]) -> tuple:
     """What makes two feature sets' embeddings comparable (same tower, weights, crop, clip rate)."""
     return (settings.get("clip_model"), settings.get("weights_id"), settings.get("image_size"),
-            settings.get("crop"), settings.get("geometry", "display"), float(settings.get("fps", 0)))
+            settings.get("crop"), settings.get("geometry", GEOMETRY_DISPLAY), float(settings.get("fps", 0)))
 
 
 def _select_features(workspace: "Workspace", records: list[Any], warn) -> tuple[list[_Member], dict[str, list[Any]],

@@ -277,12 +277,12 @@ def _clip_tower(options: SearchOptions, reporter: Reporter) -> tuple[str, Any, A
     feature settings a picture search reads."""
     from r2cli.features.clip import load_clip, resolve_device
     from r2cli.features.store import FeatureSettings
-    from r2cli.inference.models import _default_preset_name, preset_defaults
-    from r2cli.model import load_preset
+    from r2cli.inference.models import preset_defaults
+    from r2cli.model.config import choose_preset
 
     device = resolve_device(options.device)
     tower = load_clip(options.clip_weights, device=device, lazy_text=True, reporter=reporter)
-    preset = load_preset(options.preset or _default_preset_name())
+    preset = choose_preset(options.preset, default=True)
     return device, tower, preset, FeatureSettings.for_tower(tower, fps=preset_defaults(preset).fps)
 
 

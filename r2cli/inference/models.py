@@ -173,13 +173,6 @@ def load_models(*, clip_weights: str | None, checkpoint: str | None, preset: str
     return Models(tower=tower, model=model, preset=chosen, info=info)
 
 
-def _default_preset_name() -> str:
-    """The preset of the registry's default checkpoint (kept for callers; r2cli.model.config decides it)."""
-    from r2cli.model.config import default_preset_name
-
-    return default_preset_name()
-
-
 def checkpoint_id(source: str) -> str:
     """Registry file name or ``<file name> sha256:<16 hex>`` of the checkpoint file."""
     path = Path(source.rsplit(" (", 1)[0])

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from r2cli.errors import UsageError
-from r2cli.model.config import NMS_SIGMA, NMS_THRESHOLD, NMS_TYPES
+from r2cli.model.config import (MAX_WINDOW_CLIPS, MIN_WINDOW_CLIPS, NMS_SIGMA, NMS_THRESHOLD, NMS_TYPES, Problem,
+                                stride_problem)
 from r2cli.model.postprocess import clamp_and_round, temporal_nms, temporal_nms_batched
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,30 +64,6 @@ class PostProcess:
             raise UsageError(f"NMS type must be one of {NMS_TYPES} or None, got {self.nms_type!r}")
         if self.max_moments < 1:
             raise UsageError(f"max_moments must be >= 1, got {self.max_moments}")
-
-
-# The window rules, written once: the options' checks (``r2cli.app.options``), the run's window
-# resolution (``r2cli.app.model_run``) and ``window_sizes`` all read them.
-MAX_WINDOW_CLIPS = 1024  # the official point table stops at 1,024 clips: longer windows are cut to it
-MIN_WINDOW_CLIPS = 8  # the coarsest level of R2-Tuning's pyramid vanishes below 8 clips
-
-# A broken rule as the options' checks return it: the fields it names, and the message with ``{0}``,
-# ``{1}`` ... where the caller puts their names (``--stride`` on the command line, ``[search].stride``
-# in a job file).
-Problem = tuple[tuple[str, ...], str]
-
-
-def stride_problem(window_s: float, stride_s: float, *, window_field: str = "window") -> Problem | None:
-    """The rule ``stride <= window`` (a longer stride skips clips), or None when it holds.
-
-    ``window_field`` names where the window came from when it is not the ``window`` option
-    (``"the preset's window"`` is shown as is: it is no field).
-    """
-    if stride_s > window_s:
-        if window_field == "window":
-            return ("stride", "window"), f"{{0}} ({stride_s:g} s) must not exceed {{1}} ({window_s:g} s)"
-        return ("stride",), f"{{0}} ({stride_s:g} s) must not exceed {window_field} ({window_s:g} s)"
-    return None
 
 
 def window_clips_problem(window_s: float, fps: float) -> Problem | None:

@@ -36,6 +36,31 @@ DEFAULT_FPS = 0.5
 SALIENCY_DIRECTIONS = ("row", "col")
 
 
+# The window rules, written once: a preset file's data section (``DataConfig.validate``), the options'
+# checks (``r2cli.app.options``), the run's window resolution (``r2cli.app.model_run``) and
+# ``r2cli.inference.windows.window_sizes`` all read them.
+MAX_WINDOW_CLIPS = 1024  # the official point table stops at 1,024 clips: longer windows are cut to it
+MIN_WINDOW_CLIPS = 8  # the coarsest level of R2-Tuning's pyramid vanishes below 8 clips
+
+# A broken rule as the options' checks return it: the fields it names, and the message with ``{0}``,
+# ``{1}`` ... where the caller puts their names (``--stride`` on the command line, ``[search].stride``
+# in a job file).
+Problem = tuple[tuple[str, ...], str]
+
+
+def stride_problem(window_s: float, stride_s: float, *, window_field: str = "window") -> Problem | None:
+    """The rule ``stride <= window`` (a longer stride skips clips), or None when it holds.
+
+    ``window_field`` names where the window came from when it is not the ``window`` option
+    (``"the preset's window"`` is shown as is: it is no field).
+    """
+    if stride_s > window_s:
+        if window_field == "window":
+            return ("stride", "window"), f"{{0}} ({stride_s:g} s) must not exceed {{1}} ({window_s:g} s)"
+        return ("stride",), f"{{0}} ({stride_s:g} s) must not exceed {window_field} ({window_s:g} s)"
+    return None
+
+
 @dataclass(frozen=True)
 class LossConfig:
     """Loss terms of ``BundleLoss`` and their weights (a weight of ``None`` disables a term)."""
@@ -194,11 +219,14 @@ class DataConfig:
                 raise UsageError(f"data.{name} must be > 0 or null, got {value}")
         if (self.window_s is None) != (self.stride_s is None):
             raise UsageError("data.window_s and data.stride_s must be given together")
-        if self.window_s is not None and self.stride_s > self.window_s:
-            raise UsageError(f"data.stride_s ({self.stride_s:g}) must not exceed data.window_s ({self.window_s:g})")
-        if self.window_s is not None and self.fps is not None and self.window_s * self.fps > 1024:
-            raise UsageError(f"data.window_s ({self.window_s:g} s) exceeds the official limit of 1,024 clips "
-                             f"at {self.fps:g} fps")
+        if self.window_s is not None:
+            problem = stride_problem(self.window_s, self.stride_s)
+            if problem is not None:
+                names, rule = problem
+                raise UsageError(rule.format(*[f"data.{name}_s" for name in names]))
+        if self.window_s is not None and self.fps is not None and self.window_s * self.fps > MAX_WINDOW_CLIPS:
+            raise UsageError(f"data.window_s ({self.window_s:g} s) exceeds the official limit of "
+                             f"{MAX_WINDOW_CLIPS:,} clips at {self.fps:g} fps")
         if self.max_saliency <= 0:
             raise UsageError(f"data.max_saliency must be > 0, got {self.max_saliency}")
 
