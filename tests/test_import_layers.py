@@ -19,15 +19,9 @@ UPPER_LAYERS = ("r2cli.app", "r2cli.cli")
 # Edges (importer, imported) that still close a cycle, kept until they can go; add one only with a
 # comment naming its issue. Nothing runs upward any more.
 KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
-    # #23: FeatureStore.writer()/put() build a FeatureWriter, which needs the store's format constants,
-    # FeatureStore and StoredFeatureSet; breaking it means moving those to a module of their own.
-    ("r2cli.features.store", "r2cli.features.writer"),
     # #23: search's run step calls visual search (--image/--clip), which reuses search's options,
     # result, coarse index and resume helpers; breaking it means a module for the shared pieces.
     ("r2cli.app.search", "r2cli.app.search_visual"),
-    # #23: the report calls the duplicates page, which reuses build's page helpers (thumbnails,
-    # templates); breaking it means a module for those helpers. Found after merging #20.3.
-    ("r2cli.report.build", "r2cli.report.duplicates"),
 }
 
 

@@ -44,7 +44,8 @@ from r2cli.progress import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:  # pragma: no cover
     from r2cli.features.stages import WorkItem
-    from r2cli.features.store import FeatureSettings, FeatureStore, StoredFeatureSet
+    from r2cli.features.file_format import StoredFeatureSet
+    from r2cli.features.store import FeatureSettings, FeatureStore
 
 SEGMENT_SECONDS = 600.0  # videos longer than this are decoded in parallel segments of this length
 STAGING_DIR = ".staging"  # under the store root: part files of videos being assembled

@@ -39,7 +39,8 @@ from r2cli.features.stages import (
     record_success,
     write_chunk,
 )
-from r2cli.features.store import FEATURE_FPS, FeatureSettings, FeatureStore, StoredFeatureSet
+from r2cli.features.file_format import StoredFeatureSet
+from r2cli.features.store import FEATURE_FPS, FeatureSettings, FeatureStore
 from r2cli.media.frames import DEFAULT_CHUNK_FRAMES, FRAME_RULE_EXACT, GEOMETRY_DISPLAY
 from r2cli.progress import NULL_REPORTER, Reporter
 

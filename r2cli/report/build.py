@@ -25,44 +25,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from r2cli import ownership
 from r2cli.errors import InputError, UsageError
 from r2cli.progress import NULL_REPORTER, Reporter
+from r2cli.report.pages import (
+    MARKER,
+    REPORT_DIR,
+    ReportResult,
+    check_out,
+    environment,
+    folder_size,
+    fragment,
+    playability,
+    timecode,
+    url_of,
+)
 
-MARKER = ownership.REPORT_MARKER
-REPORT_DIR = "report"
-BROWSER_CODECS = {"h264", "vp8", "vp9", "av1", "theora"}  # what Chromium and Firefox decode in <video>
 PARALLEL_PLOTS = 32  # plots drawn in worker processes from this many on
-BROWSER_CONTAINERS = ("mp4", "mov", "webm", "ogg", "matroska")  # ffprobe format names (any part)
-
-
-@dataclass
-class ReportResult:
-    """What ``build_report`` wrote."""
-
-    out_dir: Path  # the report folder
-    index: Path  # its index.html
-    pages: int  # HTML pages written
-    cards: int  # moment and summary-segment cards
-    queries: int  # query pages' queries
-    videos: int  # video pages
-    thumbnails: int  # JPEG files
-    plots: int  # SVG files
-    bytes: int  # size of the report folder
-    seconds: float  # wall time
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: read, probe, cards, thumbnails, plots, pages, finish
-    runs: list[str] = field(default_factory=list)  # run ids (or file names) the report shows
-    warnings: list[str] = field(default_factory=list)  # sources missing, unplayable or without thumbnails
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "out_dir": str(self.out_dir), "index": str(self.index), "pages": self.pages, "cards": self.cards,
-            "queries": self.queries, "videos": self.videos, "thumbnails": self.thumbnails, "plots": self.plots,
-            "bytes": self.bytes, "seconds": round(self.seconds, 3), "timings": self.timings, "runs": self.runs,
-            "warnings": self.warnings,
-        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,38 +154,6 @@ class _Video:
         return float(self.info.duration) if self.info else 0.0
 
 
-def url_of(target: str | os.PathLike, base: str | os.PathLike) -> str:
-    """A relative, percent-encoded URL of ``target`` from the folder ``base`` (a file:// URI across drives)."""
-    try:
-        rel = os.path.relpath(os.path.abspath(target), os.path.abspath(base))
-    except ValueError:  # pragma: no cover - another drive on Windows
-        return Path(target).resolve().as_uri()
-    return "/".join(quote(part, safe="") for part in Path(rel).parts)
-
-
-def timecode(seconds: float, fps: float | None) -> str:
-    """HH:MM:SS:FF at the video's nominal rate (HH:MM:SS.mmm when the rate is unknown)."""
-    from r2cli.media.timeline import frames_to_timecode, nominal_rate, seconds_to_frames
-
-    if fps and fps > 0:
-        return frames_to_timecode(seconds_to_frames(max(0.0, seconds), fps), nominal_rate(fps))
-    ms = int(round(max(0.0, seconds) * 1000))
-    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
-
-
-def _fragment(start: float, end: float) -> str:
-    return f"#t={max(0.0, start):.3f},{end:.3f}"
-
-
-def _playability(info: Any) -> tuple[bool, str | None]:
-    codec = (info.codec or "").lower()
-    container = (info.container or "").lower()
-    if codec in BROWSER_CODECS and any(name in container for name in BROWSER_CONTAINERS):
-        return True, None
-    return False, (f"browsers usually cannot play this source ({codec or 'unknown codec'} in "
-                   f"{container.split(',')[0] or 'an unknown container'}); `r2cli cut` makes H.264 clips that they can")
-
-
 def _cut_clip(clips: Path | None, path: str, query: str | None, rank: int, start: float, end: float,
               duration: float) -> tuple[Path, float] | None:
     """The clip ``r2cli cut`` made for this row with its default names, and where the row starts in it."""
@@ -231,23 +179,6 @@ def _cut_clip(clips: Path | None, path: str, query: str | None, rank: int, start
 
 # ---------------------------------------------------------------------------------------------
 # Building
-
-
-def _check_out(out: Path, force: bool) -> None:
-    from r2cli.ownership import check_report_target
-
-    # an earlier r2cli report is replaced; a folder holding anything else never is, whatever ``force``
-    check_report_target(out, "--out")
-
-
-def _folder_size(folder: Path) -> tuple[int, int, int]:
-    total = thumbs = svgs = 0
-    for path in folder.rglob("*"):
-        if path.is_file():
-            total += path.stat().st_size
-            thumbs += path.suffix == ".jpg"
-            svgs += path.suffix == ".svg"
-    return total, thumbs, svgs
 
 
 def build_report(
@@ -292,7 +223,7 @@ def build_report(
                                        thumb_width=thumb_width, jobs=jobs, force=force)
     runs, clips, default_out = discover(source)
     target = Path(out) if out is not None else default_out
-    _check_out(target, force)
+    check_out(target, force)
     ffmpeg = find_ffmpeg()
     jobs = jobs or default_jobs()
     timings["read_s"] = time.monotonic() - began
@@ -321,7 +252,7 @@ def build_report(
         else:
             try:
                 video.info = probe(video.path)
-                video.playable, video.note = _playability(video.info)
+                video.playable, video.note = playability(video.info)
             except Exception as exc:  # noqa: BLE001 - MediaError and friends: shown, not fatal
                 video.problem = f"cannot read {video.path}: {exc}"
 
@@ -483,7 +414,7 @@ def build_report(
     except BaseException:
         ownership.remove_staging(tmp)
         raise
-    size, thumbs, svgs = _folder_size(target)
+    size, thumbs, svgs = folder_size(target)
     timings["finish_s"] = time.monotonic() - tick
     cards = sum(len(e["cards"]) for e in queries) + sum(len(s["cards"]) for v in summaries.values() for s in v)
     return ReportResult(out_dir=target, index=target / "index.html", pages=pages, cards=cards, queries=len(queries),
@@ -561,19 +492,10 @@ def settings_rows(settings: dict[str, Any], model: dict[str, Any]) -> list[tuple
     return rows
 
 
-def _environment():
-    from jinja2 import Environment, PackageLoader, StrictUndefined
-
-    env = Environment(loader=PackageLoader("r2cli.report", "templates"), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters["seconds"] = lambda s: f"{float(s):.2f}"
-    return env
-
-
 def _write_pages(tmp: Path, final: Path, runs, videos, queries, summaries, video_plots, page_size, warnings,
                  clips) -> int:
     """Render every page into ``tmp`` (links computed for the report's final place, ``final``)."""
-    env = _environment()
+    env = environment()
     count = 0
 
     def write(name: str, template: str, **context: Any) -> None:
@@ -595,10 +517,10 @@ def _write_pages(tmp: Path, final: Path, runs, videos, queries, summaries, video
         if card["clip"] is not None:
             clip_path, offset = card["clip"]
             length = card["end_s"] - card["start_s"]
-            player = url_of(clip_path, final) + _fragment(offset, offset + length)
+            player = url_of(clip_path, final) + fragment(offset, offset + length)
             note = "plays the clip r2cli cut made" + ("" if video.playable else f"; {video.note}")
         elif video.info is not None:
-            player = url_of(video.path, final) + _fragment(card["start_s"], card["end_s"])
+            player = url_of(video.path, final) + fragment(card["start_s"], card["end_s"])
             note = video.note
         return {
             **card,

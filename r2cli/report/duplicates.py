@@ -69,15 +69,15 @@ def build_duplicates_report(pairs_file: Path, out: str | os.PathLike | None, *, 
     from r2cli.media.ffmpeg import find_ffmpeg
     from r2cli.media.probe import probe
     from r2cli.outputs import read_results
-    from r2cli.report.build import (
+    from r2cli.report.pages import (
         MARKER,
         REPORT_DIR,
         ReportResult,
-        _check_out,
-        _environment,
-        _folder_size,
-        _fragment,
-        _playability,
+        check_out,
+        environment,
+        folder_size,
+        fragment,
+        playability,
         timecode,
         url_of,
     )
@@ -88,7 +88,7 @@ def build_duplicates_report(pairs_file: Path, out: str | os.PathLike | None, *, 
     folder = pairs_file.parent
     manifest = read_manifest(folder) or {}
     target = Path(out) if out is not None else folder / REPORT_DIR
-    _check_out(target, force)
+    check_out(target, force)
     ffmpeg = find_ffmpeg()
     jobs = jobs or default_jobs()
     warnings: list[str] = []
@@ -108,7 +108,7 @@ def build_duplicates_report(pairs_file: Path, out: str | os.PathLike | None, *, 
             return
         try:
             side.info = probe(side.path)
-            side.playable, side.note = _playability(side.info)
+            side.playable, side.note = playability(side.info)
         except Exception as exc:  # noqa: BLE001 - shown on the page, not fatal
             side.problem = f"cannot read {side.path}: {exc}"
 
@@ -151,13 +151,13 @@ def build_duplicates_report(pairs_file: Path, out: str | os.PathLike | None, *, 
                 "name": Path(side.path).name, "path": side.path, "problem": side.problem, "note": side.note,
                 "start_s": start, "end_s": end, "tc_start": timecode(start, fps), "tc_end": timecode(end, fps),
                 "thumbs": [u for u in (thumb(side, t) for t in (start, (start + end) / 2, end)) if u],
-                "player": url_of(side.path, target) + _fragment(start, end) if side.info is not None else None,
+                "player": url_of(side.path, target) + fragment(start, end) if side.info is not None else None,
             }
 
         cards = [{"number": n, "kind": row["kind"], "similarity": float(row["similarity"]),
                   "offset_s": float(row["offset_s"]), "a": view(row, "a"), "b": view(row, "b")}
                  for n, row in enumerate(rows, start=1)]
-        env = _environment()
+        env = environment()
         pages = max(1, -(-len(cards) // page_size))
         names = ["index.html"] + [f"d{k:03d}.html" for k in range(2, pages + 1)]
         settings = {k: v for k, v in (manifest.get("settings") or {}).items() if not isinstance(v, (list, dict)) or v}
@@ -174,7 +174,7 @@ def build_duplicates_report(pairs_file: Path, out: str | os.PathLike | None, *, 
     except BaseException:
         ownership.remove_staging(tmp)
         raise
-    size, thumbs, svgs = _folder_size(target)
+    size, thumbs, svgs = folder_size(target)
     return ReportResult(out_dir=target, index=target / "index.html", pages=len(names), cards=len(cards), queries=0,
                         videos=len(sides), thumbnails=thumbs, plots=svgs, bytes=size,
                         seconds=time.monotonic() - began, runs=[str(manifest.get("run_id") or folder.name)],

@@ -15,7 +15,8 @@ from media import make_video
 
 from r2cli.catalog.scan import scan_archive
 from r2cli.features.extract import extract_features
-from r2cli.features.store import CHECKSUM_ALGO, CHECKSUM_BYTES, read_header
+from r2cli.features.file_format import CHECKSUM_ALGO, CHECKSUM_BYTES
+from r2cli.features.store import read_header
 from r2cli.features.verify import check_file
 from r2cli.paths import resolve_workspace
 
