@@ -5,7 +5,7 @@ file's ``[summarize]`` keys are its fields); ``run_summarize`` is the one librar
 The stages (windows, saliency, shots and knapsack, outputs) are ``r2cli.inference.summaries``;
 this module decides the settings (the checkpoint's preset decides fps and windows, see
 ``r2cli.inference.models.preset_defaults``), publishes the run folder all-or-nothing with
-``run.json`` last, and renders the reel (``r2cli.media.cut.make_reel``), which never replaces a
+``run.json`` last, and renders the reel (``r2cli.media.reels.make_reel``), which never replaces a
 catalogued source video.
 """
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from r2cli.inference.summaries import VideoSummary
-    from r2cli.media.cut import CutReport
+    from r2cli.media.segments import CutReport
     from r2cli.paths import Workspace
 
 FORMATS = ("parquet", "official")
@@ -40,7 +40,7 @@ def _query_rule(value: Any) -> str | None:
 
 
 def _reel_rule(value: Any) -> str | None:
-    from r2cli.media.cut import MEDIA_FORMATS
+    from r2cli.media.naming import MEDIA_FORMATS
 
     if Path(value).suffix.lower() not in MEDIA_FORMATS:
         return f"must end in {', '.join(MEDIA_FORMATS)}"
@@ -381,7 +381,7 @@ def _execute(workspace, options, models, plans, skipped, records, settings_recor
             timings["write_s"] = time.perf_counter() - tick
 
             if reel_path is not None:
-                from r2cli.media.cut import make_reel
+                from r2cli.media.reels import make_reel
 
                 tick = time.perf_counter()
                 segments = reel_segments(summaries)

@@ -286,7 +286,7 @@ def _filled(scores: "np.ndarray") -> "np.ndarray":
 
 def reel_segments(summaries: list[VideoSummary]) -> list[Any]:
     """The selected segments of every video (videos in catalog order, segments in time order) for a reel."""
-    from r2cli.media.cut import Segment
+    from r2cli.media.segments import Segment
 
     return [
         Segment(path=s.path, start_s=a, end_s=b, query=s.query, rank=n, video_id=s.video_id,

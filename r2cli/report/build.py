@@ -159,7 +159,8 @@ def _cut_clip(clips: Path | None, path: str, query: str | None, rank: int, start
     """The clip ``r2cli cut`` made for this row with its default names, and where the row starts in it."""
     if clips is None:
         return None
-    from r2cli.media.cut import DEFAULT_TEMPLATE, Segment, render_name
+    from r2cli.media.naming import DEFAULT_TEMPLATE, render_name
+    from r2cli.media.segments import Segment
 
     candidate = clips / render_name(DEFAULT_TEMPLATE, Segment(path=path, start_s=start, end_s=end, query=query, rank=rank), 0)
     if not candidate.is_file():
@@ -205,7 +206,7 @@ def build_report(
         NotOwnedError: ``out`` holds anything an r2cli report did not write (whatever ``force``).
         MissingDependencyError: ffmpeg/ffprobe are not installed.
     """
-    from r2cli.media.cut import default_jobs
+    from r2cli.media._process import default_jobs
     from r2cli.media.ffmpeg import find_ffmpeg
 
     began = time.monotonic()
