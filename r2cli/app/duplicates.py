@@ -195,7 +195,7 @@ def run_duplicates(workspace: "Workspace", options: DuplicatesOptions, *,
     """
     from r2cli.catalog import runs as run_records
     from r2cli.catalog.selection import require_videos
-    from r2cli.inference import runs
+    from r2cli.outputs import runs
     from r2cli.inference.duplicates import find_duplicates
     from r2cli.outputs.publish import RunFolder
 

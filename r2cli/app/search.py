@@ -253,7 +253,7 @@ def run_search(workspace: "Workspace", options: SearchOptions, *, reporter: Repo
     plan, skipped, settings = _plan(workspace, options, models, records, warn)
     timings["features_s"] = time.perf_counter() - tick
 
-    from r2cli.inference import runs
+    from r2cli.outputs import runs
 
     key = runs.settings_key({
         "settings": settings,
@@ -371,7 +371,7 @@ def load_coarse_index(workspace, options: SearchOptions, features: list, feature
 def _execute(workspace, options, queries, models, plan, skipped, settings, key, warnings, warn, timings, started,
              reporter) -> SearchResult:
     from r2cli.catalog import runs as run_records
-    from r2cli.inference import runs
+    from r2cli.outputs import runs
     from r2cli.distributed.session import resolve_ray_address
     from r2cli.inference.grounding import Grounder
     from r2cli.inference.search import SearchWriter, bad_window_warning, search_batch

@@ -254,7 +254,7 @@ def run_visual_search(workspace: "Workspace", options: "SearchOptions", *,
     from r2cli.catalog.selection import require_videos
     from r2cli.features.clip import load_clip, resolve_device
     from r2cli.features.store import FeatureSettings
-    from r2cli.inference import runs
+    from r2cli.outputs import runs
     from r2cli.inference.models import _default_preset_name, preset_defaults
     from r2cli.inference.search import coarse_stage_for, open_features
     from r2cli.inference.visual import exact_clip_similarities
@@ -366,7 +366,7 @@ def _publish(workspace, options, stages, *, key, settings, queries, model, skipp
 
     from r2cli.app.search import SearchResult, _file_key, _resumed
     from r2cli.catalog import runs as run_records
-    from r2cli.inference import runs
+    from r2cli.outputs import runs
     from r2cli.inference.search import MOMENTS_FILE, SALIENCY_FILE
     from r2cli.outputs.io import TableWriter
     from r2cli.outputs.publish import RunFolder

@@ -228,7 +228,7 @@ def run_summarize(workspace: "Workspace", options: SummarizeOptions, *,
         MediaError: ffmpeg failed while rendering the reel.
     """
     from r2cli.features.store import FeatureSettings
-    from r2cli.inference import runs
+    from r2cli.outputs import runs
     from r2cli.inference.models import check_weights, load_models, preset_defaults
     from r2cli.inference.search import SkippedVideo, open_features
     from r2cli.inference.summaries import bad_window_warning, plan_videos
@@ -321,7 +321,7 @@ def run_summarize(workspace: "Workspace", options: SummarizeOptions, *,
 def _execute(workspace, options, models, plans, skipped, records, settings_record, query_records, key, reel_path,
              warnings, warn, timings, started, fps, reporter) -> SummarizeResult:
     from r2cli.catalog import runs as run_records
-    from r2cli.inference import runs
+    from r2cli.outputs import runs
     from r2cli.inference.grounding import Grounder
     from r2cli.inference.summaries import (
         SUMMARY_FILE,

@@ -64,7 +64,7 @@ _QUERY_LABELS = {"text": "Query", "image": "Image query", "clip": "Clip query"} 
 
 
 def _read_run(folder: Path, only: Path | None = None) -> _Run | None:
-    from r2cli.inference.runs import read_manifest
+    from r2cli.outputs.runs import read_manifest
     from r2cli.outputs import read_results
 
     manifest = read_manifest(folder) or {}

@@ -64,7 +64,7 @@ def build_duplicates_report(pairs_file: Path, out: str | os.PathLike | None, *, 
     import json
 
     from r2cli import ownership
-    from r2cli.inference.runs import read_manifest
+    from r2cli.outputs.runs import read_manifest
     from r2cli.media._process import default_jobs
     from r2cli.media.ffmpeg import find_ffmpeg
     from r2cli.outputs import read_results

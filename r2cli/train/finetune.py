@@ -359,7 +359,7 @@ def _make_model(options: FinetuneOptions, preset: "Preset", train_set: Any, seed
 def _open_run_folder(workspace: "Workspace", options: FinetuneOptions, out_dir: Path | None, identity: dict[str, Any],
                      saved_state: dict[str, Any] | None) -> tuple[str, Path]:
     """The run id and folder: the resumed run's (its identity checked), or a new one that holds no run yet."""
-    from r2cli.inference.runs import make_run_folder, new_run_id
+    from r2cli.outputs.runs import make_run_folder, new_run_id
     from r2cli.train import loop
 
     if saved_state is not None:
