@@ -2,7 +2,7 @@
 
 ``SummarizeOptions`` owns every default and rule of a summary (the CLI's flags and the job
 file's ``[summarize]`` keys are its fields); ``run_summarize`` is the one library call both make.
-The stages (windows, saliency, shots and knapsack, outputs) are ``r2cli.inference.summaries``;
+The stages (windows, saliency, shots and knapsack, outputs) are ``r2cli.summary.stages``;
 this module decides the settings (the checkpoint's preset decides fps and windows, see
 ``r2cli.inference.models.preset_defaults``), publishes the run folder all-or-nothing with
 ``run.json`` last, and renders the reel (``r2cli.media.reels.make_reel``), which never replaces a
@@ -25,7 +25,7 @@ from r2cli.progress import NULL_REPORTER, Reporter
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from r2cli.inference.summaries import VideoSummary
+    from r2cli.summary.stages import VideoSummary
     from r2cli.media.segments import CutReport
     from r2cli.paths import Workspace
 
@@ -231,7 +231,7 @@ def run_summarize(workspace: "Workspace", options: SummarizeOptions, *,
     from r2cli.outputs import runs
     from r2cli.inference.models import check_weights, load_models, preset_defaults
     from r2cli.inference.search import SkippedVideo, open_features
-    from r2cli.inference.summaries import bad_window_warning, plan_videos
+    from r2cli.summary.stages import bad_window_warning, plan_videos
     from r2cli.inference.windows import window_sizes
 
     options.validate()
@@ -323,7 +323,7 @@ def _execute(workspace, options, models, plans, skipped, records, settings_recor
     from r2cli.catalog import runs as run_records
     from r2cli.outputs import runs
     from r2cli.inference.grounding import Grounder
-    from r2cli.inference.summaries import (
+    from r2cli.summary.stages import (
         SUMMARY_FILE,
         reel_segments,
         select_segments,
@@ -447,7 +447,7 @@ def _file_key(name: str) -> str:
 
 
 def _resumed(out_dir: Path, manifest: dict[str, Any], skipped: list[Any]) -> SummarizeResult:
-    from r2cli.inference.summaries import SUMMARY_FILE, VideoSummary
+    from r2cli.summary.stages import SUMMARY_FILE, VideoSummary
     from r2cli.outputs import read_results
 
     files = {name: out_dir / filename for name, filename in (manifest.get("files") or {}).items()}

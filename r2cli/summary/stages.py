@@ -112,7 +112,7 @@ def check_budget(ratio: float | None, seconds: float | None) -> None:
     Raises:
         UsageError: both or neither given, ``ratio`` outside (0, 1], ``seconds`` not positive.
     """
-    from r2cli.summary import budget_seconds
+    from r2cli.summary.summarize import budget_seconds
 
     for flag, value in (("--ratio", ratio), ("--seconds", seconds)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -199,7 +199,7 @@ def select_segments(plan: VideoPlan, scores: "np.ndarray", *, fps: float, ratio:
     """
     import numpy as np
 
-    from r2cli.summary import budget_seconds, summarize_video, summary_rows
+    from r2cli.summary.summarize import budget_seconds, summarize_video, summary_rows
 
     record = plan.record
     budget = budget_seconds(plan.duration, ratio=ratio, seconds=seconds)
