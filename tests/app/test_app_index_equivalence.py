@@ -6,7 +6,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from media import make_video
+from fixtures import make_video
 
 from r2cli.catalog.queries import list_videos
 from r2cli.catalog.scan import FileError, ScanReport

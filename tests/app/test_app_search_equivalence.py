@@ -6,15 +6,12 @@ checkpoint searched with QVHighlights' settings)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "search"))  # searchkit: tiny heads, archives
-
-from searchkit import ArchiveVideo, build_archive, random_features, run_cli  # noqa: E402
+from fixtures import ArchiveVideo, build_archive, random_features, run_cli
 
 QUERIES = ["a red scene", "someone opens a door"]
 

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "search"))  # searchkit: tiny heads, CLI helper
-
-from searchkit import run_cli  # noqa: E402
+from fixtures import run_cli
 
 
 @pytest.fixture
 def media(tmp_path, ffmpeg):
-    from media import make_video
+    from fixtures import make_video
 
     folder = tmp_path / "archive"
     make_video(folder / "red_blue.mp4", seconds=8, width=96, height=64, fps=10, colors=("red", "blue"))
