@@ -39,7 +39,7 @@ def _frame(path: Path) -> pd.DataFrame:
 
 
 def test_command_line_equals_job(capsys, archive, head, tiny_clip_path, tmp_path):
-    from r2cli.jobs import run_job
+    from r2cli.app.jobs import run_job
 
     preset, head_path = head
     code, out, err = run_cli(capsys, "search", *QUERIES, "-w", str(archive.root), "--checkpoint", str(head_path),

@@ -31,7 +31,7 @@ def head(request, tiny_model_path):
 
 
 def test_command_line_equals_job(capsys, archive, head, tiny_clip_path, tmp_path):
-    from r2cli.jobs import run_job
+    from r2cli.app.jobs import run_job
 
     preset, head_path = head
     code, out, err = run_cli(capsys, "summarize", "--ratio", "0.3", "-w", str(archive.root), "--checkpoint",
