@@ -18,11 +18,7 @@ UPPER_LAYERS = ("r2cli.app", "r2cli.cli")
 
 # Edges (importer, imported) that still close a cycle, kept until they can go; add one only with a
 # comment naming its issue. Nothing runs upward any more.
-KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
-    # #23: search's run step calls visual search (--image/--clip), which reuses search's options,
-    # result, coarse index and resume helpers; breaking it means a module for the shared pieces.
-    ("r2cli.app.search", "r2cli.app.search_visual"),
-}
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r2cli.app.options import Options, option
+from r2cli.app.options import RunFolderOptions, option
 from r2cli.app.steps import JobContext, StepResult
 from r2cli.progress import NULL_REPORTER, Reporter
 
@@ -37,16 +37,12 @@ DUPLICATES_FILE = "duplicates.parquet"
 
 
 @dataclass(frozen=True)
-class DuplicatesOptions(Options):
-    """Everything that shapes a duplicates run."""
+class DuplicatesOptions(RunFolderOptions):
+    """Everything that shapes a duplicates run: the video filters and the run folder are
+    ``RunFolderOptions``' fields; these are the search's own."""
 
     section = "duplicates"
 
-    videos: tuple[str, ...] = option(
-        (), help="Only videos whose catalog id, path or file name matches one of these globs.", flag="--video")
-    min_duration: float | None = option(None, help="Only videos at least this long (s).", minimum=0)
-    max_duration: float | None = option(None, help="Only videos at most this long (s).", minimum=0)
-    path_contains: str | None = option(None, help="Only videos whose path contains this text.")
     min_similarity: float = option(
         0.85, above=0, maximum=1,
         help="Cosine of aligned clips' CLIP embeddings (averaged over --max-gap each side) from which they "
@@ -67,24 +63,6 @@ class DuplicatesOptions(Options):
     min_votes: int = option(3, minimum=1, help="Aligned candidate clips an offset between two videos needs "
                                                "to be verified.")
     max_offsets: int = option(8, minimum=1, help="Offsets verified per pair of videos at most (the best voted).")
-    out: Path | None = option(None, help="Run folder for duplicates.parquet. Default: <workspace>/runs/<run id>.")
-    wait: float = option(0.0, help="Seconds to wait when another run writes to the same --out.", minimum=0,
-                         job=False)
-    # set by the job runner: return the finished run in ``out`` when its settings are the same
-    resume: bool = option(False, help="Reuse a finished run with the same settings in --out.", job=False)
-    report: bool = option(False, help="Also write an HTML report of the pairs into report/ in the run folder.")
-
-    def check(self) -> tuple[tuple[str, ...], str] | None:
-        if self.min_duration is not None and self.max_duration is not None and self.min_duration > self.max_duration:
-            return (("min_duration", "max_duration"),
-                    f"{{0}} ({self.min_duration:g}) must not exceed {{1}} ({self.max_duration:g})")
-        return None
-
-    def video_filter(self) -> Any:
-        from r2cli.catalog.selection import VideoFilter
-
-        return VideoFilter(patterns=self.videos, min_duration=self.min_duration, max_duration=self.max_duration,
-                           path_contains=self.path_contains)
 
     def params(self, fps: float) -> "DuplicateParams":
         """The search's parameters for features at ``fps`` clips per second (seconds become clips)."""
@@ -186,6 +164,8 @@ def run_duplicates(workspace: "Workspace", options: DuplicatesOptions, *,
                    reporter: Reporter = NULL_REPORTER) -> DuplicatesResult:
     """Find near-duplicate videos and shared footage in the archive and publish the pairs.
 
+    The run folder, resume, catalog record and ``run.json`` are ``r2cli.app.model_run.publish_run``'s.
+
     Raises:
         UsageError: an option breaks its rule.
         CatalogError: there is no catalog.
@@ -193,97 +173,94 @@ def run_duplicates(workspace: "Workspace", options: DuplicatesOptions, *,
             features, or the outputs cannot be written.
         FolderBusyError: another run writes to ``out`` (after ``wait`` seconds).
     """
-    from r2cli.catalog import runs as run_records
+    from r2cli.app.model_run import RunLog, RunRecord, publish_run
+    from r2cli.app.report import report_run_folder
     from r2cli.catalog.selection import require_videos
     from r2cli.outputs import runs
-    from r2cli.inference.duplicates import find_duplicates
-    from r2cli.outputs.publish import RunFolder
 
     options.validate()
-    started = time.perf_counter()
-    warnings: list[str] = []
-
-    def warn(message: str) -> None:
-        warnings.append(message)
-        reporter.warn(message)
-
-    timings: dict[str, float] = {}
-    tick = time.perf_counter()
-    records = require_videos(workspace, options.video_filter())
-    members, by_content, skipped, space = _select_features(workspace, records, warn)
-    timings["features_s"] = time.perf_counter() - tick
+    log = RunLog(reporter)
+    with log.timed("features_s"):
+        records = require_videos(workspace, options.video_filter())
+        members, by_content, skipped, space = _select_features(workspace, records, log.warn)
     fps = float(space["fps"])
     params = options.params(fps)
-    settings_record = {
+    settings = {
         **{k: v for k, v in options.to_dict().items() if k not in ("out", "wait", "resume", "report")},
         "embedding_space": space["space"], "fps": fps, "min_clips": params.min_clips, "max_gap_clips": params.max_gap,
     }
     key = runs.settings_key({
-        "settings": settings_record,
+        "settings": settings,
         "videos": [(r.id, r.path, r.fingerprint) for rows in by_content.values() for r in rows],
         "features": [(m.record.fingerprint, m.features.num_clips) for m in members],
     })
-    run_id = runs.new_run_id()
-    out_dir = Path(options.out) if options.out is not None else workspace.runs_dir / run_id
-    with RunFolder(out_dir, wait=options.wait, purpose="r2cli duplicates") as folder:
-        if options.resume and options.out is not None:
-            previous = runs.finished_run(out_dir, key, (DUPLICATES_FILE,))
-            if previous is not None:
-                return _resumed(out_dir, previous)
-        run_records.start_run(workspace, run_id=run_id, kind="duplicates", settings=settings_record, queries=None,
-                              model=None, out_dir=out_dir)
-        status, counts = "failed", {}
-        try:
-            shown: dict[str, int] = {}  # stage -> progress reported so far
-
-            def progress(stage: str, done: int, total: int) -> None:
-                name = f"duplicates: {stage}"
-                if shown.get(name) == -1:  # ended
-                    return
-                if name not in shown:
-                    shown[name] = 0
-                    reporter.begin(name, total=total, unit="clips" if stage == "signatures" else "steps")
-                reporter.advance(name, done - shown[name])
-                shown[name] = done
-                if done >= total:
-                    reporter.end(name)
-                    shown[name] = -1
-
-            search = find_duplicates([m.features.embed for m in members], params, progress=progress)
-            timings.update(search.timings)
-            tick = time.perf_counter()
-            rows = _rows(run_id, members, by_content, search.pairs, fps)
-            frame = _frame(rows)
-            from r2cli.outputs import write_table
-
-            write_table("duplicates", frame, folder.stage(DUPLICATES_FILE),
-                        metadata={"run_id": run_id, "embedding_space": space["space"]})
-            timings["write_s"] = time.perf_counter() - tick
-            timings["total_s"] = time.perf_counter() - started
-            timings = {k: round(v, 4) for k, v in timings.items()}
-            counts = {
-                "videos_selected": len(records), "videos_compared": len(members), "videos_skipped": len(skipped),
-                **{k: v for k, v in search.counts.items() if k not in ("videos",)},
-                **{f"pairs_{kind}": int((frame["kind"] == kind).sum()) for kind in PAIR_KINDS},
-                "pairs": int(len(frame)),
-            }
-            manifest = {
-                "manifest_version": runs.MANIFEST_VERSION, "run_id": run_id, "kind": "duplicates", "status": "done",
-                "settings_key": key, "settings": settings_record, "counts": counts, "timings": timings,
-                "skipped": skipped, "files": {"duplicates": DUPLICATES_FILE},
-            }
-            published = folder.publish(manifest)
-            files = {"duplicates": published[DUPLICATES_FILE], "manifest": out_dir / "run.json"}
-            status = "done"
-        finally:
-            run_records.end_run(workspace, run_id=run_id, status=status, timings=timings, counts=counts)
-    result = DuplicatesResult(run_id=run_id, out_dir=out_dir, pairs=frame, counts=counts, timings=timings,
-                              files=files, skipped=skipped, warnings=warnings, settings=settings_record)
-    if options.report:
-        from r2cli.app.report import report_run_folder
-
-        result.files.update(report_run_folder(out_dir, True, reporter))
+    record = RunRecord(kind="duplicates", key=key, settings=settings, wanted=(DUPLICATES_FILE,),
+                       file_keys={DUPLICATES_FILE: "duplicates", "run.json": "manifest"})
+    work = _Duplicates(members=members, by_content=by_content, skipped=skipped, selected=len(records), fps=fps,
+                       params=params, space=space["space"], log=log)
+    published = publish_run(workspace, options, record, log, work.run)
+    if published.resumed:
+        result = _resumed(published.out_dir, published.previous)
+    else:
+        result = DuplicatesResult(run_id=published.run_id, out_dir=published.out_dir, pairs=work.frame,
+                                  counts=published.counts, timings=published.timings, files=published.files,
+                                  skipped=skipped, warnings=log.warnings, settings=settings)
+    result.files.update(report_run_folder(result.out_dir, options.report, reporter))
     return result
+
+
+@dataclass
+class _Duplicates:
+    """The duplicates search inside the run (``run``): signatures, banding, voting, verification, the table."""
+
+    members: list[_Member]
+    by_content: dict[str, list[Any]]
+    skipped: list[dict[str, Any]]
+    selected: int  # videos the filters selected
+    fps: float
+    params: "DuplicateParams"
+    space: str  # the embedding space compared
+    log: Any  # r2cli.app.model_run.RunLog
+    frame: Any = None  # the pairs, once found
+
+    def run(self, run: Any) -> Any:
+        from r2cli.app.model_run import RunOutput
+        from r2cli.inference.duplicates import find_duplicates
+        from r2cli.outputs import write_table
+
+        search = find_duplicates([m.features.embed for m in self.members], self.params, progress=self._progress())
+        self.log.timings.update(search.timings)
+        with self.log.timed("write_s"):
+            self.frame = _frame(_rows(run.run_id, self.members, self.by_content, search.pairs, self.fps))
+            write_table("duplicates", self.frame, run.folder.stage(DUPLICATES_FILE),
+                        metadata={"run_id": run.run_id, "embedding_space": self.space})
+        counts = {
+            "videos_selected": self.selected, "videos_compared": len(self.members), "videos_skipped": len(self.skipped),
+            **{k: v for k, v in search.counts.items() if k not in ("videos",)},
+            **{f"pairs_{kind}": int((self.frame["kind"] == kind).sum()) for kind in PAIR_KINDS},
+            "pairs": int(len(self.frame)),
+        }
+        return RunOutput(names=[DUPLICATES_FILE], counts=counts, manifest={"skipped": self.skipped})
+
+    def _progress(self) -> Any:
+        """The search's progress callback, as reporter stages (one per stage, ended once)."""
+        reporter = self.log.reporter
+        shown: dict[str, int] = {}  # stage -> progress reported so far (-1: ended)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            name = f"duplicates: {stage}"
+            if shown.get(name) == -1:
+                return
+            if name not in shown:
+                shown[name] = 0
+                reporter.begin(name, total=total, unit="clips" if stage == "signatures" else "steps")
+            reporter.advance(name, done - shown[name])
+            shown[name] = done
+            if done >= total:
+                reporter.end(name)
+                shown[name] = -1
+
+        return progress
 
 
 PAIR_KINDS = ("identical", "duplicate", "contained", "shared")

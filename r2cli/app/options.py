@@ -217,18 +217,37 @@ class Options:
             values[key] = _coerce(name_of(key), hints[key], raw, base)
         values.update(overrides or {})
         options = cls(**values)
-        options.validate(name_of, InputError)
+        object.__setattr__(options, "_source", (name_of, InputError))  # later errors name the file and key
+        options.validate()
         return options
+
+    def value_source(self) -> tuple[Namer, type[Exception]]:
+        """How errors about these values name a field, and which error they raise: the CLI's flags and
+        ``UsageError``, or, for options read from a job table, its file and keys and ``InputError``.
+
+        A rule that can only be checked later (the stride against a preset's window, once the
+        checkpoint is loaded) names the field the way the user wrote it.
+        """
+        return getattr(self, "_source", None) or (cli_namer(type(self)), UsageError)
+
+    def error_for(self, problem: tuple[tuple[str, ...], str]) -> Exception:
+        """The error for a broken rule ``((field, ...), "{0} must not exceed {1}")``, fields named as
+        ``value_source`` says (the first one in full, the others short: one sentence)."""
+        name_of, error = self.value_source()
+        return error(_sentence(problem, name_of))
 
     # -- validation ------------------------------------------------------------------------------
 
-    def validate(self, name_of: Namer | None = None, error: type[Exception] = UsageError) -> None:
+    def validate(self, name_of: Namer | None = None, error: type[Exception] | None = None) -> None:
         """Check every field's rule, then the cross-field rules of ``check``.
 
         Raises:
-            UsageError (or ``error``): the first broken rule, naming the field as ``name_of`` does.
+            UsageError (or ``error``): the first broken rule, naming the field as ``name_of`` does
+                (by default as ``value_source`` says: flags, or the job file's keys with ``InputError``).
         """
-        name_of = name_of or cli_namer(type(self))
+        if name_of is None or error is None:
+            source_names, source_error = self.value_source()
+            name_of, error = name_of or source_names, error or source_error
         for name, spec in self.specs().items():
             value = getattr(self, name)
             if value is None:
@@ -236,11 +255,9 @@ class Options:
             problem = _rule_problem(spec, value)
             if problem:
                 raise error(f"{name_of(name)} {problem}, got {value!r}")
-        problem_field = self.check()
-        if problem_field is not None:
-            names, rule = problem_field
-            short = getattr(name_of, "short", name_of)
-            raise error(rule.format(*[name_of(n) if i == 0 else short(n) for i, n in enumerate(names)]))
+        problem = self.check()
+        if problem is not None:
+            raise error(_sentence(problem, name_of))
 
     def check(self) -> tuple[tuple[str, ...], str] | None:
         """Cross-field rules of a subclass: ``((field, ...), "{0} must not exceed {1}")`` when broken.
@@ -263,8 +280,19 @@ class Options:
         return missing
 
     def replace(self: T, **changes: Any) -> T:
-        """A copy with some fields changed (the copy is not validated again)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        """A copy with some fields changed (the copy is not validated again; it keeps ``value_source``)."""
+        copy = dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        if getattr(self, "_source", None) is not None:
+            object.__setattr__(copy, "_source", self._source)  # type: ignore[attr-defined]
+        return copy
+
+    @classmethod
+    def reworded(cls, name: str, **changes: Any) -> Any:
+        """A field of ``cls`` (its default and rule) for a subclass that says it its own way (``help``,
+        ``flag``): ``videos: tuple[str, ...] = VideoSelection.reworded("videos", flag="VIDEO", help=...)``."""
+        field = next(f for f in dataclasses.fields(cls) if f.name == name)  # type: ignore[arg-type]
+        spec = dataclasses.replace(field.metadata[_META], **changes)
+        return dataclasses.field(default=field.default, metadata={_META: spec})
 
     def to_dict(self) -> dict[str, Any]:
         """Field values as JSON-ready data (paths as strings, tuples as lists)."""
@@ -277,6 +305,13 @@ class Options:
                 value = [str(v) if isinstance(v, Path) else v for v in value]
             out[f.name] = value
         return out
+
+
+def _sentence(problem: tuple[tuple[str, ...], str], name_of: Namer) -> str:
+    """A cross-field rule's message with its fields named: the first in full, the others short."""
+    names, rule = problem
+    short = getattr(name_of, "short", name_of)
+    return rule.format(*[name_of(n) if i == 0 else short(n) for i, n in enumerate(names)])
 
 
 def _rule_problem(spec: Spec, value: Any) -> str | None:
@@ -374,3 +409,44 @@ NAME_MAX_BYTES = 200
 # (window, stride) that can mean anything, so shorter ones are refused where they enter.
 MAX_FEATURE_FPS = 1000.0
 MIN_SPAN_S = 1 / MAX_FEATURE_FPS
+
+
+# -- option fields shared by several use cases (STYLE.md rule 10: declared once) -------------------
+
+
+@dataclass(frozen=True)
+class VideoSelection(Options):
+    """Which catalog videos a run reads: search, summarize and duplicates derive from it."""
+
+    videos: tuple[str, ...] = option(
+        (), help="Only videos whose catalog id, path or file name matches one of these globs.", flag="--video")
+    min_duration: float | None = option(None, help="Only videos at least this long (s).", minimum=0)
+    max_duration: float | None = option(None, help="Only videos at most this long (s).", minimum=0)
+    path_contains: str | None = option(None, help="Only videos whose path contains this text.")
+
+    def check(self) -> tuple[tuple[str, ...], str] | None:
+        if self.min_duration is not None and self.max_duration is not None and self.min_duration > self.max_duration:
+            return (("min_duration", "max_duration"),
+                    f"{{0}} ({self.min_duration:g}) must not exceed {{1}} ({self.max_duration:g})")
+        return super().check()
+
+    def video_filter(self) -> Any:
+        """The catalog's ``VideoFilter`` of these options."""
+        from r2cli.catalog.selection import VideoFilter
+
+        return VideoFilter(patterns=self.videos, min_duration=self.min_duration, max_duration=self.max_duration,
+                           path_contains=self.path_contains)
+
+
+@dataclass(frozen=True)
+class RunFolderOptions(VideoSelection):
+    """A run that publishes a run folder (``r2cli.app.model_run.publish_run``): where, and what besides."""
+
+    out: Path | None = option(None, help="Run folder for the outputs. Default: <workspace>/runs/<run id>.")
+    wait: float = option(0.0, help="Seconds to wait when another run writes to the same --out.", minimum=0,
+                         job=False)
+    # set by the job runner (not a key of a job file): return the finished run in ``out`` when its
+    # settings are the same
+    resume: bool = option(False, help="Reuse a finished run with the same settings in --out.", job=False)
+    report: bool = option(False, help="Also write an HTML report of the run into report/ in the run folder "
+                                      "(what `r2cli report RUN` writes).")

@@ -27,67 +27,32 @@ so the ranked table, ``report`` and ``cut`` work on them unchanged.
 
 from __future__ import annotations
 
-import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from r2cli.app.model_run import RunLog, RunOutput, RunRecord, publish_run, require_usable, skipped_records
+from r2cli.app.search_common import (  # noqa: F401  (parse_clip_spec, resolve_clip_specs: imported from here too)
+    FILE_KEYS,
+    SearchOptions,
+    SearchResult,
+    load_coarse_index,
+    parse_clip_spec,
+    resolve_clip_specs,
+    search_result,
+)
 from r2cli.errors import InputError, MediaError
 from r2cli.progress import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from r2cli.app.search import SearchOptions, SearchResult
+    from r2cli.app.model_run import OpenRun
     from r2cli.paths import Workspace
 
 # options of R2-Tuning's fine stage: a picture search does not run it, so setting them is worth a warning
 _FINE_STAGE_FLAGS = (("candidates", "--candidates"), ("checkpoint", "--checkpoint"), ("window", "--window"),
                      ("stride", "--stride"), ("batch_size", "--batch-size"), ("ray", "--ray"))
-_TIME = r"\d+(?::\d{1,2})?(?:\.\d+)?"
-_RANGE = re.compile(rf"^(?P<video>.+?):(?P<start>{_TIME})-(?P<end>{_TIME})$")
-
-
-def _seconds(text: str) -> float:
-    """``"75"``, ``"75.5"``, ``"1:15"`` or ``"1:15.5"`` in seconds."""
-    if ":" in text:
-        minutes, seconds = text.split(":", 1)
-        return int(minutes) * 60 + float(seconds)
-    return float(text)
-
-
-def parse_clip_spec(spec: str) -> tuple[tuple[str, float, float | None] | None, str | None]:
-    """``VIDEO`` or ``VIDEO:START-END`` -> ((video, start s, end s or None), None), or (None, the rule broken).
-
-    An existing file whose name looks like a range is taken whole.
-    """
-    text = str(spec)
-    match = _RANGE.match(text)
-    if match is None or Path(text).is_file():
-        return (text, 0.0, None), None
-    start, end = _seconds(match["start"]), _seconds(match["end"])
-    if ":" in match["start"] and float(match["start"].split(":", 1)[1]) >= 60 or \
-            ":" in match["end"] and float(match["end"].split(":", 1)[1]) >= 60:
-        return None, f"{text!r}: seconds of m:ss must be below 60"
-    if end <= start:
-        return None, f"{text!r}: END ({end:g} s) must be after START ({start:g} s)"
-    return (match["video"], start, end), None
-
-
-def resolve_clip_specs(specs: tuple[str, ...], base: Path) -> tuple[str, ...]:
-    """``specs`` with each relative video path taken from ``base`` (a job file's folder); ranges kept."""
-    resolved = []
-    for spec in specs:
-        parsed, _ = parse_clip_spec(spec)
-        if parsed is None or Path(parsed[0]).is_absolute():
-            resolved.append(spec)
-            continue
-        video = str(base / parsed[0])
-        resolved.append(video + spec[len(parsed[0]):])
-    return tuple(resolved)
-
-
 @dataclass(frozen=True)
 class PictureQuery:
     """One --image or --clip query."""
@@ -237,9 +202,12 @@ def picture_saliency(similarities: list["np.ndarray"], videos: list[tuple[Any, A
     return frame
 
 
-def run_visual_search(workspace: "Workspace", options: "SearchOptions", *,
-                      reporter: Reporter = NULL_REPORTER) -> "SearchResult":
+def run_visual_search(workspace: "Workspace", options: SearchOptions, *,
+                      reporter: Reporter = NULL_REPORTER) -> SearchResult:
     """Search the archive for every ``--image`` and ``--clip`` query and publish the run (see the module doc).
+
+    The run's folder, resume, catalog record and ``run.json`` are the lifecycle of every run
+    (``r2cli.app.model_run.publish_run``); only CLIP is loaded.
 
     Raises:
         UsageError: an option breaks its rule.
@@ -250,64 +218,33 @@ def run_visual_search(workspace: "Workspace", options: "SearchOptions", *,
         CatalogError: there is no catalog.
         MissingWeightsError: the CLIP weights are missing.
     """
-    from r2cli.app.search import load_coarse_index
+    from r2cli.app.report import report_run_folder
     from r2cli.catalog.selection import require_videos
-    from r2cli.features.clip import load_clip, resolve_device
-    from r2cli.features.store import FeatureSettings
     from r2cli.outputs import runs
-    from r2cli.inference.models import _default_preset_name, preset_defaults
     from r2cli.inference.search import coarse_stage_for, open_features
-    from r2cli.inference.visual import exact_clip_similarities
-    from r2cli.inference.visual_index import hits_per_query, picture_scores, stage_record
-    from r2cli.model import load_preset
+    from r2cli.inference.visual_index import hits_per_query, stage_record
 
     options.validate()
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-    warnings: list[str] = []
+    log = RunLog(reporter)
     queries = picture_queries(options)
     ignored = [flag for name, flag in _FINE_STAGE_FLAGS if getattr(options, name) is not None]
     if ignored:
-        warnings.append(f"{', '.join(ignored)} set the fine stage, which image and clip queries do not run; ignored")
-        reporter.warn(warnings[-1])
-
-    tick = time.perf_counter()
-    records = require_videos(workspace, options.video_filter())
-    timings["catalog_s"] = time.perf_counter() - tick
-
-    tick = time.perf_counter()
-    device = resolve_device(options.device)
-    tower = load_clip(options.clip_weights, device=device, lazy_text=True, reporter=reporter)
-    preset = load_preset(options.preset or _default_preset_name())
-    fps = preset_defaults(preset).fps  # the rate the index stores for this preset (0.5 for the official ones)
-    settings = FeatureSettings.for_tower(tower, fps=fps)
-    timings["model_s"] = time.perf_counter() - tick
-
-    tick = time.perf_counter()
-    found, skipped = open_features(workspace, records, settings)
-    if skipped:
-        names = ", ".join(Path(s.path).name for s in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
-        warnings.append(f"{len(skipped)} of {len(records)} videos skipped (no usable features): {names}")
-        reporter.warn(warnings[-1])
-    if not found:
-        first = skipped[0].reason if skipped else "no features"
-        raise InputError(f"none of the {len(records)} selected videos can be searched ({first})")
-
-    def warn(message: str) -> None:
-        warnings.append(message)
-        reporter.warn(message)
-
-    stored = [features for _, features in found]
-    index = load_coarse_index(workspace, options, stored, settings, warn)
-    coarse = coarse_stage_for(stored, index, clips_per_query=hits_per_query(options.top_k), exact=options.exact)
-    timings["features_s"] = time.perf_counter() - tick
-
-    tick = time.perf_counter()
-    embeddings = query_embeddings(queries, tower, settings)  # [Q, D]
-    timings["queries_s"] = time.perf_counter() - tick
+        log.warn(f"{', '.join(ignored)} set the fine stage, which image and clip queries do not run; ignored")
+    with log.timed("catalog_s"):
+        records = require_videos(workspace, options.video_filter())
+    with log.timed("model_s"):
+        device, tower, preset, settings = _clip_tower(options, reporter)
+    fps = settings.fps
+    with log.timed("features_s"):
+        found, skipped = open_features(workspace, records, settings)
+        require_usable(len(found), skipped, len(records), "searched", log.warn)
+        stored = [features for _, features in found]
+        index = load_coarse_index(workspace, options, stored, settings, log.warn)
+        coarse = coarse_stage_for(stored, index, clips_per_query=hits_per_query(options.top_k), exact=options.exact)
+    with log.timed("queries_s"):
+        embeddings = query_embeddings(queries, tower, settings)  # [Q, D]
 
     model_id = f"clip:{tower.weights_id}"
-    record_queries = [{"qid": q.qid, "query": q.text, "source": q.flag, "kind": q.kind} for q in queries]
     run_settings = {
         "query_kind": sorted({q.kind for q in queries}),
         "videos": list(options.videos), "min_duration": options.min_duration, "max_duration": options.max_duration,
@@ -321,37 +258,32 @@ def run_visual_search(workspace: "Workspace", options: "SearchOptions", *,
         "model": model_id,
         "features": [(record.id, record.fingerprint, features.num_clips) for record, features in found],
     })
-
-    def stages(run_id: str) -> tuple[Any, Any, dict[str, int]]:
-        tick = time.perf_counter()
-        scores = picture_scores(embeddings, stored, coarse, margin=options.match_margin, min_run=options.min_run,
-                                top_k=options.top_k, min_score=options.min_score)
-        timings["coarse_s"] = time.perf_counter() - tick
-        tick = time.perf_counter()
-        moments, pairs = rank_picture_moments(
-            scores.similarities, found, queries, fps=fps, margin=options.match_margin, min_run=options.min_run,
-            top_k=options.top_k, min_score=options.min_score, run_id=run_id, model_id=model_id, preset=preset.name)
-        # saliency: every clip of each video with a moment, exactly (the index path scored only some)
-        whole = scores.similarities
-        if coarse.path == "index":
-            whole = [None] * len(found)
-            for v in sorted({v for _, v in pairs}):
-                whole[v] = exact_clip_similarities(embeddings, [stored[v].embed])[0]
-        saliency = picture_saliency(whole, found, queries, pairs, fps=fps, run_id=run_id)
-        timings["merge_s"] = time.perf_counter() - tick
-        counts = {"queries": len(queries), "videos_selected": len(found) + len(skipped),
-                  "videos_searched": len(found), "videos_skipped": len(skipped),
-                  "pairs": 0, "moments": len(moments), **scores.counts()}
-        return moments, saliency, counts
-
     info = {"checkpoint": None, "checkpoint_id": model_id, "preset": preset.name, "clip_weights": tower.weights_id,
             "clip_model": tower.model_name, "device": device}
-    result = _publish(workspace, options, stages, key=key, settings=run_settings, queries=record_queries,
-                      model=info, skipped=skipped, warnings=warnings, timings=timings, started=started)
-    from r2cli.app.report import report_run_folder
-
+    record = RunRecord(
+        kind="search", key=key, settings=run_settings, file_keys=FILE_KEYS,
+        wanted=("moments.parquet",) + (("saliency.parquet",) if options.save_saliency else ()),
+        queries=[{"qid": q.qid, "query": q.text, "source": q.flag, "kind": q.kind} for q in queries], model=info)
+    work = _PictureSearch(options=options, queries=queries, embeddings=embeddings, found=found, skipped=skipped,
+                          coarse=coarse, fps=fps, model_id=model_id, preset=preset.name, log=log)
+    published = publish_run(workspace, options, record, log, work.run)
+    result = search_result(published, log, skipped=skipped, model=info, settings=run_settings)
     result.files.update(report_run_folder(result.out_dir, options.report, reporter))
     return result
+
+
+def _clip_tower(options: SearchOptions, reporter: Reporter) -> tuple[str, Any, Any, Any]:
+    """The device, CLIP's tower, the preset (its fps is the rate the index stores: 0.5 for the official ones) and the
+    feature settings a picture search reads."""
+    from r2cli.features.clip import load_clip, resolve_device
+    from r2cli.features.store import FeatureSettings
+    from r2cli.inference.models import _default_preset_name, preset_defaults
+    from r2cli.model import load_preset
+
+    device = resolve_device(options.device)
+    tower = load_clip(options.clip_weights, device=device, lazy_text=True, reporter=reporter)
+    preset = load_preset(options.preset or _default_preset_name())
+    return device, tower, preset, FeatureSettings.for_tower(tower, fps=preset_defaults(preset).fps)
 
 
 def _file_stamp(path: Path) -> tuple[int, int]:
@@ -359,55 +291,61 @@ def _file_stamp(path: Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def _publish(workspace, options, stages, *, key, settings, queries, model, skipped, warnings, timings,
-             started) -> "SearchResult":
-    """Run ``stages`` in a run folder and publish it all-or-nothing, with ``run.json`` last and a catalog record."""
-    from dataclasses import asdict
+@dataclass
+class _PictureSearch:
+    """A picture search's own stages inside the run (``run``): the coarse scores, the moments, the
+    saliency, and the two tables staged in the run folder."""
 
-    from r2cli.app.search import SearchResult, _file_key, _resumed
-    from r2cli.catalog import runs as run_records
-    from r2cli.outputs import runs
-    from r2cli.inference.search import MOMENTS_FILE, SALIENCY_FILE
-    from r2cli.outputs.io import TableWriter
-    from r2cli.outputs.publish import RunFolder
+    options: SearchOptions
+    queries: list[PictureQuery]
+    embeddings: Any  # [Q, D] float32
+    found: list[tuple[Any, Any]]  # (catalog record, stored features) per searched video
+    skipped: list
+    coarse: Any  # r2cli.inference.visual_index's stage (exact or index)
+    fps: float
+    model_id: str
+    preset: str
+    log: RunLog
 
-    wanted = (MOMENTS_FILE,) + ((SALIENCY_FILE,) if options.save_saliency else ())
-    run_id = runs.new_run_id()
-    out_dir = Path(options.out) if options.out is not None else workspace.runs_dir / run_id
-    with RunFolder(out_dir, wait=options.wait, purpose="r2cli search") as folder:
-        if options.resume and options.out is not None:
-            previous = runs.finished_run(out_dir, key, wanted)
-            if previous is not None:
-                return _resumed(out_dir, previous, skipped)
-        run_records.start_run(workspace, run_id=run_id, kind="search", settings=settings, queries=queries,
-                              model=model, out_dir=out_dir)
-        status, counts, files = "failed", {}, {}
-        try:
-            moments, saliency, counts = stages(run_id)
-            tick = time.perf_counter()
-            metadata = {"run_id": run_id, "preset": settings["preset"], "model": model["checkpoint_id"]}
-            writer = TableWriter("moments", folder.stage(MOMENTS_FILE), metadata=metadata)
-            writer.write(moments)
-            writer.close()
-            names = [MOMENTS_FILE]
-            if options.save_saliency:
-                writer = TableWriter("saliency", folder.stage(SALIENCY_FILE), metadata=metadata)
-                writer.write(saliency)
+    def run(self, run: "OpenRun") -> RunOutput:
+        from r2cli.inference.search import MOMENTS_FILE, SALIENCY_FILE
+        from r2cli.outputs.io import TableWriter
+
+        moments, saliency, counts = self._stages(run.run_id)
+        with self.log.timed("write_s"):
+            metadata = {"run_id": run.run_id, "preset": self.preset, "model": self.model_id}
+            tables = [(MOMENTS_FILE, "moments", moments)]
+            if self.options.save_saliency:
+                tables.append((SALIENCY_FILE, "saliency", saliency))
+            for name, kind, frame in tables:
+                writer = TableWriter(kind, run.folder.stage(name), metadata=metadata)
+                writer.write(frame)
                 writer.close()
-                names.append(SALIENCY_FILE)
-            timings["write_s"] = time.perf_counter() - tick
-            timings["total_s"] = time.perf_counter() - started
-            timings = {name: round(value, 4) for name, value in timings.items()}
-            manifest = {
-                "manifest_version": runs.MANIFEST_VERSION, "run_id": run_id, "kind": "search", "status": "done",
-                "settings_key": key, "settings": settings, "queries": queries, "model": model, "counts": counts,
-                "timings": timings, "skipped": [asdict(s) for s in skipped], "skipped_windows": [],
-                "files": {_file_key(name): name for name in names},
-            }
-            published = folder.publish(manifest)
-            files = {_file_key(name): path for name, path in published.items()}
-            status = "done"
-        finally:
-            run_records.end_run(workspace, run_id=run_id, status=status, timings=timings, counts=counts)
-    return SearchResult(run_id=run_id, out_dir=out_dir, counts=counts, timings=timings, files=files, skipped=skipped,
-                        warnings=warnings, model=model, settings=settings)
+        return RunOutput(names=[name for name, _, _ in tables], counts=counts,
+                         manifest={"skipped": skipped_records(self.skipped), "skipped_windows": []})
+
+    def _stages(self, run_id: str) -> tuple[Any, Any, dict[str, int]]:
+        from r2cli.inference.visual import exact_clip_similarities
+        from r2cli.inference.visual_index import picture_scores
+
+        options, found = self.options, self.found
+        stored = [features for _, features in found]
+        with self.log.timed("coarse_s"):
+            scores = picture_scores(self.embeddings, stored, self.coarse, margin=options.match_margin,
+                                    min_run=options.min_run, top_k=options.top_k, min_score=options.min_score)
+        with self.log.timed("merge_s"):
+            moments, pairs = rank_picture_moments(
+                scores.similarities, found, self.queries, fps=self.fps, margin=options.match_margin,
+                min_run=options.min_run, top_k=options.top_k, min_score=options.min_score, run_id=run_id,
+                model_id=self.model_id, preset=self.preset)
+            # saliency: every clip of each video with a moment, exactly (the index path scored only some)
+            whole = scores.similarities
+            if self.coarse.path == "index":
+                whole = [None] * len(found)
+                for v in sorted({v for _, v in pairs}):
+                    whole[v] = exact_clip_similarities(self.embeddings, [stored[v].embed])[0]
+            saliency = picture_saliency(whole, found, self.queries, pairs, fps=self.fps, run_id=run_id)
+        counts = {"queries": len(self.queries), "videos_selected": len(found) + len(self.skipped),
+                  "videos_searched": len(found), "videos_skipped": len(self.skipped),
+                  "pairs": 0, "moments": len(moments), **scores.counts()}
+        return moments, saliency, counts

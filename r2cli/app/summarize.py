@@ -3,21 +3,22 @@
 ``SummarizeOptions`` owns every default and rule of a summary (the CLI's flags and the job
 file's ``[summarize]`` keys are its fields); ``run_summarize`` is the one library call both make.
 The stages (windows, saliency, shots and knapsack, outputs) are ``r2cli.summary.stages``;
-this module decides the settings (the checkpoint's preset decides fps and windows, see
-``r2cli.inference.models.preset_defaults``), publishes the run folder all-or-nothing with
-``run.json`` last, and renders the reel (``r2cli.media.reels.make_reel``), which never replaces a
-catalogued source video.
+the run's lifecycle (weights, models, the preset's fps and windows, the run folder, resume, the
+catalog's run record, ``run.json`` last, R2-Tuning here or on Ray) is ``r2cli.app.model_run``; this
+module adds a summary's own: the videos' queries, the budget, and the reel
+(``r2cli.media.reels.make_reel``), which never replaces a catalogued source video.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r2cli.app.options import MIN_SPAN_S, Options, device_rule, option
+from r2cli.app.model_run import FORMATS, ModelRunOptions, RunLog, RunOutput, RunRecord, publish_run, require_usable
+from r2cli.app.options import option
 from r2cli.app.steps import JobContext, StepResult
 from r2cli.errors import InputError, UsageError
 from r2cli.progress import NULL_REPORTER, Reporter
@@ -29,7 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from r2cli.media.segments import CutReport
     from r2cli.paths import Workspace
 
-FORMATS = ("parquet", "official")
 SHOT_METHODS = ("kts", "threshold")
 
 
@@ -48,68 +48,38 @@ def _reel_rule(value: Any) -> str | None:
 
 
 @dataclass(frozen=True)
-class SummarizeOptions(Options):
-    """Everything that shapes a summary. ``None``: decided at run time (the preset)."""
+class SummarizeOptions(ModelRunOptions):
+    """Everything that shapes a summary. ``None``: decided at run time (the preset).
+
+    The video filters, run folder, models, windows and Ray are ``ModelRunOptions``' fields; these are
+    a summary's own (and the fields it says its own way).
+    """
 
     section = "summarize"
 
-    videos: tuple[str, ...] = option(
-        (), help="Catalog ids, paths, file names or globs. Default: every indexed video.", flag="VIDEO")
-    min_duration: float | None = option(None, help="Only videos at least this long (s).", minimum=0)
-    max_duration: float | None = option(None, help="Only videos at most this long (s).", minimum=0)
-    path_contains: str | None = option(None, help="Only videos whose path contains this text.")
+    videos: tuple[str, ...] = ModelRunOptions.reworded(
+        "videos", flag="VIDEO", help="Catalog ids, paths, file names or globs. Default: every indexed video.")
     ratio: float | None = option(None, help="Budget as a fraction of each video's duration, in (0, 1].",
                                  above=0, maximum=1)
     seconds: float | None = option(None, help="Budget in seconds per video (capped at its duration).", above=0)
     query: str | None = option(None, help="Summarize for this sentence. Default: each video's title (query-free).",
                                check=_query_rule)
-    preset: str | None = option(
-        None, help="Domain preset, e.g. tvsum_bk or youtube_dog; without --checkpoint its pretrained head.")
-    checkpoint: str | None = option(
-        None, help="Head checkpoint file or registry name. Default: the preset's, $R2CLI_CHECKPOINT, "
+    preset: str | None = ModelRunOptions.reworded(
+        "preset", help="Domain preset, e.g. tvsum_bk or youtube_dog; without --checkpoint its pretrained head.")
+    checkpoint: str | None = ModelRunOptions.reworded(
+        "checkpoint", help="Head checkpoint file or registry name. Default: the preset's, $R2CLI_CHECKPOINT, "
         "else the registry default.")
-    clip_weights: str | None = option(
-        None, help="CLIP weights: a local OpenAI-format file or a registry tag (the same the index used). "
-        "Default: $R2CLI_CLIP_WEIGHTS, else OpenAI ViT-B/32.")
-    device: str = option("auto", help="Where the models run: auto (a GPU when present), cpu, cuda or cuda:N.",
-                         check=device_rule)
     reel: Path | None = option(None, help="Render the selected segments, in time order, into this file "
                                "(.mp4, .mov, .mkv).", check=_reel_rule)
     force: bool = option(False, help="Overwrite an existing --reel file (never a source video).", job=False)
-    out: Path | None = option(None, help="Run folder for the outputs. Default: <workspace>/runs/<run id>.")
-    format: str = option("parquet", help="parquet, or official (also YouTube/TVSum saliency JSON Lines).",
-                         choices=FORMATS)
-    window: float | None = option(
-        None, help="Videos up to this long (s) are summarized whole, longer ones in windows this long. "
-        "Default: the preset's.", minimum=MIN_SPAN_S)
-    stride: float | None = option(
-        None, help="Distance between window starts (s). Default: the preset's, or half of --window.", minimum=MIN_SPAN_S)
+    format: str = ModelRunOptions.reworded(
+        "format", help="parquet, or official (also YouTube/TVSum saliency JSON Lines).")
     shots: str = option("kts", help="Shot detection: kts or threshold.", choices=SHOT_METHODS)
-    batch_size: int | None = option(None, help="Window-query pairs per forward pass.", minimum=1)
-    wait: float = option(0.0, help="Seconds to wait when another run writes to the same --out.", minimum=0,
-                         job=False)
-    # set by the job runner (not a key of a job file): return the finished run in ``out`` when its
-    # settings are the same
-    resume: bool = option(False, help="Reuse a finished run with the same settings in --out.", job=False)
-
-    report: bool = option(False, help="Also write an HTML report of the run into report/ in the run folder "
-                                      "(what `r2cli report RUN` writes).")
 
     def check(self) -> tuple[tuple[str, ...], str] | None:
         if (self.ratio is None) == (self.seconds is None):
             return ("ratio", "seconds"), "give exactly one of {0} or {1}"
-        if self.window is not None and self.stride is not None and self.stride > self.window:
-            return ("stride", "window"), f"{{0}} ({self.stride:g} s) must not exceed {{1}} ({self.window:g} s)"
-        if self.min_duration is not None and self.max_duration is not None and self.min_duration > self.max_duration:
-            return (("min_duration", "max_duration"),
-                    f"{{0}} ({self.min_duration:g}) must not exceed {{1}} ({self.max_duration:g})")
-        return None
-
-    def video_filter(self) -> Any:
-        from r2cli.catalog.selection import VideoFilter
-
-        return VideoFilter(patterns=self.videos, min_duration=self.min_duration, max_duration=self.max_duration,
-                           path_contains=self.path_contains)
+        return super().check()
 
 
 OPTIONS = SummarizeOptions
@@ -216,6 +186,9 @@ def run_summarize(workspace: "Workspace", options: SummarizeOptions, *,
                   reporter: Reporter = NULL_REPORTER) -> SummarizeResult:
     """Summarize videos of the archive within a time budget and publish the run's outputs.
 
+    The run's lifecycle (weights, models, windows, run folder, resume, run record, ``run.json``)
+    is ``r2cli.app.model_run``'s; R2-Tuning runs here or, with ``ray``, on Ray actors.
+
     Raises:
         UsageError: an option breaks its rule, or ``reel`` is a folder, exists without ``force``
             or is a source video.
@@ -227,64 +200,19 @@ def run_summarize(workspace: "Workspace", options: SummarizeOptions, *,
         CheckpointError: the checkpoint does not fit the CLIP weights.
         MediaError: ffmpeg failed while rendering the reel.
     """
-    from r2cli.features.store import FeatureSettings
+    from r2cli.app.model_run import prepare
+    from r2cli.app.report import report_run_folder
     from r2cli.outputs import runs
-    from r2cli.inference.models import check_weights, load_models, preset_defaults
-    from r2cli.inference.search import SkippedVideo, open_features
-    from r2cli.summary.stages import bad_window_warning, plan_videos
-    from r2cli.inference.windows import window_sizes
+    from r2cli.summary.stages import SUMMARY_FILE
 
     options.validate()
-    warnings: list[str] = []
-
-    def warn(message: str) -> None:
-        warnings.append(message)
-        reporter.warn(message)
-
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
+    log = RunLog(reporter)
     reel_path = _check_reel(workspace, options)
-    checkpoint = _checkpoint_of(options)
-    check_weights(options.clip_weights, checkpoint)
-
-    tick = time.perf_counter()
-    records = select_summary_videos(workspace, options)
-    timings["catalog_s"] = time.perf_counter() - tick
-
-    tick = time.perf_counter()
-    models = load_models(clip_weights=options.clip_weights, checkpoint=checkpoint, preset=options.preset,
-                         device=options.device, reporter=reporter)
-    defaults = preset_defaults(models.preset, window_s=options.window, stride_s=options.stride)
-    fps = defaults.fps
-    window_clips, stride_clips = window_sizes(defaults.window_s, defaults.stride_s, fps)
-    window_clips = min(window_clips, 1024)
-    stride_clips = min(stride_clips, window_clips)
-    timings["model_s"] = time.perf_counter() - tick
-
-    tick = time.perf_counter()
-    settings = FeatureSettings.for_tower(models.tower, fps=fps, k=models.model.config.k)
-    found, skipped = open_features(workspace, records, settings)
-    plans = plan_videos(found, fps=fps, window_clips=window_clips, stride_clips=stride_clips, query=options.query)
-    usable_plans = []
-    for plan in plans:
-        for i in sorted(plan.bad_windows):
-            warn(bad_window_warning(plan, i, fps))
-        if len(plan.bad_windows) == len(plan.windows):
-            skipped.append(SkippedVideo(plan.record.id, plan.record.path,
-                                        "every window's stored features are damaged (NaN or inf); re-index it"))
-        else:
-            usable_plans.append(plan)
-    plans = usable_plans
-    if skipped:
-        shown = [Path(item.path).name for item in skipped[:5]]
-        more = f" and {len(skipped) - len(shown)} more" if len(skipped) > len(shown) else ""
-        warn(f"{len(skipped)} of {len(records)} videos skipped (no usable features): {', '.join(shown)}{more}")
-    if not plans:
-        reason = skipped[0].reason if skipped else "no features"
-        raise InputError(f"none of the {len(records)} selected videos can be summarized ({reason})")
-    timings["features_s"] = time.perf_counter() - tick
-
-    settings_record = {
+    prepared = prepare(workspace, options, log, checkpoint=_checkpoint_of(options), select=select_summary_videos)
+    models, windows = prepared.models, prepared.windows
+    with log.timed("features_s"):
+        plans, skipped = _plan(workspace, options, prepared, log)
+    settings = {
         "videos": list(options.videos),
         "min_duration": options.min_duration,
         "max_duration": options.max_duration,
@@ -292,158 +220,163 @@ def run_summarize(workspace: "Workspace", options: SummarizeOptions, *,
         "ratio": options.ratio,
         "seconds": options.seconds,
         "query": options.query,
-        "preset": defaults.preset,
-        "fps": fps,
-        "window_s": defaults.window_s,
-        "stride_s": defaults.stride_s,
-        "window_source": defaults.window_source,
-        "window_clips": window_clips,
-        "stride_clips": stride_clips,
+        "preset": windows.defaults.preset,
+        "fps": windows.fps,
+        **windows.record(),
         "shot_method": options.shots,
         "format": options.format,
         "reel": str(reel_path) if reel_path is not None else None,
     }
     query_records = [{"video_id": p.record.id, "query": p.query, "source": p.query_source} for p in plans]
     key = runs.settings_key({
-        "settings": {k: v for k, v in settings_record.items() if k != "reel"},
+        "settings": {k: v for k, v in settings.items() if k != "reel"},
         "queries": query_records,
         "model": {k: v for k, v in models.info.items() if k != "device"},
         "features": [(p.record.id, p.record.fingerprint, p.features.num_clips) for p in plans],
     })
-    result = _execute(workspace, options, models, plans, skipped, records, settings_record, query_records, key,
-                      reel_path, warnings, warn, timings, started, fps, reporter)
-    from r2cli.app.report import report_run_folder
-
+    record = RunRecord(kind="summarize", key=key, settings=settings, file_keys=FILE_KEYS, wanted=(SUMMARY_FILE,),
+                       queries=query_records, model=models.info, resumable=reel_path is None)
+    work = _Summaries(workspace=workspace, options=options, models=models, plans=plans, skipped=skipped,
+                      selected=len(prepared.records), fps=windows.fps, reel_path=reel_path, log=log)
+    published = publish_run(workspace, options, record, log, work.run)
+    if published.resumed:
+        result = _resumed(published.out_dir, published.previous, skipped)
+    else:
+        result = SummarizeResult(run_id=published.run_id, out_dir=published.out_dir, summary=work.frame,
+                                 videos=work.summaries, counts=published.counts, timings=published.timings,
+                                 files=published.files, skipped=skipped, warnings=log.warnings, model=models.info,
+                                 settings=settings, reel=work.reel_report)
     result.files.update(report_run_folder(result.out_dir, options.report, reporter))
     return result
 
 
-def _execute(workspace, options, models, plans, skipped, records, settings_record, query_records, key, reel_path,
-             warnings, warn, timings, started, fps, reporter) -> SummarizeResult:
-    from r2cli.catalog import runs as run_records
-    from r2cli.outputs import runs
-    from r2cli.inference.grounding import Grounder
-    from r2cli.summary.stages import (
-        SUMMARY_FILE,
-        reel_segments,
-        select_segments,
-        summary_frame,
-        video_saliency,
-        write_summary_outputs,
-    )
-    from r2cli.outputs.publish import RunFolder
+def _plan(workspace: "Workspace", options: SummarizeOptions, prepared: Any, log: RunLog) -> tuple[list, list]:
+    """The videos' windows and queries; a video whose every window is damaged is skipped.
 
-    run_id = runs.new_run_id()
-    out_dir = Path(options.out) if options.out is not None else workspace.runs_dir / run_id
-    with RunFolder(out_dir, wait=options.wait, purpose="r2cli summarize") as folder:
-        if options.resume and options.out is not None and reel_path is None:
-            previous = runs.finished_run(out_dir, key, (SUMMARY_FILE,))
-            if previous is not None:
-                return _resumed(out_dir, previous, skipped)
-        run_records.start_run(workspace, run_id=run_id, kind="summarize", settings=settings_record,
-                              queries=query_records, model=models.info, out_dir=out_dir)
-        status = "failed"
-        counts: dict[str, Any] = {}
-        files: dict[str, Path] = {}
-        reel_report = None
-        try:
-            tick = time.perf_counter()
-            grounder = Grounder(models.model, models.info["device"], batch_size=options.batch_size)
-            saliency, texts, truncated = video_saliency(grounder, models.tower, plans, k=models.model.config.k,
-                                                        fps=fps, reporter=reporter)
+    Raises:
+        InputError: no selected video can be summarized.
+    """
+    from r2cli.inference.search import SkippedVideo, open_features
+    from r2cli.summary.stages import bad_window_warning, plan_videos
+
+    windows = prepared.windows
+    found, skipped = open_features(workspace, prepared.records, prepared.feature_settings)
+    plans = []
+    for plan in plan_videos(found, fps=windows.fps, window_clips=windows.window_clips,
+                            stride_clips=windows.stride_clips, query=options.query):
+        for i in sorted(plan.bad_windows):
+            log.warn(bad_window_warning(plan, i, windows.fps))
+        if len(plan.bad_windows) == len(plan.windows):
+            skipped.append(SkippedVideo(plan.record.id, plan.record.path,
+                                        "every window's stored features are damaged (NaN or inf); re-index it"))
+        else:
+            plans.append(plan)
+    require_usable(len(plans), skipped, len(prepared.records), "summarized", log.warn)
+    if plans:
+        cut = windows.cut_warning(max(p.features.num_clips for p in plans))
+        if cut:
+            log.warn(cut)
+    return plans, skipped
+
+
+@dataclass
+class _Summaries:
+    """A summary's own stages inside the run (``run``): saliency (R2-Tuning, local or on Ray), shots
+    and the knapsack per video, the staged outputs and the reel."""
+
+    workspace: "Workspace"
+    options: SummarizeOptions
+    models: Any  # r2cli.inference.models.Models
+    plans: list  # r2cli.summary.stages.VideoPlan per summarized video
+    skipped: list
+    selected: int  # videos the filters selected
+    fps: float
+    reel_path: Path | None
+    log: RunLog
+    frame: Any = None  # the summary table, once written
+    summaries: list = field(default_factory=list)  # VideoSummary per video
+    reel_report: Any = None  # the reel's CutReport
+
+    def run(self, run: Any) -> RunOutput:
+        from r2cli.app.model_run import grounder, skipped_records
+        from r2cli.summary.stages import summary_frame, video_saliency, write_summary_outputs
+
+        models, plans, log = self.models, self.plans, self.log
+        with log.timed("saliency_s"):
+            ground = grounder(run, self.workspace, models, self.options)
+            saliency, texts, truncated = video_saliency(ground, models.tower, plans, k=models.model.config.k,
+                                                        fps=self.fps, reporter=log.reporter)
             for text, cut in zip(texts, truncated):
                 if cut:
-                    warn(f"query {text[:60]!r} is longer than CLIP's {models.tower.context_length} tokens; "
-                         "it was truncated")
-            timings["saliency_s"] = time.perf_counter() - tick
+                    log.warn(f"query {text[:60]!r} is longer than CLIP's {models.tower.context_length} tokens; "
+                             "it was truncated")
+        with log.timed("shots_s"):
+            rows = self._select(run.run_id, saliency)
+        with log.timed("write_s"):
+            self.frame = summary_frame(rows)
+            metadata = {"run_id": run.run_id, "preset": models.info["preset"], "model": models.info["checkpoint_id"]}
+            names = write_summary_outputs(run.folder, self.frame, plans, saliency, models.preset, metadata,
+                                          official=self.options.format == "official")
+        other_files = {}
+        if self.reel_path is not None:
+            with log.timed("reel_s"):
+                self._reel(run)
+            other_files["reel"] = str(self.reel_path)
+        summaries = self.summaries
+        counts = {
+            "videos_selected": self.selected,
+            "videos_summarized": len(plans),
+            "videos_skipped": len(self.skipped),
+            "queries": len(texts),
+            "windows": sum(len(p.windows) for p in plans),
+            "windows_skipped": sum(len(p.bad_windows) for p in plans),
+            "clips": int(sum(p.features.num_clips for p in plans)),
+            "segments": int(len(self.frame)),
+            "segments_selected": int(sum(s.segments_selected for s in summaries)),
+            "videos_over_budget": int(sum(s.over_budget for s in summaries)),
+            "truncated_queries": int(sum(truncated)),
+        }
+        manifest = {
+            "videos": [s.to_dict() for s in summaries],
+            "skipped": skipped_records(self.skipped),
+            "skipped_windows": [{"video_id": p.record.id, "window": i, "reason": why}
+                                for p in plans for i, why in sorted(p.bad_windows.items())],
+        }
+        return RunOutput(names=names, counts=counts, manifest=manifest, other_files=other_files)
 
-            tick = time.perf_counter()
-            reporter.begin("summaries", total=len(plans), unit="videos")
-            rows: list[dict] = []
-            summaries = []
-            for plan, scores in zip(plans, saliency):
-                video_rows, summary, warning = select_segments(
-                    plan, scores, fps=fps, ratio=options.ratio, seconds=options.seconds,
-                    shot_method=options.shots, run_id=run_id)
-                if warning:
-                    warn(warning)
-                rows.extend(video_rows)
-                summaries.append(summary)
-                reporter.advance("summaries")
-            reporter.end("summaries")
-            timings["shots_s"] = time.perf_counter() - tick
+    def _select(self, run_id: str, saliency: list) -> list[dict]:
+        from r2cli.summary.stages import select_segments
 
-            tick = time.perf_counter()
-            frame = summary_frame(rows)
-            metadata = {"run_id": run_id, "preset": models.info["preset"], "model": models.info["checkpoint_id"]}
-            names = write_summary_outputs(folder, frame, plans, saliency, models.preset, metadata,
-                                          official=options.format == "official")
-            timings["write_s"] = time.perf_counter() - tick
+        options, reporter = self.options, self.log.reporter
+        reporter.begin("summaries", total=len(self.plans), unit="videos")
+        rows: list[dict] = []
+        for plan, scores in zip(self.plans, saliency):
+            video_rows, summary, warning = select_segments(
+                plan, scores, fps=self.fps, ratio=options.ratio, seconds=options.seconds,
+                shot_method=options.shots, run_id=run_id)
+            if warning:
+                self.log.warn(warning)
+            rows.extend(video_rows)
+            self.summaries.append(summary)
+            reporter.advance("summaries")
+        reporter.end("summaries")
+        return rows
 
-            if reel_path is not None:
-                from r2cli.media.reels import make_reel
+    def _reel(self, run: Any) -> None:
+        import dataclasses
 
-                tick = time.perf_counter()
-                segments = reel_segments(summaries)
-                if not segments:
-                    raise UsageError(f"--reel {reel_path}: no segment was selected (the budget is shorter than one clip)")
-                staged = folder.stage("reel", target=reel_path)
-                reel_report = make_reel(segments, staged, force=True, reporter=reporter)
-                timings["reel_s"] = time.perf_counter() - tick
+        from r2cli.summary.stages import reel_segments
+        from r2cli.media.reels import make_reel
 
-            timings["total_s"] = time.perf_counter() - started
-            timings = {name: round(value, 4) for name, value in timings.items()}
-            counts = {
-                "videos_selected": len(records),
-                "videos_summarized": len(plans),
-                "videos_skipped": len(skipped),
-                "queries": len(texts),
-                "windows": sum(len(p.windows) for p in plans),
-                "windows_skipped": sum(len(p.bad_windows) for p in plans),
-                "clips": int(sum(p.features.num_clips for p in plans)),
-                "segments": int(len(frame)),
-                "segments_selected": int(sum(s.segments_selected for s in summaries)),
-                "videos_over_budget": int(sum(s.over_budget for s in summaries)),
-                "truncated_queries": int(sum(truncated)),
-            }
-            file_names = {_file_key(name): name for name in names}
-            if reel_path is not None:
-                file_names["reel"] = str(reel_path)
-            manifest = {
-                "manifest_version": runs.MANIFEST_VERSION,
-                "run_id": run_id,
-                "kind": "summarize",
-                "status": "done",
-                "settings_key": key,
-                "settings": settings_record,
-                "videos": [s.to_dict() for s in summaries],
-                "queries": query_records,
-                "counts": counts,
-                "model": models.info,
-                "timings": timings,
-                "skipped": [asdict(s) for s in skipped],
-                "skipped_windows": [
-                    {"video_id": p.record.id, "window": i, "reason": why}
-                    for p in plans for i, why in sorted(p.bad_windows.items())
-                ],
-                "files": file_names,
-            }
-            published = folder.publish(manifest)
-            files = {_file_key(name): path for name, path in published.items()}
-            if reel_report is not None:
-                import dataclasses
-
-                reel_report = dataclasses.replace(reel_report, reel=str(reel_path))
-            status = "done"
-        finally:
-            run_records.end_run(workspace, run_id=run_id, status=status, timings=timings, counts=counts)
-    return SummarizeResult(run_id=run_id, out_dir=out_dir, summary=frame, videos=summaries, counts=counts,
-                           timings=timings, files=files, skipped=skipped, warnings=warnings, model=models.info,
-                           settings=settings_record, reel=reel_report)
+        segments = reel_segments(self.summaries)
+        if not segments:
+            raise UsageError(f"--reel {self.reel_path}: no segment was selected (the budget is shorter than one clip)")
+        staged = run.folder.stage("reel", target=self.reel_path)
+        report = make_reel(segments, staged, force=True, reporter=self.log.reporter)
+        self.reel_report = dataclasses.replace(report, reel=str(self.reel_path))
 
 
-def _file_key(name: str) -> str:
-    return {"summary.parquet": "summary", "predictions_official.jsonl": "official", "run.json": "manifest"}.get(name, name)
+FILE_KEYS = {"summary.parquet": "summary", "predictions_official.jsonl": "official", "run.json": "manifest"}
 
 
 def _resumed(out_dir: Path, manifest: dict[str, Any], skipped: list[Any]) -> SummarizeResult:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from r2cli.catalog.schema import VideoRecord
 from r2cli.errors import InputError
+from r2cli.media.names import GEOMETRY_DISPLAY
 
 if TYPE_CHECKING:  # pragma: no cover
     from r2cli.paths import Workspace
@@ -126,7 +127,7 @@ def require_videos(workspace: "Workspace", video_filter: VideoFilter | None = No
 
 def compatible_feature_sets(
     workspace: "Workspace", fingerprints: list[str], *, weights_id: str, clip_model: str, fps: float, k: int,
-    geometry: str = "display", dtype: str | None = None,
+    geometry: str = GEOMETRY_DISPLAY, dtype: str | None = None,
 ) -> dict[str, list[str]]:
     """Stored feature files usable for ``fingerprints``: same CLIP weights, model, fps and frame
     geometry, at least k layers (and stored as ``dtype``, float16 or int8, when given).
@@ -144,7 +145,7 @@ def compatible_feature_sets(
     def accept(data: dict) -> bool:
         return (data.get("weights_id") == weights_id and data.get("clip_model") == clip_model
                 and abs(float(data.get("fps", -1)) - fps) < 1e-9 and int(data.get("k", 0)) >= k
-                and data.get("geometry", "display") == geometry
+                and data.get("geometry", GEOMETRY_DISPLAY) == geometry
                 and (dtype is None or data.get("dtype", "float16") == dtype))
 
     if not fingerprints:

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from r2cli._atomic import pid_alive
 from r2cli.errors import FeatureError, UsageError
-from r2cli.media.frames import GEOMETRIES, GEOMETRY_DISPLAY
+from r2cli.media.frames import FRAME_RULE_EXACT, GEOMETRIES, GEOMETRY_DISPLAY
 
 from r2cli.features.file_format import (  # shared with the writer (#23)
     FORMAT_NAME,
@@ -92,9 +92,9 @@ class FeatureSettings:
     crop: str = "center"  # crop rule: centre crop after scaling the short side to image_size
     k: int = 4  # CLIP layers kept (the last k, oldest first)
     dtype: str = "float16"  # storage dtype of layers: float16, or int8 with scales (embed is always float16)
-    frame_rule: str = "ffmpeg-fps-near"  # which frame each clip takes (r2cli.media.frames.FRAME_RULES)
+    frame_rule: str = FRAME_RULE_EXACT  # which frame each clip takes (r2cli.media.frames.FRAME_RULES)
     precision: str = "fp32"  # precision CLIP ran in ("fp32" like the official extractor, opt-in "bf16")
-    geometry: str = "display"  # how frames are scaled (r2cli.media.frames.GEOMETRIES): display size or "official"
+    geometry: str = GEOMETRY_DISPLAY  # how frames are scaled (r2cli.media.frames.GEOMETRIES): display or "official"
 
     def __post_init__(self) -> None:
         from r2cli.media.frames import check_sampling_args
@@ -152,7 +152,7 @@ class FeatureSettings:
         return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
 
     @classmethod
-    def for_tower(cls, tower: Any, *, fps: float = FEATURE_FPS, k: int = 4, frame_rule: str = "ffmpeg-fps-near",
+    def for_tower(cls, tower: Any, *, fps: float = FEATURE_FPS, k: int = 4, frame_rule: str = FRAME_RULE_EXACT,
                   geometry: str = GEOMETRY_DISPLAY, dtype: str = "float16") -> "FeatureSettings":
         """Settings for features computed with ``tower`` (a ``r2cli.features.clip.ClipTower``)."""
         return cls(

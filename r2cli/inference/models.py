@@ -18,14 +18,6 @@ from typing import Any
 from r2cli.errors import InputError, MissingWeightsError, UsageError
 from r2cli.progress import NULL_REPORTER, Reporter
 
-# clips per second of the index's default features; a preset with a per-video rate (YouTube
-# Highlights, fps null) is run on those
-INDEX_FPS = 0.5
-# windows of a preset that names none (a checkpoint saved before presets had windows): the
-# length QVHighlights heads were trained on, every half window
-FALLBACK_WINDOW_S = 150.0
-FALLBACK_STRIDE_S = 75.0
-
 
 @dataclass(frozen=True)
 class PresetDefaults:
@@ -53,19 +45,12 @@ def preset_defaults(preset: Any, *, window_s: float | None = None, stride_s: flo
     Raises:
         UsageError: the stride exceeds the window.
     """
-    data = preset.data
-    fps = float(data.fps) if data.fps else INDEX_FPS
-    preset_window, preset_stride, source = data.window_s, data.stride_s, f"preset {preset.name}"
-    if preset_window is None:
-        try:
-            from r2cli.model.config import load_preset
+    from r2cli.model.config import DEFAULT_FPS, NMS_SIGMA, NMS_THRESHOLD, preset_windows
 
-            builtin = load_preset(preset.name)
-            preset_window, preset_stride = builtin.data.window_s, builtin.data.stride_s
-        except (UsageError, InputError):
-            preset_window = None
-        if preset_window is None:
-            preset_window, preset_stride, source = FALLBACK_WINDOW_S, FALLBACK_STRIDE_S, "fallback"
+    data = preset.data
+    # a preset with a per-video rate (YouTube Highlights, fps null) is run on the index's default features
+    fps = float(data.fps) if data.fps else DEFAULT_FPS
+    preset_window, preset_stride, source = preset_windows(preset)
     if window_s is not None or stride_s is not None:
         source = "options"
     window = float(window_s) if window_s is not None else float(preset_window)
@@ -83,8 +68,8 @@ def preset_defaults(preset: Any, *, window_s: float | None = None, stride_s: flo
         fps=fps,
         unit=data.unit,
         nms_type=nms.type if nms is not None else None,
-        nms_threshold=nms.threshold if nms is not None else 0.7,
-        nms_sigma=nms.sigma if nms is not None else 0.5,
+        nms_threshold=nms.threshold if nms is not None else NMS_THRESHOLD,
+        nms_sigma=nms.sigma if nms is not None else NMS_SIGMA,
         window_s=window,
         stride_s=stride,
         window_source=source,
@@ -153,12 +138,13 @@ def load_models(*, clip_weights: str | None, checkpoint: str | None, preset: str
         InputError: the checkpoint's text width differs from the CLIP weights'.
     """
     from r2cli.features.clip import load_clip, resolve_device
-    from r2cli.model import load_checkpoint, load_preset
+    from r2cli.model import load_checkpoint
+    from r2cli.model.config import choose_preset
 
     resolved_device = resolve_device(device)
     tower = load_clip(clip_weights, device=resolved_device, reporter=reporter)
     loaded = load_checkpoint(checkpoint, preset=preset, num_tokens=tower.num_tokens, video_width=tower.video_width)
-    chosen = loaded.preset or load_preset(preset or _default_preset_name())
+    chosen = choose_preset(loaded.preset, default=True)  # load_checkpoint already chose ``preset`` when given
     if loaded.clip and loaded.clip != tower.weights_id:
         reporter.warn(
             f"the checkpoint was trained with CLIP {loaded.clip} but the text tower is {tower.weights_id}; "
@@ -188,10 +174,10 @@ def load_models(*, clip_weights: str | None, checkpoint: str | None, preset: str
 
 
 def _default_preset_name() -> str:
-    """The preset of the registry's default checkpoint (what a bare official file is taken for)."""
-    from r2cli.model.registry import get_checkpoint, load_manifest
+    """The preset of the registry's default checkpoint (kept for callers; r2cli.model.config decides it)."""
+    from r2cli.model.config import default_preset_name
 
-    return get_checkpoint(load_manifest().default_checkpoint).preset
+    return default_preset_name()
 
 
 def checkpoint_id(source: str) -> str:

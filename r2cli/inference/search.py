@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from r2cli.errors import FeatureError, InputError
+from r2cli.model.config import DEFAULT_FPS
 from r2cli.progress import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -163,7 +164,7 @@ def open_features(
                 found.append((record, features))
                 continue
             reason = f"no features for {describe}; run r2cli index" + (
-                "" if settings.fps == 0.5 else f" --fps {settings.fps:g}") + (
+                "" if settings.fps == DEFAULT_FPS else f" --fps {settings.fps:g}") + (
                 "" if feature_dtype in ("auto", "float16") else f" --feature-dtype {feature_dtype}")
             if record.features_status == "error" and record.features_error:
                 reason = f"feature extraction failed ({record.features_error})"

@@ -12,20 +12,25 @@ official post-processing.
 Saliency of a clip covered by several windows comes from the window in which the clip sits
 furthest from an edge: the model saw the most context around it there.
 
-numpy only (imported inside functions).
+numpy only (imported inside functions). The clamp, rounding and NMS rules themselves are written
+once, in ``r2cli.model.postprocess`` (#23); this module applies them to windows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from r2cli.errors import UsageError
+from r2cli.model.config import NMS_SIGMA, NMS_THRESHOLD, NMS_TYPES
+from r2cli.model.postprocess import clamp_and_round, temporal_nms, temporal_nms_batched
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-NMS_KINDS = ("normal", "linear", "gaussian")
+__all__ = ["PostProcess", "Window", "clamp_and_round", "merge_many", "merge_window_moments", "merge_window_saliency",
+           "plan_windows", "shift_and_clip", "temporal_nms", "temporal_nms_batched", "window_sizes"]
 
 
 @dataclass(frozen=True)
@@ -47,38 +52,75 @@ class PostProcess:
 
     unit: float | None = 2.0  # rounding unit in seconds (None: no rounding)
     nms_type: str | None = "normal"  # "normal" | "linear" | "gaussian" | None (no NMS)
-    nms_threshold: float = 0.7  # IoU at or above which "normal" NMS zeroes a score
-    nms_sigma: float = 0.5  # width of the gaussian decay
+    nms_threshold: float = NMS_THRESHOLD  # IoU at or above which "normal" NMS zeroes a score
+    nms_sigma: float = NMS_SIGMA  # width of the gaussian decay
     max_moments: int = 50  # moments kept per (query, video) after merging
 
     def __post_init__(self) -> None:
         if self.unit is not None and not self.unit > 0:
             raise UsageError(f"post-processing unit must be > 0 or None, got {self.unit}")
-        if self.nms_type is not None and self.nms_type not in NMS_KINDS:
-            raise UsageError(f"NMS type must be one of {NMS_KINDS} or None, got {self.nms_type!r}")
+        if self.nms_type is not None and self.nms_type not in NMS_TYPES:
+            raise UsageError(f"NMS type must be one of {NMS_TYPES} or None, got {self.nms_type!r}")
         if self.max_moments < 1:
             raise UsageError(f"max_moments must be >= 1, got {self.max_moments}")
 
 
-def window_sizes(window_s: float, stride_s: float, fps: float) -> tuple[int, int]:
+# The window rules, written once: the options' checks (``r2cli.app.options``), the run's window
+# resolution (``r2cli.app.model_run``) and ``window_sizes`` all read them.
+MAX_WINDOW_CLIPS = 1024  # the official point table stops at 1,024 clips: longer windows are cut to it
+MIN_WINDOW_CLIPS = 8  # the coarsest level of R2-Tuning's pyramid vanishes below 8 clips
+
+# A broken rule as the options' checks return it: the fields it names, and the message with ``{0}``,
+# ``{1}`` ... where the caller puts their names (``--stride`` on the command line, ``[search].stride``
+# in a job file).
+Problem = tuple[tuple[str, ...], str]
+
+
+def stride_problem(window_s: float, stride_s: float, *, window_field: str = "window") -> Problem | None:
+    """The rule ``stride <= window`` (a longer stride skips clips), or None when it holds.
+
+    ``window_field`` names where the window came from when it is not the ``window`` option
+    (``"the preset's window"`` is shown as is: it is no field).
+    """
+    if stride_s > window_s:
+        if window_field == "window":
+            return ("stride", "window"), f"{{0}} ({stride_s:g} s) must not exceed {{1}} ({window_s:g} s)"
+        return ("stride",), f"{{0}} ({stride_s:g} s) must not exceed {window_field} ({window_s:g} s)"
+    return None
+
+
+def window_clips_problem(window_s: float, fps: float) -> Problem | None:
+    """The rule ``window >= MIN_WINDOW_CLIPS clips`` at ``fps``, or None when it holds."""
+    if int(round(window_s * fps)) < MIN_WINDOW_CLIPS:
+        return (("window",), f"{{0}} must cover at least {MIN_WINDOW_CLIPS} clips "
+                             f"({MIN_WINDOW_CLIPS / fps:g} s at {fps:g} fps), got {window_s:g} s")
+    return None
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def window_sizes(window_s: float, stride_s: float, fps: float, *,
+                 name_of: Callable[[str], str] = _flag) -> tuple[int, int]:
     """Convert ``--window``/``--stride`` seconds into clip counts at ``fps``.
+
+    ``name_of`` names a field in an error (the CLI's flags by default; a job file's keys).
 
     Raises:
         UsageError: a value is not positive, the stride exceeds the window, or the window is
-            shorter than 8 clips (the coarsest pyramid level would vanish).
+            shorter than ``MIN_WINDOW_CLIPS`` clips (the coarsest pyramid level would vanish).
     """
     if not (isinstance(window_s, (int, float)) and window_s > 0):
-        raise UsageError(f"--window must be > 0 seconds, got {window_s}")
+        raise UsageError(f"{name_of('window')} must be > 0 seconds, got {window_s}")
     if not (isinstance(stride_s, (int, float)) and stride_s > 0):
-        raise UsageError(f"--stride must be > 0 seconds, got {stride_s}")
-    if stride_s > window_s:
-        raise UsageError(f"--stride ({stride_s:g} s) must not exceed --window ({window_s:g} s), or clips would be skipped")
+        raise UsageError(f"{name_of('stride')} must be > 0 seconds, got {stride_s}")
+    problem = stride_problem(window_s, stride_s) or window_clips_problem(window_s, fps)
+    if problem is not None:
+        names, rule = problem
+        raise UsageError(rule.format(*[name_of(name) for name in names]))
     window_clips = int(round(window_s * fps))
     stride_clips = max(1, int(round(stride_s * fps)))
-    if window_clips < 8:
-        raise UsageError(
-            f"--window must cover at least 8 clips ({8 / fps:g} s at {fps:g} fps), got {window_s:g} s"
-        )
     return window_clips, min(stride_clips, window_clips)
 
 
@@ -100,105 +142,6 @@ def plan_windows(num_clips: int, window_clips: int, stride_clips: int) -> list[W
     if starts[-1] + window_clips < num_clips:
         starts.append(num_clips - window_clips)  # end-aligned: every window has the trained length
     return [Window(i, s, s + window_clips) for i, s in enumerate(starts)]
-
-
-def _round_half_even(values: "np.ndarray") -> "np.ndarray":
-    import numpy as np
-
-    return np.round(values)  # numpy rounds half to even, like torch.round
-
-
-def clamp_and_round(rows: "np.ndarray", upper: float, unit: float | None, lower: float = 0.0) -> "np.ndarray":
-    """Clamp ``[start, end, score]`` rows to ``[lower, upper]`` and round them to ``unit`` seconds.
-
-    As the official evaluation does: rows whose raw end reached ``upper`` are clamped but not
-    rounded (the mask is taken before clamping); rounding is half-to-even. Rounding is relative
-    to ``lower`` so that a window's rows round exactly as they would in a video of their own.
-    Returns a new float64 array.
-    """
-    import numpy as np
-
-    out = np.array(rows, dtype=np.float64, copy=True).reshape(-1, 3)
-    keep_round = out[:, 1] < upper
-    out[:, 0:2] = np.clip(out[:, 0:2], lower, upper)
-    if unit is not None and unit > 0 and out.size:
-        local = out[keep_round, 0:2] - lower
-        out[keep_round, 0:2] = _round_half_even(local / unit) * unit + lower
-    return out
-
-
-def temporal_nms(
-    rows: "np.ndarray", kind: str | None, threshold: float = 0.7, sigma: float = 0.5, keep: int | None = None
-) -> "np.ndarray":
-    """Greedy temporal NMS over one pair's ``[start, end, score]`` rows, sorted by score afterwards.
-
-    See ``temporal_nms_batched``; returns a new ``[n, 3]`` array (the first ``keep`` rows when given).
-    """
-    import numpy as np
-
-    rows = np.asarray(rows, dtype=np.float64).reshape(1, -1, 3)
-    out, counts = temporal_nms_batched(rows, np.array([rows.shape[1]]), kind, threshold, sigma, keep)
-    return out[0, : counts[0]]
-
-
-def temporal_nms_batched(
-    rows: "np.ndarray",
-    counts: "np.ndarray",
-    kind: str | None,
-    threshold: float = 0.7,
-    sigma: float = 0.5,
-    keep: int | None = None,
-) -> tuple["np.ndarray", "np.ndarray"]:
-    """Greedy temporal NMS of many pairs at once; rows ``[N, R, 3]``, the first ``counts[i]`` rows of pair i real.
-
-    As the official evaluation: repeatedly move the best remaining row forward and decay the rows
-    after it by their IoU with it. ``normal`` sets a score to 0 at IoU >= ``threshold`` (rows are
-    kept); ``linear`` multiplies it by (1 - IoU); ``gaussian`` by exp(-IoU^2 / sigma). A zero-length
-    pair counts as IoU 0 (the official code produces NaN there). Then rows are sorted by score,
-    descending, stable. Scores only decrease after a row is picked, so the first ``keep`` picks are
-    the final top ``keep``: with ``keep`` the loop stops there and the rest is cut.
-    Returns (rows ``[N, R', 3]``, counts ``[N]``) with ``R' = min(R, keep)``.
-
-    Raises:
-        UsageError: unknown ``kind``.
-    """
-    import numpy as np
-
-    if kind is not None and kind not in NMS_KINDS:
-        raise UsageError(f"NMS type must be one of {NMS_KINDS}, got {kind!r}")
-    out = np.array(rows, dtype=np.float64, copy=True).reshape(len(counts), -1, 3)
-    n, width = out.shape[0], out.shape[1]
-    counts = np.asarray(counts, dtype=np.int64).reshape(n)
-    valid = np.arange(width)[None, :] < counts[:, None]  # [N, R]
-    limit = width if keep is None else min(width, keep)
-    if kind is None or width == 0:
-        scores = np.where(valid, out[:, :, 2], -np.inf)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :limit]
-        return np.take_along_axis(out, order[:, :, None], axis=1), np.minimum(counts, limit)
-    batch = np.arange(n)
-    for i in range(min(limit, width)):
-        scores = np.where(valid[:, i:], out[:, i:, 2], -np.inf)  # [N, R-i]
-        best = i + np.argmax(scores, axis=1)  # [N]
-        picked = out[batch, best].copy()  # [N, 3]
-        out[batch, best] = out[:, i]
-        out[:, i] = picked
-        rest = out[:, i + 1 :]  # [N, R-i-1] view
-        inter = np.clip(
-            np.minimum(picked[:, None, 1], rest[:, :, 1]) - np.maximum(picked[:, None, 0], rest[:, :, 0]), 0.0, None
-        )
-        union = (picked[:, None, 1] - picked[:, None, 0]) + (rest[:, :, 1] - rest[:, :, 0]) - inter
-        iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-        if kind == "normal":
-            decayed = np.where(iou >= threshold, 0.0, rest[:, :, 2])
-        elif kind == "linear":
-            decayed = rest[:, :, 2] * (1.0 - iou)
-        else:
-            decayed = rest[:, :, 2] * np.exp(-(iou**2) / sigma)
-        active = valid[:, i + 1 :] & (i < counts)[:, None]
-        rest[:, :, 2] = np.where(active, decayed, rest[:, :, 2])
-    scores = np.where(valid, out[:, :, 2], -np.inf)
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :limit]
-    return np.take_along_axis(out, order[:, :, None], axis=1), np.minimum(counts, limit)
 
 
 def shift_and_clip(rows: "np.ndarray", window: Window, *, fps: float, duration: float, unit: float | None) -> "np.ndarray":

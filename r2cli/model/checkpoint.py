@@ -29,7 +29,7 @@ import torch
 
 from r2cli._atomic import atomic_output, write_json_atomic
 from r2cli.errors import CheckpointError, InputError, UsageError
-from r2cli.model.config import CLIP_ARCH_WIDTHS, LossConfig, ModelConfig, Preset, list_presets, load_preset
+from r2cli.model.config import CLIP_ARCH_WIDTHS, LossConfig, ModelConfig, Preset, choose_preset, list_presets
 from r2cli.model.r2tuning import R2Tuning
 
 CHECKPOINT_ENV = "R2CLI_CHECKPOINT"
@@ -201,9 +201,7 @@ def load_official_checkpoint(source: str | os.PathLike | dict, *, preset: str | 
     """
     state_dict = read_official_state_dict(source)
     where = "checkpoint object" if isinstance(source, dict) else str(source)
-    if preset is None and not isinstance(source, dict):
-        preset = preset_for_official_file(source)
-    preset_obj = load_preset(preset) if isinstance(preset, str) else preset
+    preset_obj = choose_preset(preset, None if isinstance(source, dict) else preset_for_official_file(source))
     base = preset_obj.model if preset_obj is not None else None
     try:
         config = infer_model_config(state_dict, base=base, num_tokens=num_tokens, video_width=video_width)
@@ -280,8 +278,7 @@ def load_r2cli_checkpoint(path: str | os.PathLike, *, preset: str | Preset | Non
         config = ModelConfig.from_dict(meta.get("config") or {}, where=f"{side}: config")
     except InputError as exc:
         raise CheckpointError(str(exc)) from None
-    preset_name = preset if preset is not None else meta.get("preset")
-    preset_obj = load_preset(preset_name) if isinstance(preset_name, str) else preset_name
+    preset_obj = choose_preset(preset, meta.get("preset"))
     try:
         state_dict = load_file(str(path))
     except Exception as exc:
@@ -319,8 +316,7 @@ def load_checkpoint(path_or_name: str | os.PathLike | None = None, *, preset: st
 
         path = Path(registry.resolve_checkpoint(None if path_or_name is None else str(path_or_name)))
         registry_preset = registry.checkpoint_preset(path)
-    if preset is None:
-        preset = registry_preset
+    preset = choose_preset(preset, registry_preset)  # the registry entry's, before what the file records
     if path.suffix == ".safetensors":
         return load_r2cli_checkpoint(path, preset=preset)
     return load_official_checkpoint(path, preset=preset, num_tokens=num_tokens, video_width=video_width)

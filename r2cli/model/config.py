@@ -25,6 +25,14 @@ CLIP_ARCH_WIDTHS: dict[str, tuple[int, int, int]] = {
 
 CLS_LOSS_TYPES = ("focal", "dynamic_bce")
 NMS_TYPES = ("normal", "linear", "gaussian")
+# The official NMS settings (every official config): the IoU at or above which "normal" NMS zeroes a
+# score, and the width of the "gaussian" decay. Written here once; every default refers to them (#23).
+NMS_THRESHOLD = 0.7
+NMS_SIGMA = 0.5
+# Clips per second unless a setting or a checkpoint's preset says otherwise: 0.5, the rate of the
+# official QVHighlights features (and of r2cli's feature index). Written here once (#23);
+# r2cli.features.names.FEATURE_FPS is this value.
+DEFAULT_FPS = 0.5
 SALIENCY_DIRECTIONS = ("row", "col")
 
 
@@ -145,8 +153,8 @@ class NmsConfig:
     """Non-maximum suppression applied by the evaluation post-processing."""
 
     type: str = "normal"  # "normal" (zero the score of overlaps), "linear" (x(1-IoU)) or "gaussian"
-    threshold: float = 0.7  # IoU at or above which "normal" NMS zeroes a score
-    sigma: float = 0.5  # width of the "gaussian" decay exp(-IoU^2/sigma)
+    threshold: float = NMS_THRESHOLD  # IoU at or above which "normal" NMS zeroes a score
+    sigma: float = NMS_SIGMA  # width of the "gaussian" decay exp(-IoU^2/sigma)
 
     def validate(self) -> None:
         if self.type not in NMS_TYPES:
@@ -161,12 +169,12 @@ class NmsConfig:
 class DataConfig:
     """How clips, scores and windows are produced and post-processed for a dataset."""
 
-    fps: float | None = 0.5  # frames (clips) per second; None: per-video rate (YouTube Highlights)
+    fps: float | None = DEFAULT_FPS  # frames (clips) per second; None: per-video rate (YouTube Highlights)
     unit: float | None = 2.0  # rounding unit of predicted windows in seconds; None: no rounding
     nms: NmsConfig | None = field(default_factory=NmsConfig)  # post-processing NMS; None: no NMS
     # inference on archives: videos up to window_s are grounded whole (the length the head was
     # trained and evaluated on, at most the official 1,024 clips); longer ones in windows of
-    # window_s every stride_s. None: not set by the preset (r2cli.inference.models resolves it).
+    # window_s every stride_s. None: not set by the preset (preset_windows below resolves it).
     window_s: float | None = None
     stride_s: float | None = None
     max_saliency: float = 12.0  # divisor turning summed annotator scores into [0, 1] saliency
@@ -330,6 +338,58 @@ def load_preset(name: str) -> Preset:
     if candidate.suffix != ".json" and preset.name != name:
         raise InputError(f"{path}: field 'name' is {preset.name!r} but the file stem is {name!r}")
     return preset
+
+
+# Windows of a preset that names none and has no built-in namesake (a checkpoint saved before presets
+# had windows): the length QVHighlights heads were trained on, every half window.
+FALLBACK_WINDOW_S = 150.0
+FALLBACK_STRIDE_S = 75.0
+
+
+def choose_preset(asked: "str | Preset | None", *recorded: "str | Preset | None",
+                  default: bool = False) -> Preset | None:
+    """The preset that applies to a checkpoint; the one place that decides it (#23).
+
+    The preset asked for (``--preset``, a job's ``preset``) wins; else the first one the checkpoint
+    records, in the order the caller gives them (its registry entry, its sidecar, its official file
+    name); else, with ``default``, the preset of the registry's default checkpoint (a bare official
+    file is taken for that one); else None. A name (or a preset JSON path) is loaded.
+
+    Raises:
+        UsageError: an unknown preset name.
+        InputError: a preset file breaks the preset format, or the manifest cannot be read.
+    """
+    for candidate in (asked, *recorded):
+        if candidate is not None:
+            return load_preset(candidate) if isinstance(candidate, str) else candidate
+    if default:
+        return load_preset(default_preset_name())
+    return None
+
+
+def default_preset_name() -> str:
+    """The preset of the registry's default checkpoint (what a bare official file is taken for)."""
+    from r2cli.model._manifest import get_checkpoint, load_manifest
+
+    return get_checkpoint(load_manifest().default_checkpoint).preset
+
+
+def preset_windows(preset: Preset) -> tuple[float, float, str]:
+    """``(window_s, stride_s, source)`` of a preset: its own; else its built-in namesake's; else the fallback.
+
+    ``source`` says where they come from: ``"preset <name>"`` or ``"fallback"``. A preset saved with a
+    fine-tuned checkpoint before presets had windows takes them from the built-in preset of its name.
+    """
+    window, stride = preset.data.window_s, preset.data.stride_s
+    if window is None:
+        try:
+            builtin = load_preset(preset.name)
+            window, stride = builtin.data.window_s, builtin.data.stride_s
+        except (UsageError, InputError):
+            window = None
+    if window is None:
+        return FALLBACK_WINDOW_S, FALLBACK_STRIDE_S, "fallback"
+    return float(window), float(stride), f"preset {preset.name}"
 
 
 def expected_parameter_count(config: ModelConfig) -> int:

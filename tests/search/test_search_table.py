@@ -62,3 +62,40 @@ def test_counts_read_as_english():
     assert plural(1, "query", "queries") == "1 query"
     assert plural(2, "query", "queries") == "2 queries"
     assert plural(1, "segment") == "1 segment" and plural(0, "segment") == "0 segments"
+
+
+def test_search_output_at_80_columns(monkeypatch):
+    """What `r2cli search` prints after the run, at 80 columns: the table, then the summary line."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    import r2cli.cli.commands.search as command
+
+    frame = pd.DataFrame({
+        "query_id": ["q1", "q2"], "query": ["a dog catches a frisbee on the beach at sunset", "red car"],
+        "rank_in_query": [1, 1], "score": [0.91234, 0.25], "start_s": [12.0, 0.0], "end_s": [20.0, 2.0],
+        "path": ["/archive/holidays/2019_summer_vacation_at_the_beach_with_the_dog.mp4", "/a/red car.mp4"],
+    })
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(command, "console", Console(file=out, width=80, color_system=None))
+    monkeypatch.setattr(command, "err_console", Console(file=err, width=80, color_system=None))
+    result = SimpleNamespace(
+        run_id="20260101-000000-abcdef", resumed=False, files={}, skipped=[], settings={},
+        counts={"queries": 2, "videos_searched": 3, "pairs": 6}, timings={"total_s": 1.25},
+        out_dir="/runs/20260101-000000-abcdef", preview=lambda queries: frame)
+    command.render_search_result(result)
+    assert out.getvalue() == """\
+search run 20260101-000000-abcdef
+q1: a dog catches a frisbee on the beach at sunset
+#   score    start      end
+1  0.9123  0:12.00  0:20.00
+    2019_summer_vacation_at_the_beach_with_the_dog.mp4
+q2: red car
+#   score    start      end
+1  0.2500  0:00.00  0:02.00
+    red car.mp4
+2 queries searched over 3 videos (6 window-query pairs) in 1.2 s; outputs: /runs/20260101-000000-abcdef
+"""
+    # the summary line is soft-wrapped (the terminal folds it; a copied path stays whole)
+    assert err.getvalue() == ""

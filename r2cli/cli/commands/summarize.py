@@ -18,14 +18,15 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:04.1f}" if hours else f"{minutes}:{secs:04.1f}"
 
 
-def render_summary_result(result) -> None:
-    """One table row per video (segments selected, total vs budget), then where the outputs are."""
-    from r2cli.cli._tables import NamedRows, print_named_rows
+def summary_table(videos, title: str):
+    """One row per video (shots, segments selected, total vs budget, duration), grouped by query, each
+    video's file name whole (``r2cli.cli._tables``: a table where the names fit, else each name on its
+    own line)."""
+    from r2cli.cli._tables import NamedRows
 
-    verb = "reused" if result.resumed else "summarized"
     table = NamedRows([(name, "right") for name in ("shots", "selected", "summary", "budget", "duration")], "video",
-                      title=f"summarize run {result.run_id}", group_header="query")
-    for video in result.videos:
+                      title=printable(title), group_header="query")
+    for video in videos:
         source = "" if video.query_source == "--query" else f" ({video.query_source})"
         table.add_row(
             str(video.shots),
@@ -36,7 +37,15 @@ def render_summary_result(result) -> None:
             name=printable(Path(video.path).name),
             group=printable(f"{video.query}{source}"),
         )
-    print_named_rows(console, table)
+    return table
+
+
+def render_summary_result(result) -> None:
+    """One table row per video (segments selected, total vs budget), then where the outputs are."""
+    from r2cli.cli._tables import print_named_rows
+
+    verb = "reused" if result.resumed else "summarized"
+    print_named_rows(console, summary_table(result.videos, f"summarize run {result.run_id}"))
     counts = result.counts
     console.print(
         f"{plural(counts.get('videos_summarized', len(result.videos)), 'video')} {verb} "
@@ -101,6 +110,9 @@ def register(app: typer.Typer) -> None:
         shots: Annotated[Optional[str], typer.Option("--shots", help=O.help("shots"))] = None,
         batch_size: Annotated[Optional[int], typer.Option("--batch-size", help=O.help("batch_size"))] = None,
         wait: Annotated[Optional[float], typer.Option("--wait", help=O.help("wait"))] = None,
+        ray: Annotated[
+            Optional[str], typer.Option("--ray", metavar="local|HOST:PORT", help=O.help("ray"), show_default=False)
+        ] = None,
         report: Annotated[bool, typer.Option("--report", help=O.help("report"))] = False,
         json_output: JsonOpt = False,
         workspace: WorkspaceOpt = None,
@@ -117,6 +129,8 @@ def register(app: typer.Typer) -> None:
         Example:  r2cli summarize --ratio 0.15
 
         Example:  r2cli summarize match.mp4 --seconds 60 --query "goal celebration" --reel highlights.mp4
+
+        Example:  r2cli summarize --ratio 0.15 --ray local
         """
         from r2cli.app.summarize import run_summarize
 
@@ -124,7 +138,8 @@ def register(app: typer.Typer) -> None:
             videos=tuple(videos or ()), ratio=ratio, seconds=seconds, query=query, min_duration=min_duration,
             max_duration=max_duration, path_contains=path_contains, preset=preset, checkpoint=checkpoint,
             clip_weights=clip_weights, device=device, reel=reel, force=force, out=out, format=output_format,
-            window=window, stride=stride, shots=shots, batch_size=batch_size, wait=wait, report=report or None,
+            window=window, stride=stride, shots=shots, batch_size=batch_size, wait=wait, ray=ray,
+            report=report or None,
         )
         ws = workspace_from(workspace, catalog)
         with RichReporter(enabled=not json_output) as reporter:
