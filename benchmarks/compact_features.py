@@ -16,7 +16,7 @@ Measured, in one run:
      searched with the tests' tiny random head and 5 queries, ``--feature-dtype float16`` vs ``int8``;
   6. sample media, ViT-B/32: the same with ViT-B/32-shaped *random* CLIP weights (no real weights
      can be downloaded here) and the parity head (skipped with --skip-vitb32 or without the parity file).
-The comparisons are ``golden.compact_fidelity`` (3, 4) and ``searchkit.compare_runs`` (5, 6), the
+The comparisons are ``golden.compact_fidelity`` (3, 4) and ``fixtures.compare_runs`` (tests/fixtures.py) (5, 6), the
 functions whose bounds the tests pin. A benchmark, not a test: nothing is asserted.
 """
 
@@ -34,7 +34,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "tests" / "search"))
 sys.path.insert(0, str(REPO))
 
 QUERIES = ["a person opens a door", "a dog runs on the beach", "cars at night", "someone cooks", "a red ball"]
@@ -84,7 +83,7 @@ def _row(name: str, figures: dict) -> str:
 
 
 def sample_media_run(tmp: Path, clip: Path, head: Path, name: str) -> dict:
-    from searchkit import compare_runs
+    from fixtures import compare_runs
 
     from r2cli.app.search import SearchOptions, search
     from r2cli.features.extract import index_archive

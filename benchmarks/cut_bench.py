@@ -23,7 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from r2cli.media.cut import Segment, cut_segments, default_jobs
+from r2cli.media._process import default_jobs
+from r2cli.media.clips import cut_segments
+from r2cli.media.segments import Segment
 from r2cli.media.ffmpeg import find_ffmpeg, tool_version
 
 

@@ -52,7 +52,7 @@ def make_run(folder: Path, media: list[Path], queries: int, moments: int, second
     import numpy as np
     import pandas as pd
 
-    from r2cli.inference.runs import write_manifest
+    from r2cli.outputs.runs import write_manifest
     from r2cli.outputs import write_table
 
     rng = np.random.default_rng(seed)

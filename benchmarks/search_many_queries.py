@@ -55,7 +55,7 @@ def prepare(args) -> tuple[Path, str, str]:
         if not Path(clip).is_file():
             write_tiny_openai_clip(Path(clip))
     if head is None:
-        from searchkit import random_head, save_official
+        from fixtures import random_head, save_official
 
         head = str(WORK / "tiny-head.pth")
         if not Path(head).is_file():

@@ -1,5 +1,7 @@
 """Shared fixtures: parity folders (the committed golden set, plus ../shared/parity when present),
-shared-data folders (skipped when absent), ffmpeg, tiny CLIP weights, hygiene."""
+shared-data folders (skipped when absent), ffmpeg, tiny CLIP weights and towers, generated media, an
+empty workspace, hygiene. What they build is in tests/fixtures.py (tests/ is on sys.path because this
+file lives there)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_DIR = TESTS_DIR.parent
-sys.path.insert(0, str(TESTS_DIR))  # tests/media.py, tests/tiny_clip.py
 
 
 def shared_root() -> Path:
@@ -115,6 +116,35 @@ def tiny_tower(tiny_clip_path):
     from r2cli.features.clip import load_clip
 
     return load_clip(tiny_clip_path, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_tower_small_batch(tiny_clip_path):
+    """The tiny CLIP (64 px images, 5 tokens, 5 layers) with a batch of 4 frames, so the feature tests
+    cross batch boundaries on short clips (``tiny_tower`` uses load_clip's default batch)."""
+    from r2cli.features.clip import load_clip
+
+    return load_clip(tiny_clip_path, device="cpu", batch_size=4)
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """An empty workspace under tmp_path (the catalog tests override it: one per backend)."""
+    from r2cli.paths import resolve_workspace
+
+    return resolve_workspace(tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
+def source_video(tiny_media_path):
+    """8 s, 25 fps, 160x120, three coloured scenes, 440 Hz audio, keyframe every 25 frames (``cut-source``)."""
+    return tiny_media_path("cut-source")
+
+
+@pytest.fixture(scope="session")
+def silent_video(tiny_media_path):
+    """4 s, 30 fps, 320x240, no audio, named "silent clip.mp4" (``silent``)."""
+    return tiny_media_path("silent")
 
 
 @pytest.fixture(autouse=True)

@@ -35,7 +35,8 @@ _NOT_FOR_HELP = (
     "torch", "numpy", "pyarrow", "pandas", "sqlalchemy", "open_clip", "ray",
     "r2cli.features.store", "r2cli.features.extract", "r2cli.features.writer", "r2cli.inference.search",
     "r2cli.inference.models", "r2cli.eval.api", "r2cli.eval.formats", "r2cli.media.frames",
-    "r2cli.media.naming", "r2cli.media.timeline", "r2cli.media.cut", "r2cli.distributed.session",
+    "r2cli.media.naming", "r2cli.media.timeline", "r2cli.media.clips", "r2cli.media.reels",
+    "r2cli.distributed.session",
     "r2cli.catalog.db", "r2cli.report.build", "r2cli.train.finetune", "r2cli.outputs",
 )
 

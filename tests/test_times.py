@@ -32,7 +32,7 @@ def test_iso_local_takes_catalog_datetimes_and_epoch_seconds(kolkata):
 
 def test_catalog_json_mtime_and_times_are_local_iso(kolkata, tmp_path, ffmpeg, capsys):
     from r2cli.cli.main import main
-    from media import make_video
+    from fixtures import make_video
 
     clip = make_video(tmp_path / "archive" / "a.mp4", seconds=1, width=64, height=48, fps=5)
     ws = ["--workspace", str(tmp_path / "ws")]

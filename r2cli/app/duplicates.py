@@ -177,7 +177,7 @@ def run_duplicates(workspace: "Workspace", options: DuplicatesOptions, *,
     from r2cli.app.model_run import RunLog, RunRecord, publish_run
     from r2cli.app.report import report_run_folder
     from r2cli.catalog.selection import require_videos
-    from r2cli.inference import runs
+    from r2cli.outputs import runs
 
     options.validate()
     log = RunLog(reporter)

@@ -227,7 +227,7 @@ class RunRecord:
     """What the catalog and ``run.json`` record of a run, and what a reusable finished run holds."""
 
     kind: str  # "search", "summarize" or "duplicates": the catalog's run kind and run.json's
-    key: str  # the settings key (r2cli.inference.runs.settings_key): equal settings, equal outputs
+    key: str  # the settings key (r2cli.outputs.runs.settings_key): equal settings, equal outputs
     settings: dict[str, Any]  # run.json's settings
     file_keys: dict[str, str]  # staged file name -> its key in the result's files ("moments.parquet": "moments")
     wanted: tuple[str, ...]  # the files a finished run in --out must hold to be reused
@@ -285,7 +285,7 @@ def publish_run(workspace: "Workspace", options: RunFolderOptions, record: RunRe
         InputError: the outputs cannot be written (a full disk, a read-only folder).
     """
     from r2cli.catalog import runs as run_records
-    from r2cli.inference import runs
+    from r2cli.outputs import runs
     from r2cli.outputs.publish import RunFolder
 
     run_id = runs.new_run_id()
@@ -314,7 +314,7 @@ def publish_run(workspace: "Workspace", options: RunFolderOptions, record: RunRe
 
 
 def _manifest(run_id: str, record: RunRecord, output: RunOutput, timings: dict[str, float]) -> dict[str, Any]:
-    from r2cli.inference import runs
+    from r2cli.outputs import runs
 
     manifest: dict[str, Any] = {
         "manifest_version": runs.MANIFEST_VERSION, "run_id": run_id, "kind": record.kind, "status": "done",

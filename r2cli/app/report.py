@@ -20,7 +20,7 @@ from r2cli.progress import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:  # pragma: no cover
     from r2cli.paths import Workspace
-    from r2cli.report.build import ReportResult
+    from r2cli.report.pages import ReportResult
 
 
 @dataclass(frozen=True)

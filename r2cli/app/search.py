@@ -60,7 +60,7 @@ def run_search(workspace: "Workspace", options: SearchOptions, *, reporter: Repo
     """
     from r2cli.app.model_run import prepare
     from r2cli.app.report import report_run_folder
-    from r2cli.inference import runs
+    from r2cli.outputs import runs
     from r2cli.inference.query_files import open_queries
 
     options.validate()

@@ -220,7 +220,7 @@ def run_visual_search(workspace: "Workspace", options: SearchOptions, *,
     """
     from r2cli.app.report import report_run_folder
     from r2cli.catalog.selection import require_videos
-    from r2cli.inference import runs
+    from r2cli.outputs import runs
     from r2cli.inference.search import coarse_stage_for, open_features
     from r2cli.inference.visual_index import hits_per_query, stage_record
 

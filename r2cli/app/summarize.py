@@ -2,11 +2,11 @@
 
 ``SummarizeOptions`` owns every default and rule of a summary (the CLI's flags and the job
 file's ``[summarize]`` keys are its fields); ``run_summarize`` is the one library call both make.
-The stages (windows, saliency, shots and knapsack, outputs) are ``r2cli.inference.summaries``;
+The stages (windows, saliency, shots and knapsack, outputs) are ``r2cli.summary.stages``;
 the run's lifecycle (weights, models, the preset's fps and windows, the run folder, resume, the
 catalog's run record, ``run.json`` last, R2-Tuning here or on Ray) is ``r2cli.app.model_run``; this
 module adds a summary's own: the videos' queries, the budget, and the reel
-(``r2cli.media.cut.make_reel``), which never replaces a catalogued source video.
+(``r2cli.media.reels.make_reel``), which never replaces a catalogued source video.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from r2cli.progress import NULL_REPORTER, Reporter
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from r2cli.inference.summaries import VideoSummary
-    from r2cli.media.cut import CutReport
+    from r2cli.summary.stages import VideoSummary
+    from r2cli.media.segments import CutReport
     from r2cli.paths import Workspace
 
 SHOT_METHODS = ("kts", "threshold")
@@ -40,7 +40,7 @@ def _query_rule(value: Any) -> str | None:
 
 
 def _reel_rule(value: Any) -> str | None:
-    from r2cli.media.cut import MEDIA_FORMATS
+    from r2cli.media.naming import MEDIA_FORMATS
 
     if Path(value).suffix.lower() not in MEDIA_FORMATS:
         return f"must end in {', '.join(MEDIA_FORMATS)}"
@@ -202,8 +202,8 @@ def run_summarize(workspace: "Workspace", options: SummarizeOptions, *,
     """
     from r2cli.app.model_run import prepare
     from r2cli.app.report import report_run_folder
-    from r2cli.inference import runs
-    from r2cli.inference.summaries import SUMMARY_FILE
+    from r2cli.outputs import runs
+    from r2cli.summary.stages import SUMMARY_FILE
 
     options.validate()
     log = RunLog(reporter)
@@ -257,7 +257,7 @@ def _plan(workspace: "Workspace", options: SummarizeOptions, prepared: Any, log:
         InputError: no selected video can be summarized.
     """
     from r2cli.inference.search import SkippedVideo, open_features
-    from r2cli.inference.summaries import bad_window_warning, plan_videos
+    from r2cli.summary.stages import bad_window_warning, plan_videos
 
     windows = prepared.windows
     found, skipped = open_features(workspace, prepared.records, prepared.feature_settings)
@@ -287,7 +287,7 @@ class _Summaries:
     workspace: "Workspace"
     options: SummarizeOptions
     models: Any  # r2cli.inference.models.Models
-    plans: list  # r2cli.inference.summaries.VideoPlan per summarized video
+    plans: list  # r2cli.summary.stages.VideoPlan per summarized video
     skipped: list
     selected: int  # videos the filters selected
     fps: float
@@ -299,7 +299,7 @@ class _Summaries:
 
     def run(self, run: Any) -> RunOutput:
         from r2cli.app.model_run import grounder, skipped_records
-        from r2cli.inference.summaries import summary_frame, video_saliency, write_summary_outputs
+        from r2cli.summary.stages import summary_frame, video_saliency, write_summary_outputs
 
         models, plans, log = self.models, self.plans, self.log
         with log.timed("saliency_s"):
@@ -345,7 +345,7 @@ class _Summaries:
         return RunOutput(names=names, counts=counts, manifest=manifest, other_files=other_files)
 
     def _select(self, run_id: str, saliency: list) -> list[dict]:
-        from r2cli.inference.summaries import select_segments
+        from r2cli.summary.stages import select_segments
 
         options, reporter = self.options, self.log.reporter
         reporter.begin("summaries", total=len(self.plans), unit="videos")
@@ -365,8 +365,8 @@ class _Summaries:
     def _reel(self, run: Any) -> None:
         import dataclasses
 
-        from r2cli.inference.summaries import reel_segments
-        from r2cli.media.cut import make_reel
+        from r2cli.summary.stages import reel_segments
+        from r2cli.media.reels import make_reel
 
         segments = reel_segments(self.summaries)
         if not segments:
@@ -380,7 +380,7 @@ FILE_KEYS = {"summary.parquet": "summary", "predictions_official.jsonl": "offici
 
 
 def _resumed(out_dir: Path, manifest: dict[str, Any], skipped: list[Any]) -> SummarizeResult:
-    from r2cli.inference.summaries import SUMMARY_FILE, VideoSummary
+    from r2cli.summary.stages import SUMMARY_FILE, VideoSummary
     from r2cli.outputs import read_results
 
     files = {name: out_dir / filename for name, filename in (manifest.get("files") or {}).items()}

@@ -209,30 +209,8 @@ def scan_archive(
     sweep_roots = sorted(set(roots) | {os.path.realpath(r) for r in roots} | set(gone_paths))
     held = {os.path.realpath(os.fspath(p)) for p in hold}
 
-    def count_ignored(path: str, reason: str | None = None) -> None:
-        report.ignored += 1
-        if reason is not None:
-            report.ignored_paths.append(FileError(path=path, error=reason))
-
-    reporter.begin(WALK_STAGE, None, unit="paths")
-    entries: list[_Entry] = []
-    for entry in walk(roots, exts, patterns, skip=(str(workspace.root),), on_ignored=count_ignored):
-        if not _utf8(entry.path):
-            # the catalog stores paths as UTF-8 text; such a name cannot be a row, so say why instead
-            count_ignored(os.fsencode(entry.path).decode("utf-8", "backslashreplace"),
-                          "the file name is not valid UTF-8, so the catalog cannot store it; rename the file "
-                          "(e.g. `convmv -f latin1 -t utf-8 --notest FILE`)")
-            reporter.advance(WALK_STAGE, 1)
-            continue
-        if entry.path in held:
-            report.held += 1
-            reporter.advance(WALK_STAGE, 1)
-            continue
-        entries.append(entry)
-        if entry.error is None and not _under(entry.path, sweep_roots):
-            report.outside_roots.append(entry.path)  # a symlink's target: its features are due too
-        reporter.advance(WALK_STAGE, 1)
-    reporter.end(WALK_STAGE)
+    entries = _walk_entries(roots, exts, patterns, skip=str(workspace.root), held=held, sweep_roots=sweep_roots,
+                            report=report, reporter=reporter)
 
     if dry_run:
         catalog = Catalog.open(workspace, create=False, migrate=False) if catalog_exists(workspace) else None
@@ -249,6 +227,38 @@ def scan_archive(
     if strict and report.errors:
         raise ScanFailedError(report)
     return report
+
+
+def _walk_entries(roots: list[str], exts: frozenset[str], patterns: list[str], *, skip: str, held: set[str],
+                  sweep_roots: list[str], report: ScanReport, reporter: Reporter) -> list[_Entry]:
+    """The walk's entries to index; ignored names, names that are not UTF-8 and held files are counted on
+    ``report`` instead, and files reached outside the roots (a symlink's target) are named there."""
+
+    def count_ignored(path: str, reason: str | None = None) -> None:
+        report.ignored += 1
+        if reason is not None:
+            report.ignored_paths.append(FileError(path=path, error=reason))
+
+    reporter.begin(WALK_STAGE, None, unit="paths")
+    entries: list[_Entry] = []
+    for entry in walk(roots, exts, patterns, skip=(skip,), on_ignored=count_ignored):
+        if not _utf8(entry.path):
+            # the catalog stores paths as UTF-8 text; such a name cannot be a row, so say why instead
+            count_ignored(os.fsencode(entry.path).decode("utf-8", "backslashreplace"),
+                          "the file name is not valid UTF-8, so the catalog cannot store it; rename the file "
+                          "(e.g. `convmv -f latin1 -t utf-8 --notest FILE`)")
+            reporter.advance(WALK_STAGE, 1)
+            continue
+        if entry.path in held:
+            report.held += 1
+            reporter.advance(WALK_STAGE, 1)
+            continue
+        entries.append(entry)
+        if entry.error is None and not _under(entry.path, sweep_roots):
+            report.outside_roots.append(entry.path)  # a symlink's target: its features are due too
+        reporter.advance(WALK_STAGE, 1)
+    reporter.end(WALK_STAGE)
+    return entries
 
 
 class _Indexer:

@@ -90,46 +90,60 @@ def walk(
     holding ``OUTPUT_MARKER`` (r2cli's own cuts and reels) is not entered: ``on_ignored(path,
     reason)`` is told (``on_ignored(path)`` for ignore globs).
     """
-    from r2cli.paths import OUTPUT_MARKER
+    walker = _Walker(extensions, ignore, skip, on_ignored)
+    for root in roots:
+        yield from walker.root(root)
 
+
+class _Walker:
+    """One walk's state: the folders visited (by device and inode) and the files seen (by real path)."""
+
+    def __init__(self, extensions: frozenset[str], ignore: Sequence[str], skip: Sequence[str], on_ignored) -> None:
+        self.extensions = extensions
+        self.ignore = ignore
+        self.skip = skip
+        self.on_ignored = on_ignored
+        self.visited_dirs: set[tuple[int, int]] = set()
+        self.seen_files: set[str] = set()
+
+    @staticmethod
     def output_folder(path: str) -> bool:
+        from r2cli.paths import OUTPUT_MARKER
+
         return os.path.isfile(os.path.join(path, OUTPUT_MARKER))
 
-    visited_dirs: set[tuple[int, int]] = set()
-    seen_files: set[str] = set()
-
-    def file_entry(path: str, st: os.stat_result) -> _Entry | None:
+    def file_entry(self, path: str, st: os.stat_result) -> _Entry | None:
         real = os.path.realpath(path)
-        if real in seen_files:
+        if real in self.seen_files:
             return None
-        seen_files.add(real)
+        self.seen_files.add(real)
         return _Entry(real, st, link=path if path != real else None)
 
-    for root in roots:
+    def root(self, root: str) -> Iterator[_Entry]:
         root_abs = os.path.abspath(root)
         try:
             root_stat = os.stat(root_abs)
         except OSError as exc:
             yield _Entry(root_abs, None, f"cannot read it: {exc.strerror or exc}")
-            continue
+            return
         if not stat_module.S_ISDIR(root_stat.st_mode):
             if stat_module.S_ISREG(root_stat.st_mode):
-                entry = file_entry(root_abs, root_stat)
+                entry = self.file_entry(root_abs, root_stat)
                 if entry:
                     yield entry
             else:
                 yield _Entry(root_abs, None, f"is {_kind(root_stat.st_mode)}, not a video file")
-            continue
+            return
         # (folder, the (dev, inode) of every folder above it): the ancestry detects loops
         stack: list[tuple[str, frozenset[tuple[int, int]]]] = []
         key = (root_stat.st_dev, root_stat.st_ino)
-        if key in visited_dirs:
-            continue
-        if output_folder(root_abs):
-            if on_ignored:
-                on_ignored(root_abs, _OUTPUT_REASON)
-            continue
-        visited_dirs.add(key)
+        if key in self.visited_dirs:
+            return
+        if self.output_folder(root_abs):
+            if self.on_ignored:
+                self.on_ignored(root_abs, _OUTPUT_REASON)
+            return
+        self.visited_dirs.add(key)
         stack.append((root_abs, frozenset({key})))
         while stack:
             folder, ancestors = stack.pop()
@@ -141,54 +155,59 @@ def walk(
                 continue
             subfolders: list[tuple[str, frozenset[tuple[int, int]]]] = []
             for child in children:
-                path = child.path
-                if path in skip:
-                    continue
-                relative = os.path.relpath(path, root_abs).replace(os.sep, "/")
-                if ignore and _ignored(child.name, relative, ignore):
-                    if on_ignored:
-                        on_ignored(path)
-                    continue
-                named_like_video = _has_extension(child.name, extensions)
-                try:
-                    st = os.stat(path)  # follows symlinks
-                except OSError as exc:
-                    if not child.is_symlink():
-                        if named_like_video:
-                            yield _Entry(path, None, f"cannot read it: {exc.strerror or exc}")
-                        continue
-                    target = _readlink(path)
-                    if exc.errno == errno.ELOOP:
-                        yield _Entry(path, None, f"symlink loop: {path} -> {target} never reaches a file")
-                    elif named_like_video:
-                        yield _Entry(path, None, f"broken symlink: {path} -> {target} does not exist")
-                    continue
-                if stat_module.S_ISDIR(st.st_mode):
-                    key = (st.st_dev, st.st_ino)
-                    if key in ancestors:
-                        yield _Entry(
-                            path, None,
-                            f"symlink loop: {path} -> {_readlink(path)} leads back to a folder above it; not followed",
-                        )
-                        continue
-                    if output_folder(path):
-                        if on_ignored:
-                            on_ignored(path, _OUTPUT_REASON)
-                        continue
-                    if named_like_video:
-                        yield _Entry(path, None, "is a directory, not a video file (its contents are scanned)")
-                    if key in visited_dirs:
-                        continue
-                    visited_dirs.add(key)
-                    subfolders.append((path, ancestors | {key}))
-                elif named_like_video:
-                    if stat_module.S_ISREG(st.st_mode):
-                        entry = file_entry(path, st)
-                        if entry:
-                            yield entry
-                    else:
-                        yield _Entry(path, None, f"is {_kind(st.st_mode)}, not a video file")
+                yield from self.child(child, root_abs, ancestors, subfolders)
             stack.extend(reversed(subfolders))  # depth-first, in name order
+
+    def child(self, child: os.DirEntry, root_abs: str, ancestors: frozenset[tuple[int, int]],
+              subfolders: list[tuple[str, frozenset[tuple[int, int]]]]) -> Iterator[_Entry]:
+        """The entries of one folder entry; a folder to enter is added to ``subfolders``."""
+        path = child.path
+        if path in self.skip:
+            return
+        relative = os.path.relpath(path, root_abs).replace(os.sep, "/")
+        if self.ignore and _ignored(child.name, relative, self.ignore):
+            if self.on_ignored:
+                self.on_ignored(path)
+            return
+        named_like_video = _has_extension(child.name, self.extensions)
+        try:
+            st = os.stat(path)  # follows symlinks
+        except OSError as exc:
+            if not child.is_symlink():
+                if named_like_video:
+                    yield _Entry(path, None, f"cannot read it: {exc.strerror or exc}")
+                return
+            target = _readlink(path)
+            if exc.errno == errno.ELOOP:
+                yield _Entry(path, None, f"symlink loop: {path} -> {target} never reaches a file")
+            elif named_like_video:
+                yield _Entry(path, None, f"broken symlink: {path} -> {target} does not exist")
+            return
+        if stat_module.S_ISDIR(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if key in ancestors:
+                yield _Entry(
+                    path, None,
+                    f"symlink loop: {path} -> {_readlink(path)} leads back to a folder above it; not followed",
+                )
+                return
+            if self.output_folder(path):
+                if self.on_ignored:
+                    self.on_ignored(path, _OUTPUT_REASON)
+                return
+            if named_like_video:
+                yield _Entry(path, None, "is a directory, not a video file (its contents are scanned)")
+            if key in self.visited_dirs:
+                return
+            self.visited_dirs.add(key)
+            subfolders.append((path, ancestors | {key}))
+        elif named_like_video:
+            if stat_module.S_ISREG(st.st_mode):
+                entry = self.file_entry(path, st)
+                if entry:
+                    yield entry
+            else:
+                yield _Entry(path, None, f"is {_kind(st.st_mode)}, not a video file")
 
 
 def _readlink(path: str) -> str:

@@ -44,7 +44,8 @@ from r2cli.progress import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:  # pragma: no cover
     from r2cli.features.stages import WorkItem
-    from r2cli.features.store import FeatureSettings, FeatureStore, StoredFeatureSet
+    from r2cli.features.file_format import StoredFeatureSet
+    from r2cli.features.store import FeatureSettings, FeatureStore
 
 SEGMENT_SECONDS = 600.0  # videos longer than this are decoded in parallel segments of this length
 STAGING_DIR = ".staging"  # under the store root: part files of videos being assembled
@@ -403,12 +404,61 @@ def extract_on_ray(
     import ray
 
     from r2cli.distributed.placement import cluster_nodes, plan_index_placement
-    from r2cli.media.frames import first_tick
 
     started = time.monotonic()
     stats = RayStats()
     if not items:
         return stats
+    settings = run.settings
+    segments, videos, targets = _plan_videos(run, items, segment_seconds)
+    stats.segments = len(segments)
+
+    # CPUs per actor and per task from the nodes' sizes, so decode tasks always run beside the
+    # actors (r2cli.distributed.placement); an impossible request fails here, before any work
+    placement = plan_index_placement(cluster_nodes(ray), actors=actors,
+                                     use_gpus=device in ("auto", "cuda") or device.startswith("cuda"))
+    stats.actors = placement.actors
+    dataset = _index_dataset(ray, segments, items, settings, placement, targets, clip_weights=clip_weights,
+                             precision=precision, batch_size=batch_size, decode_threads=decode_threads,
+                             chunk_frames=chunk_frames)
+    assembly = _Assembly(ray, run, items, targets, placement.task_cpus)
+    total = sum(item.expected_clips(settings.fps) for i, item in enumerate(items) if i in videos)
+    reporter.begin(stage, total=total, unit="frames")
+    try:
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            for i in range(len(batch["item"])):
+                index = int(batch["item"][i])
+                video = videos[index]
+                if batch["marker"][i]:
+                    video.markers[int(batch["segment"][i])] = json.loads(str(batch["info"][i]))
+                else:
+                    new = set(range(int(batch["first"][i]), int(batch["last"][i]) + 1)) - video.clips
+                    video.clips |= new
+                    reporter.advance(stage, len(new), videos=f"{run.report.videos_extracted}/{len(items)}")
+                if not video.submitted and len(video.markers) >= video.segments:
+                    assembly.submit_if_complete(index, video)
+            assembly.settle(block=False)
+        assembly.settle(block=True)
+        # the last progress line counts every video assembled, not those done when the last frame arrived
+        reporter.advance(stage, 0, videos=f"{run.report.videos_extracted}/{len(items)}")
+        for index, video in videos.items():
+            if not video.submitted:
+                discard_target(targets[index])
+                run.record_failure(video.item, FeatureError(
+                    f"{video.item.path}: the cluster returned {len(video.clips)} clips and "
+                    f"{len(video.markers)} of {video.segments} segments"))
+    finally:
+        reporter.end(stage)
+    stats.seconds = time.monotonic() - started
+    return stats
+
+
+def _plan_videos(run: Any, items: list["WorkItem"],
+                 segment_seconds: float) -> tuple[list[Segment], dict[int, _Video], dict[int, Any]]:
+    """The segments of every item, the videos that have some (a video whose plan fails is recorded as
+    failed) and where each one's file is placed (leftovers of a run that died removed first)."""
+    from r2cli.media.frames import first_tick
+
     settings, store = run.settings, run.store
     origins: dict[str, int] = {}
 
@@ -423,7 +473,6 @@ def extract_on_ray(
                 segments.append(Segment(index, part.number, part.start_clip, part.end_clip, part.tick_origin))
         except MediaError as exc:
             failed_items[index] = str(exc)
-    stats.segments = len(segments)
     videos = {i: _Video(items[i], sum(1 for s in segments if s.item == i))
               for i in range(len(items)) if i not in failed_items}
     targets = {i: plan_target(store, items[i], settings, run.extra) for i in videos}
@@ -431,19 +480,19 @@ def extract_on_ray(
         shutil.rmtree(target.staging, ignore_errors=True)
     for index, message in failed_items.items():
         run.record_failure(items[index], MediaError(message))
+    return segments, videos, targets
 
-    # CPUs per actor and per task from the nodes' sizes, so decode tasks always run beside the
-    # actors (r2cli.distributed.placement); an impossible request fails here, before any work
-    placement = plan_index_placement(cluster_nodes(ray), actors=actors,
-                                     use_gpus=device in ("auto", "cuda") or device.startswith("cuda"))
-    pool = placement.actors
+
+def _index_dataset(ray: Any, segments: list[Segment], items: list["WorkItem"], settings: Any, placement: Any,
+                   targets: dict[int, Any], *, clip_weights: str | os.PathLike | None, precision: str,
+                   batch_size: int, decode_threads: int, chunk_frames: int) -> Any:
+    """The Ray dataset of the index: one decode task per segment, then the pool of CLIP actors (each
+    writes its clips into the placed files and yields their ranges and the segments' markers)."""
     if placement.actor_gpus:
         actor_args = {"num_gpus": 1, "num_cpus": placement.actor_cpus}
         actor_device, threads = "cuda", None
     else:
         actor_args, actor_device, threads = {"num_cpus": placement.actor_cpus}, "cpu", 1
-    stats.actors = pool
-
     rows = [{"item": s.item, "segment": s.number, "start_clip": s.start_clip,
              "end_clip": -1 if s.end_clip is None else s.end_clip,
              "tick_origin": -1 if s.tick_origin is None else s.tick_origin, "path": items[s.item].path}
@@ -453,71 +502,57 @@ def extract_on_ray(
         decode_segment_batches, batch_size=1, num_cpus=placement.task_cpus, max_retries=3,
         fn_kwargs={"settings": settings.to_dict(), "threads": decode_threads, "chunk_frames": chunk_frames},
     )
-    dataset = dataset.map_batches(
-        ClipEmbedder, batch_size=batch_size, concurrency=pool, max_restarts=3, max_task_retries=3,
+    return dataset.map_batches(
+        ClipEmbedder, batch_size=batch_size, concurrency=placement.actors, max_restarts=3, max_task_retries=3,
         fn_constructor_kwargs={"clip_weights": None if clip_weights is None else os.fspath(clip_weights),
                                "device": actor_device, "precision": precision, "batch_size": batch_size,
                                "settings": settings.to_dict(), "targets": targets, "threads": threads},
         **actor_args,
     )
-    remote_assemble = ray.remote(num_cpus=placement.task_cpus, max_retries=3)(assemble)
-    pending: dict[Any, int] = {}
-    total = sum(item.expected_clips(settings.fps) for i, item in enumerate(items) if i in videos)
-    reporter.begin(stage, total=total, unit="frames")
 
-    def finish(ref) -> None:
-        index = pending.pop(ref)
+
+class _Assembly:
+    """The assembly tasks: one per video whose segments are all in, each recorded on the run when done."""
+
+    def __init__(self, ray: Any, run: Any, items: list["WorkItem"], targets: dict[int, Any], task_cpus: float) -> None:
+        self.ray = ray
+        self.run = run
+        self.items = items
+        self.targets = targets
+        self.remote_assemble = ray.remote(num_cpus=task_cpus, max_retries=3)(assemble)
+        self.pending: dict[Any, int] = {}
+
+    def submit_if_complete(self, index: int, video: _Video) -> None:
+        """Every segment of ``video`` has its marker: fail it if a segment failed, else assemble it once
+        all its clips are in."""
+        run = self.run
+        errors = [m["error"] for m in video.markers.values() if m["error"]]
+        if errors:
+            video.submitted = True
+            discard_target(self.targets[index])
+            run.record_failure(video.item, MediaError(errors[0]))
+            return
+        clips = sum(m["clips"] for m in video.markers.values())
+        if len(video.clips) == clips:
+            video.submitted = True
+            ref = self.remote_assemble.remote(run.store, video.item, run.settings, self.targets[index], clips,
+                                              _merge_details(video.markers), run.extra)
+            self.pending[ref] = index
+
+    def _finish(self, ref) -> None:
+        index = self.pending.pop(ref)
         try:
-            stored = ray.get(ref)
+            stored = self.ray.get(ref)
         except Exception as exc:  # the task's own error, re-raised by Ray
             cause = getattr(exc, "cause", None) or exc
-            run.record_failure(items[index], cause if isinstance(cause, Exception) else exc)
+            self.run.record_failure(self.items[index], cause if isinstance(cause, Exception) else exc)
             return
-        run.record_success(items[index], stored)
+        self.run.record_success(self.items[index], stored)
 
-    def settle(block: bool) -> None:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=None if block else 0)
+    def settle(self, block: bool) -> None:
+        """Record the tasks that are done (all of them, waiting, when ``block``)."""
+        while self.pending:
+            ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=None if block else 0)
             if not ready:
                 return
-            finish(ready[0])
-
-    try:
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            for i in range(len(batch["item"])):
-                index = int(batch["item"][i])
-                video = videos[index]
-                if batch["marker"][i]:
-                    video.markers[int(batch["segment"][i])] = json.loads(str(batch["info"][i]))
-                else:
-                    new = set(range(int(batch["first"][i]), int(batch["last"][i]) + 1)) - video.clips
-                    video.clips |= new
-                    reporter.advance(stage, len(new), videos=f"{run.report.videos_extracted}/{len(items)}")
-                if video.submitted or len(video.markers) < video.segments:
-                    continue
-                errors = [m["error"] for m in video.markers.values() if m["error"]]
-                if errors:
-                    video.submitted = True
-                    discard_target(targets[index])
-                    run.record_failure(video.item, MediaError(errors[0]))
-                    continue
-                clips = sum(m["clips"] for m in video.markers.values())
-                if len(video.clips) == clips:
-                    video.submitted = True
-                    ref = remote_assemble.remote(store, video.item, settings, targets[index], clips,
-                                                 _merge_details(video.markers), run.extra)
-                    pending[ref] = index
-            settle(block=False)
-        settle(block=True)
-        # the last progress line counts every video assembled, not those done when the last frame arrived
-        reporter.advance(stage, 0, videos=f"{run.report.videos_extracted}/{len(items)}")
-        for index, video in videos.items():
-            if not video.submitted:
-                discard_target(targets[index])
-                run.record_failure(video.item, FeatureError(
-                    f"{video.item.path}: the cluster returned {len(video.clips)} clips and "
-                    f"{len(video.markers)} of {video.segments} segments"))
-    finally:
-        reporter.end(stage)
-    stats.seconds = time.monotonic() - started
-    return stats
+            self._finish(ready[0])

@@ -470,53 +470,82 @@ def load_clip(
     source = str(resolved.path)
     torch = _torch()
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    pending_text = None
     if resolved.layout == "openai":
-        path = Path(resolved.path)
-        identity = path.stat() if lazy_text else None
-        state = read_state_dict(path)
-        if model is not None and resolved.model_name is None:
-            _check_model_matches(model, infer_architecture(state, source), source)
-        use_quick_gelu = quick_gelu if quick_gelu is not None else resolved.quick_gelu
-        clip_model, arch = build_from_openai_state_dict(
-            state,
-            quick_gelu=use_quick_gelu,
-            source=source,
-            dtype=dtype,
-            device=resolved_device,
-            text=not lazy_text,
-            consume=True,
-        )
-        del state  # emptied by consume=True; nothing else refers to the file's tensors
-        model_name = resolved.model_name or arch.name()
-        if lazy_text:
-            pending_text = _PendingText(
-                path=path, size=identity.st_size, mtime_ns=identity.st_mtime_ns, dtype=dtype, device=resolved_device
-            )
+        clip_model, model_name, use_quick_gelu, pending_text = _build_openai(
+            resolved, model=model, quick_gelu=quick_gelu, dtype=dtype, device=resolved_device, lazy_text=lazy_text)
     else:
-        open_clip = _open_clip()
-        use_quick_gelu = quick_gelu if quick_gelu is not None else resolved.quick_gelu
-        try:
-            clip_model = open_clip.create_model(
-                resolved.model_name,
-                pretrained=str(resolved.path),
-                force_quick_gelu=use_quick_gelu,
-                device="cpu",
-                precision="fp32",
-            )
-        except Exception as exc:
-            raise InputError(f"{source}: open_clip cannot load these weights as {resolved.model_name} ({exc})") from exc
-        # Module.to converts parameter by parameter, releasing each old tensor as it goes.
-        clip_model = clip_model.eval().requires_grad_(False).to(resolved_device).to(dtype)
-        model_name = resolved.model_name
+        clip_model, model_name, use_quick_gelu = _build_open_clip(resolved, quick_gelu=quick_gelu, dtype=dtype,
+                                                                  device=resolved_device)
+        pending_text = None
     _check_supported(clip_model, source)
+    return _tower(clip_model, resolved, model_name=model_name, device=resolved_device, precision=precision,
+                  batch_size=batch_size, quick_gelu=use_quick_gelu, pending_text=pending_text)
+
+
+def _build_openai(resolved: Any, *, model: str | None, quick_gelu: bool | None, dtype: Any, device: str,
+                  lazy_text: bool) -> tuple[Any, str, bool, "_PendingText | None"]:
+    """The model of an OpenAI-format file, converted tensor by tensor (the text tower left unread when
+    ``lazy_text``): (model, its name, quick_gelu, what reads the text tower later)."""
+    source = str(resolved.path)
+    path = Path(resolved.path)
+    identity = path.stat() if lazy_text else None
+    state = read_state_dict(path)
+    if model is not None and resolved.model_name is None:
+        _check_model_matches(model, infer_architecture(state, source), source)
+    use_quick_gelu = quick_gelu if quick_gelu is not None else resolved.quick_gelu
+    clip_model, arch = build_from_openai_state_dict(
+        state,
+        quick_gelu=use_quick_gelu,
+        source=source,
+        dtype=dtype,
+        device=device,
+        text=not lazy_text,
+        consume=True,
+    )
+    del state  # emptied by consume=True; nothing else refers to the file's tensors
+    model_name = resolved.model_name or arch.name()
+    pending_text = None
+    if lazy_text:
+        pending_text = _PendingText(
+            path=path, size=identity.st_size, mtime_ns=identity.st_mtime_ns, dtype=dtype, device=device
+        )
+    return clip_model, model_name, use_quick_gelu, pending_text
+
+
+def _build_open_clip(resolved: Any, *, quick_gelu: bool | None, dtype: Any, device: str) -> tuple[Any, str, bool]:
+    """The model of weights open_clip reads itself: (model, its name, quick_gelu).
+
+    Raises:
+        InputError: open_clip cannot load them as the resolved architecture.
+    """
+    source = str(resolved.path)
+    open_clip = _open_clip()
+    use_quick_gelu = quick_gelu if quick_gelu is not None else resolved.quick_gelu
+    try:
+        clip_model = open_clip.create_model(
+            resolved.model_name,
+            pretrained=str(resolved.path),
+            force_quick_gelu=use_quick_gelu,
+            device="cpu",
+            precision="fp32",
+        )
+    except Exception as exc:
+        raise InputError(f"{source}: open_clip cannot load these weights as {resolved.model_name} ({exc})") from exc
+    # Module.to converts parameter by parameter, releasing each old tensor as it goes.
+    clip_model = clip_model.eval().requires_grad_(False).to(device).to(dtype)
+    return clip_model, resolved.model_name, use_quick_gelu
+
+
+def _tower(clip_model: Any, resolved: Any, *, model_name: str, device: str, precision: str, batch_size: int | None,
+           quick_gelu: bool, pending_text: "_PendingText | None") -> ClipTower:
+    """The ``ClipTower`` of a loaded model: its sizes read from the model itself."""
     visual = clip_model.visual
     text = getattr(clip_model, "text", clip_model)
     vision_layers = len(visual.transformer.resblocks)
     text_layers = len(text.transformer.resblocks)
     grid = visual.grid_size if isinstance(visual.grid_size, tuple) else (visual.grid_size, visual.grid_size)
     image_size = visual.image_size if isinstance(visual.image_size, tuple) else (visual.image_size,) * 2
-    device_kind = "cuda" if resolved_device.startswith("cuda") else "cpu"
+    device_kind = "cuda" if device.startswith("cuda") else "cpu"
     return ClipTower(
         _model=clip_model,
         model_name=model_name,
@@ -529,12 +558,12 @@ def load_clip(
         vision_layers=vision_layers,
         text_layers=text_layers,
         embed_dim=int(visual.proj.shape[1]),
-        device=resolved_device,
+        device=device,
         context_length=int(text.context_length),
         precision=precision,
         batch_size=batch_size if batch_size is not None else _DEFAULT_BATCH_SIZE[device_kind],
         weights_path=resolved.path,
-        quick_gelu=bool(use_quick_gelu),
+        quick_gelu=bool(quick_gelu),
         _pending_text=pending_text,
     )
 

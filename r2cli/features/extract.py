@@ -39,7 +39,8 @@ from r2cli.features.stages import (
     record_success,
     write_chunk,
 )
-from r2cli.features.store import FEATURE_FPS, FeatureSettings, FeatureStore, StoredFeatureSet
+from r2cli.features.file_format import StoredFeatureSet
+from r2cli.features.store import FEATURE_FPS, FeatureSettings, FeatureStore
 from r2cli.media.frames import DEFAULT_CHUNK_FRAMES, FRAME_RULE_EXACT, GEOMETRY_DISPLAY
 from r2cli.progress import NULL_REPORTER, Reporter
 
@@ -303,28 +304,20 @@ def extract_features(
         MissingDependencyError: ffmpeg/ffprobe are missing.
     """
     from r2cli.catalog.db import Catalog
-    from r2cli.catalog.features import mark_features_ok
     from r2cli.features.clip import load_clip
     from r2cli.media.ffmpeg import describe_tools
-    from r2cli.media.frames import check_sampling_args, default_decode_threads
+    from r2cli.media.frames import default_decode_threads
 
     started = time.monotonic()
-    check_sampling_args(fps, 1, frame_rule)
-    if batch_size is not None:
-        _batch_size(batch_size, tower) if tower is not None else _positive("--batch-size", batch_size)
-    if decode_threads is not None:
-        _positive("decode threads", decode_threads)
+    _check_args(fps=fps, frame_rule=frame_rule, batch_size=batch_size, decode_threads=decode_threads, tower=tower)
     if tower is None and not verify and device in ("auto", "cpu") and precision == "fp32":
         # an unchanged archive: answer from the catalog without importing torch and loading CLIP,
         # which took all of a re-index's seconds (#22.14)
         done = _already_done(workspace, clip_weights, fps=fps, k=k, frame_rule=frame_rule, geometry=geometry,
                              precision=precision, paths=paths, video_ids=video_ids)
         if done is not None:
-            settings, count = done
-            return ExtractReport(settings=settings.to_dict(), settings_key=settings.key(), device=device,
-                                 batch_size=batch_size or 0, decode_threads=decode_threads or 0,
-                                 store=str(workspace.features_dir), videos_total=count, videos_skipped=count,
-                                 wall_seconds=time.monotonic() - started)
+            return _nothing_to_do(workspace, *done, device=device, batch_size=batch_size,
+                                  decode_threads=decode_threads, started=started)
     if tower is None:
         # Extraction never runs the text tower: leave its weights (a third of ViT-B/32) unread.
         tower = load_clip(
@@ -334,34 +327,17 @@ def extract_features(
                                          dtype=feature_dtype)
     store = FeatureStore(workspace.features_dir)
     threads = decode_threads or default_decode_threads()
-    report = ExtractReport(
-        settings=settings.to_dict(),
-        settings_key=settings.key(),
-        device=str(tower.device),
-        batch_size=_batch_size(batch_size, tower),
-        decode_threads=threads,
-        store=str(store.root),
-    )
-    tools = describe_tools()
-    extra = {"ffmpeg": getattr(tools.get("ffmpeg"), "version", None)}
+    report = ExtractReport(settings=settings.to_dict(), settings_key=settings.key(), device=str(tower.device),
+                           batch_size=_batch_size(batch_size, tower), decode_threads=threads, store=str(store.root))
+    extra = {"ffmpeg": getattr(describe_tools().get("ffmpeg"), "version", None)}
     with Catalog.open(workspace) as catalog:
         with catalog.writer_lock(timeout=lock_timeout, purpose="r2cli index (features)"):
-            report.temporaries_removed = store.remove_stale_temporaries()
-            work = list_work(catalog, store, settings, paths=paths, video_ids=video_ids, verify=verify)
             run = _Run(catalog, store, settings, report, extra)
-            if work.mark_ok:
-                mark_features_ok(catalog, work.mark_ok)
-            for item, stored in work.adopt:  # complete files of a run killed after the rename
-                record_success(catalog, item, stored)
-            report.repaired = [VideoFailure(path=item.path, error=problem) for item, problem in work.rejected]
-            report.videos_repaired = len(work.rejected)
-            report.videos_verified = (work.done + len(work.rejected)) if verify else 0
-            report.videos_total = len(work.todo) + len(work.adopt) + work.done
-            report.videos_skipped = work.done + len(work.adopt)
+            todo = _settle_catalog(run, paths=paths, video_ids=video_ids, verify=verify)
             if runner is None:
-                stats = _extract_items(run, work.todo, tower, report.batch_size, threads, reporter)
-            elif work.todo:
-                stats = runner(run, work.todo, batch_size=report.batch_size, threads=threads, reporter=reporter)
+                stats = _extract_items(run, todo, tower, report.batch_size, threads, reporter)
+            elif todo:
+                stats = runner(run, todo, batch_size=report.batch_size, threads=threads, reporter=reporter)
             else:
                 stats = PipelineStats()
             report.decode_cpu_seconds = stats.decode_cpu
@@ -369,6 +345,48 @@ def extract_features(
             report.pipeline_seconds = stats.seconds
     report.wall_seconds = time.monotonic() - started
     return report
+
+
+def _check_args(*, fps: float, frame_rule: str, batch_size: int | None, decode_threads: int | None,
+                tower: "ClipTower | None") -> None:
+    """Raises UsageError for a bad fps, frame rule, batch size or thread count, before anything loads."""
+    from r2cli.media.frames import check_sampling_args
+
+    check_sampling_args(fps, 1, frame_rule)
+    if batch_size is not None:
+        _batch_size(batch_size, tower) if tower is not None else _positive("--batch-size", batch_size)
+    if decode_threads is not None:
+        _positive("decode threads", decode_threads)
+
+
+def _nothing_to_do(workspace: "Workspace", settings: FeatureSettings, count: int, *, device: str,
+                   batch_size: int | None, decode_threads: int | None, started: float) -> ExtractReport:
+    """The report of a run whose ``count`` videos all have their features already."""
+    return ExtractReport(settings=settings.to_dict(), settings_key=settings.key(), device=device,
+                         batch_size=batch_size or 0, decode_threads=decode_threads or 0,
+                         store=str(workspace.features_dir), videos_total=count, videos_skipped=count,
+                         wall_seconds=time.monotonic() - started)
+
+
+def _settle_catalog(run: "_Run", *, paths: Sequence[str | os.PathLike] | None, video_ids: Sequence[int] | None,
+                    verify: bool) -> list[WorkItem]:
+    """Under the writer lock: remove dead writers' temporaries, mark verified sets, adopt complete files
+    the catalog does not know, count what is done on the report; the videos left to extract."""
+    from r2cli.catalog.features import mark_features_ok
+
+    catalog, store, report = run.catalog, run.store, run.report
+    report.temporaries_removed = store.remove_stale_temporaries()
+    work = list_work(catalog, store, run.settings, paths=paths, video_ids=video_ids, verify=verify)
+    if work.mark_ok:
+        mark_features_ok(catalog, work.mark_ok)
+    for item, stored in work.adopt:  # complete files of a run killed after the rename
+        record_success(catalog, item, stored)
+    report.repaired = [VideoFailure(path=item.path, error=problem) for item, problem in work.rejected]
+    report.videos_repaired = len(work.rejected)
+    report.videos_verified = (work.done + len(work.rejected)) if verify else 0
+    report.videos_total = len(work.todo) + len(work.adopt) + work.done
+    report.videos_skipped = work.done + len(work.adopt)
+    return work.todo
 
 
 def _already_done(workspace: "Workspace", clip_weights, *, fps: float, k: int, frame_rule: str, geometry: str,

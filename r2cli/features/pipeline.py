@@ -101,6 +101,139 @@ class PipelineStats:
     seconds: float = 0.0
 
 
+class _Decoder:
+    """The decode stage on a background thread: every item's chunks (then ``done`` or ``error``, and one
+    ``end`` after the last) go into a bounded queue, so at most ``maxsize`` chunks wait for the model."""
+
+    def __init__(self, items: Sequence[WorkItem], settings: "FeatureSettings", *, threads: int | None,
+                 chunk_frames: int, check_files: bool, maxsize: int) -> None:
+        self.items = items
+        self.settings = settings
+        self.threads = threads
+        self.chunk_frames = chunk_frames
+        self.check_files = check_files
+        self.chunks: queue.Queue = queue.Queue(maxsize=maxsize)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._decode_all, name="r2cli-decode", daemon=True)
+
+    def _put(self, entry) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.chunks.put(entry, timeout=_QUEUE_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _decode_all(self) -> None:
+        try:
+            for index, item in enumerate(self.items):
+                if self.stop.is_set():
+                    return
+                check = (lambda item=item: file_changed(item)) if self.check_files else None
+                try:
+                    for part in decode_video(item.path, self.settings, threads=self.threads,
+                                             chunk_frames=self.chunk_frames, check=check):
+                        entry = ("done", index, part.details) if isinstance(part, DecodeDone) else \
+                            ("frames", index, part)
+                        if not self._put(entry):
+                            return
+                except Exception as exc:  # recorded per video; the run goes on
+                    if not self._put(("error", index, exc)):
+                        return
+        finally:
+            self._put(("end", None, None))
+
+
+class _Batcher:
+    """The embed stage: chunks of any video wait in ``pending`` until a batch is full; each video's
+    embedded clips go to its sink, which is finished once its last frame is through."""
+
+    def __init__(self, tower: "ClipTower", settings: "FeatureSettings", batch_size: int, stats: PipelineStats,
+                 on_batch: Callable[[int], None] | None) -> None:
+        import numpy as np
+
+        self.tower = tower
+        self.k = settings.k
+        self.batch_size = batch_size
+        self.stats = stats
+        self.on_batch = on_batch
+        self.pending: deque = deque()  # (state, frames [n,S,S,3], timestamps [n]) waiting for a batch
+        self.pending_frames = 0
+        size = settings.image_size
+        self.batch = np.empty((batch_size, size, size, 3), dtype=np.uint8)  # [B, S, S, 3] staging buffer
+
+    def add(self, state: _Open, frames: Any, timestamps: Any) -> None:
+        """Queue a chunk of ``state``'s frames and run every batch that is full."""
+        self.pending.append((state, frames, timestamps))
+        self.pending_frames += len(frames)
+        state.received += len(frames)
+        while self.pending_frames >= self.batch_size:
+            self.run_batch(self.batch_size)
+
+    def flush(self) -> None:
+        """Run what is left, in batches (the last one short)."""
+        while self.pending_frames > 0:
+            self.run_batch(min(self.batch_size, self.pending_frames))
+
+    def close_if_complete(self, state: _Open) -> None:
+        if state.closed or not state.decoded or state.processed != state.received:
+            return
+        state.closed = True
+        try:
+            state.sink.finish(state.details)
+        except CatalogError:
+            raise
+        except Exception as exc:  # this video fails; the run goes on
+            state.sink.fail(exc)
+
+    def fail(self, state: _Open, error: Exception) -> None:
+        if state.closed:
+            return
+        state.closed = True
+        kept = deque(entry for entry in self.pending if entry[0] is not state)
+        self.pending_frames = sum(len(entry[1]) for entry in kept)
+        self.pending = kept
+        state.sink.fail(error)
+
+    def run_batch(self, limit: int) -> None:
+        batch = self.batch
+        taken: list[tuple[_Open, int, Any]] = []  # (state, count, timestamps)
+        filled = 0
+        while self.pending and filled < limit:
+            state, frames, stamps = self.pending[0]
+            take = min(len(frames), limit - filled)
+            batch[filled : filled + take] = frames[:take]
+            taken.append((state, take, stamps[:take]))
+            if take == len(frames):
+                self.pending.popleft()
+            else:
+                self.pending[0] = (state, frames[take:], stamps[take:])
+            filled += take
+        self.pending_frames -= filled
+        batch[filled:] = 0  # the padding of a short batch (embed_frames' rule, without a copy)
+        embedded = embed_frames(batch, self.tower, k=self.k, batch_size=self.batch_size, count=filled)
+        offset = 0
+        for state, count, stamps in taken:
+            if not state.closed:
+                part = Embedded(layers=embedded.layers[offset : offset + count],
+                                embed=embedded.embed[offset : offset + count])
+                try:
+                    state.sink.append(part, stamps)
+                    state.processed += count
+                except CatalogError:
+                    raise
+                except Exception as exc:  # e.g. the store's disk is full: this video fails
+                    self.fail(state, exc)
+            offset += count
+        self.stats.clips += filled
+        if self.on_batch is not None:
+            self.on_batch(filled)
+        # One batch may hold several chunks of one video: each video is closed once (close_if_complete).
+        for state, _count, _stamps in taken:
+            self.close_if_complete(state)
+
+
 def run_pipeline(
     items: Sequence[WorkItem],
     settings: "FeatureSettings",
@@ -115,11 +248,8 @@ def run_pipeline(
     check_files: bool = True,
 ) -> PipelineStats:
     """Decode ``items`` in a background thread and embed cross-video batches on this thread."""
-    import numpy as np
     import torch
 
-    size = settings.image_size
-    stop = threading.Event()
     # On the CPU, decoding and CLIP share the cores: give CLIP half of them (ffmpeg's threads sleep
     # when idle, OpenMP's spin), measured in benchmarks/RESULTS-index.md. Restored at the end.
     threads_before = torch.get_num_threads()
@@ -128,109 +258,19 @@ def run_pipeline(
 
         torch.set_num_threads(model_threads or max(1, default_decode_threads() // 2))
     # Bounded: at most this many chunks (each <= chunk_frames frames) wait between decoder and model.
-    chunks: queue.Queue = queue.Queue(maxsize=max(2, 2 * -(-batch_size // chunk_frames)))
+    decoder = _Decoder(items, settings, threads=decode_threads, chunk_frames=chunk_frames, check_files=check_files,
+                       maxsize=max(2, 2 * -(-batch_size // chunk_frames)))
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     self_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.monotonic()
-
-    def put(entry) -> bool:
-        while not stop.is_set():
-            try:
-                chunks.put(entry, timeout=_QUEUE_POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def decode_all() -> None:
-        try:
-            for index, item in enumerate(items):
-                if stop.is_set():
-                    return
-                check = (lambda item=item: file_changed(item)) if check_files else None
-                try:
-                    for part in decode_video(item.path, settings, threads=decode_threads, chunk_frames=chunk_frames,
-                                             check=check):
-                        entry = ("done", index, part.details) if isinstance(part, DecodeDone) else \
-                            ("frames", index, part)
-                        if not put(entry):
-                            return
-                except Exception as exc:  # recorded per video; the run goes on
-                    if not put(("error", index, exc)):
-                        return
-        finally:
-            put(("end", None, None))
-
-    decoder = threading.Thread(target=decode_all, name="r2cli-decode", daemon=True)
-    decoder.start()
+    decoder.thread.start()
 
     videos: dict[int, _Open] = {}  # index in items -> state
-    pending: deque = deque()  # (state, frames [n,S,S,3], timestamps [n]) waiting for a batch
-    pending_frames = 0
     stats = PipelineStats()
-    batch = np.empty((batch_size, size, size, 3), dtype=np.uint8)  # [B, S, S, 3] staging buffer
-
-    def close_if_complete(state: _Open) -> None:
-        if state.closed or not state.decoded or state.processed != state.received:
-            return
-        state.closed = True
-        try:
-            state.sink.finish(state.details)
-        except CatalogError:
-            raise
-        except Exception as exc:  # this video fails; the run goes on
-            state.sink.fail(exc)
-
-    def fail(state: _Open, error: Exception) -> None:
-        nonlocal pending, pending_frames
-        if state.closed:
-            return
-        state.closed = True
-        kept = deque(entry for entry in pending if entry[0] is not state)
-        pending_frames = sum(len(entry[1]) for entry in kept)
-        pending = kept
-        state.sink.fail(error)
-
-    def run_batch(limit: int) -> None:
-        nonlocal pending_frames
-        taken: list[tuple[_Open, int, Any]] = []  # (state, count, timestamps)
-        filled = 0
-        while pending and filled < limit:
-            state, frames, stamps = pending[0]
-            take = min(len(frames), limit - filled)
-            batch[filled : filled + take] = frames[:take]
-            taken.append((state, take, stamps[:take]))
-            if take == len(frames):
-                pending.popleft()
-            else:
-                pending[0] = (state, frames[take:], stamps[take:])
-            filled += take
-        pending_frames -= filled
-        batch[filled:] = 0  # the padding of a short batch (embed_frames' rule, without a copy)
-        embedded = embed_frames(batch, tower, k=settings.k, batch_size=batch_size, count=filled)
-        offset = 0
-        for state, count, stamps in taken:
-            if not state.closed:
-                part = Embedded(layers=embedded.layers[offset : offset + count],
-                                embed=embedded.embed[offset : offset + count])
-                try:
-                    state.sink.append(part, stamps)
-                    state.processed += count
-                except CatalogError:
-                    raise
-                except Exception as exc:  # e.g. the store's disk is full: this video fails
-                    fail(state, exc)
-            offset += count
-        stats.clips += filled
-        if on_batch is not None:
-            on_batch(filled)
-        # One batch may hold several chunks of one video: each video is closed once (close_if_complete).
-        for state, _count, _stamps in taken:
-            close_if_complete(state)
-
+    batcher = _Batcher(tower, settings, batch_size, stats, on_batch)
     try:
         while True:
-            kind, index, payload = chunks.get()
+            kind, index, payload = decoder.chunks.get()
             if kind == "end":
                 break
             state = videos.get(index)
@@ -240,25 +280,20 @@ def run_pipeline(
             if kind == "frames":
                 if state.closed:
                     continue
-                pending.append((state, payload.frames, payload.timestamps))
-                pending_frames += len(payload.frames)
-                state.received += len(payload.frames)
-                while pending_frames >= batch_size:
-                    run_batch(batch_size)
+                batcher.add(state, payload.frames, payload.timestamps)
             elif kind == "done":
                 state.decoded = True
                 state.details = payload
-                close_if_complete(state)
+                batcher.close_if_complete(state)
             elif kind == "error":
-                fail(state, payload)
-        while pending_frames > 0:
-            run_batch(min(batch_size, pending_frames))
+                batcher.fail(state, payload)
+        batcher.flush()
         for state in videos.values():  # decoded but never completed (cannot happen unless a sink raised)
-            close_if_complete(state)
+            batcher.close_if_complete(state)
     finally:
         torch.set_num_threads(threads_before)
-        stop.set()
-        decoder.join(timeout=30)
+        decoder.stop.set()
+        decoder.thread.join(timeout=30)
         for state in videos.values():
             if not state.closed:
                 state.closed = True

@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from r2cli.errors import FeatureError, MediaError, R2Error, UsageError
-from r2cli.features.store import FeatureSettings, FeatureStore, StoredFeatureSet
+from r2cli.features.file_format import StoredFeatureSet
+from r2cli.features.store import FeatureSettings, FeatureStore
 from r2cli.features.writer import FeatureWriter
 from r2cli.media.frames import DEFAULT_CHUNK_FRAMES, FrameChunk, FrameSampler, expected_clip_count
 

@@ -43,7 +43,6 @@ import re
 import socket
 import struct
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +51,14 @@ from r2cli._atomic import pid_alive
 from r2cli.errors import FeatureError, UsageError
 from r2cli.media.frames import FRAME_RULE_EXACT, GEOMETRIES, GEOMETRY_DISPLAY
 
+from r2cli.features.file_format import (  # shared with the writer (#23)
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    LAYER_SCALES,
+    SUFFIX,
+    TEMP_SUFFIX,
+    StoredFeatureSet,
+)
 from r2cli.features.names import FEATURE_FPS, STORED_DTYPES  # defined there once (#23)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,13 +66,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from r2cli.features.writer import FeatureWriter
 
-FORMAT_NAME = "r2cli.features"
-FORMAT_VERSION = 1
-SUFFIX = ".safetensors"
-TEMP_SUFFIX = ".tmp"
-CHECKSUM_ALGO = "blake2b-128"  # metadata "checksum": "<algo>:<hex>" of every byte after the header
-CHECKSUM_BYTES = 16
-LAYER_SCALES = "layer_scales"  # the tensor of int8 files' scales, float16 [T, k, Cv]
 CROPS = ("center",)
 
 _SAFETENSORS_DTYPE = {"float16": "F16", "float32": "F32", "float64": "F64", "int8": "I8"}
@@ -200,20 +200,6 @@ class VideoFeatures:
     def clip_bounds(self, index: int) -> tuple[float, float]:
         """Seconds covered by clip ``index``: ``[i/fps, (i+1)/fps)``."""
         return index / self.fps, (index + 1) / self.fps
-
-
-@dataclass(frozen=True)
-class StoredFeatureSet:
-    """What a commit wrote: enough to fill a catalog ``FeatureSet`` row."""
-
-    fingerprint: str
-    settings_key: str
-    settings: dict[str, Any]
-    relpath: str  # relative to the store root, "/"-separated
-    num_clips: int
-    shape: dict[str, list[int]]  # {"layers": [T, k, P, Cv], "embed": [T, D], "timestamps": [T]}
-    dtype: str  # storage dtype of layers/embed
-    bytes: int  # file size
 
 
 def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], int]:
@@ -428,10 +414,6 @@ def _fingerprint_token(fingerprint: str) -> str:
     return hashlib.blake2b(fingerprint.encode("utf-8"), digest_size=32).hexdigest()
 
 
-def _temp_name(final: Path) -> str:
-    return f".{final.name}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}"
-
-
 def _temp_owner(name: str) -> tuple[str, int] | None:
     parts = name[: -len(TEMP_SUFFIX)].split(".")
     try:
@@ -439,10 +421,3 @@ def _temp_owner(name: str) -> tuple[str, int] | None:
     except (IndexError, ValueError):
         return None
 
-
-def __getattr__(name: str) -> Any:
-    if name == "FeatureWriter":  # lives in r2cli.features.writer; kept importable from here
-        from r2cli.features.writer import FeatureWriter
-
-        return FeatureWriter
-    raise AttributeError(f"module 'r2cli.features.store' has no attribute {name!r}")

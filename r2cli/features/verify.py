@@ -15,12 +15,10 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from r2cli.errors import FeatureError
+from r2cli.features.file_format import CHECKSUM_ALGO, CHECKSUM_BYTES, StoredFeatureSet
 from r2cli.features.store import (
-    CHECKSUM_ALGO,
-    CHECKSUM_BYTES,
     FeatureSettings,
     FeatureStore,
-    StoredFeatureSet,
     VideoFeatures,
     open_features,
     read_header,

@@ -12,20 +12,20 @@ from typing import TYPE_CHECKING, Any
 
 from r2cli._atomic import fsync_dir
 from r2cli.errors import FeatureError
-from r2cli.features.store import (
+from r2cli.features.file_format import (
     CHECKSUM_ALGO,
     CHECKSUM_BYTES,
     FORMAT_NAME,
     FORMAT_VERSION,
-    FeatureSettings,
     LAYER_SCALES,
-    FeatureStore,
     StoredFeatureSet,
-    _temp_name,
+    temp_name,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
+
+    from r2cli.features.store import FeatureSettings, FeatureStore
 
 _HEADER_ALIGN = 64
 _COPY_BLOCK = 1 << 20  # bytes per read when the embed/timestamps temporaries are copied in
@@ -96,7 +96,7 @@ class FeatureWriter:
                 self._temp = self._placed
                 self._handle = open(self._temp, "r+b")
             else:
-                self._temp = folder / _temp_name(self.final_path)
+                self._temp = folder / temp_name(self.final_path)
                 self._handle = open(self._temp, "w+b")
             # Unnamed (deleted on close, even when the process is killed): nothing to clean up.
             self._embeds = tempfile.TemporaryFile(dir=folder)
@@ -131,7 +131,7 @@ class FeatureWriter:
 
     def placed_path(self) -> Path:
         """A new temporary file name, next to the final one, for layers placed by ``place_layers``."""
-        return self.final_path.parent / _temp_name(self.final_path)
+        return self.final_path.parent / temp_name(self.final_path)
 
     def abort(self) -> None:
         """Drop the temporary file unless the set was committed (safe to call twice)."""

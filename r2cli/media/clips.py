@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from r2cli.errors import UsageError
 from r2cli.media import _process
@@ -118,34 +119,9 @@ def cut_segments(
     usable, skipped = check_segments(segments, pad=pad, reporter=reporter)
     outcomes: dict[int, ClipOutcome] = dict(skipped)
 
-    taken: set[str] = set()
-    named: list[tuple[int, Segment, float, float, Path]] = []
-    for position, segment, _info, start, end in usable:
-        name = render_name(template, segment, position)
-        stem, suffix = Path(name).stem, Path(name).suffix
-        candidate, n = name, 1
-        while candidate.lower() in taken:
-            n += 1
-            candidate = safe_filename(f"{stem}-{n}{suffix}")
-        taken.add(candidate.lower())
-        named.append((position, segment, start, end, folder / candidate))
+    named = _unique_names(usable, template, folder)
     sources_hit = protected_paths([item[4] for item in named], [Path(s.path) for s in segments], protected)
-
-    plan: list[tuple[int, Segment, float, float, Path]] = []
-    for position, segment, start, end, final in named:
-        outcome = ClipOutcome(segment, "skipped", output=str(final), start_s=start, end_s=end)
-        if str(final) in sources_hit:
-            outcome.reason = f"{final} is a source video; an input is never an output (change --template or --out)"
-        elif final.exists() and not force:
-            outcome.reason = f"{final} exists (use --force to overwrite)"
-        elif os.path.lexists(final) and not _process.is_r2cli_output(final):
-            outcome.reason = (f"{final} exists and was not written by r2cli; r2cli never replaces a file it did "
-                              "not write, not even with --force")
-        if outcome.reason:
-            reporter.warn(f"skipped {segment.describe()}: {outcome.reason}")
-            outcomes[position] = outcome
-            continue
-        plan.append((position, segment, start, end, final))
+    plan = _clips_to_cut(named, sources_hit, force=force, reporter=reporter, outcomes=outcomes)
 
     threads = max(1, _process.default_jobs() // min(jobs, max(1, len(plan))))
     disk_full = {"hit": False}
@@ -153,37 +129,8 @@ def cut_segments(
     reporter.begin("cut", total=len(plan), unit="clips")
 
     def work(item: tuple[int, Segment, float, float, Path]) -> tuple[int, ClipOutcome]:
-        position, segment, start, end, final = item
-        outcome = ClipOutcome(segment, "failed", output=str(final), start_s=start, end_s=end)
-        if disk_full["hit"]:
-            outcome.reason = "not attempted: the output disk is full"
-            return position, outcome
-        tmp = partial_name(final, os.getpid())
-        clock = time.monotonic()
-        try:
-            command = clip_command(ffmpeg, segment.path, start, end, tmp, copy, threads)
-            code, stderr = _process.run_ffmpeg(command, timeout=timeout, batch=batch)
-            outcome.seconds = time.monotonic() - clock
-            if code != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
-                if _process.NO_SPACE in stderr:
-                    disk_full["hit"] = True
-                outcome.reason = f"ffmpeg failed (exit {code}): {_process.error_tail(stderr)}"
-                return position, outcome
-            try:
-                _process.publish(tmp, final, force)
-            except FileExistsError:
-                outcome.status, outcome.reason = "skipped", f"{final} exists (use --force to overwrite)"
-                return position, outcome
-            except UsageError as exc:  # NotOwnedError: it became a user's file while the clip was cut
-                outcome.status, outcome.reason = "skipped", str(exc)
-                return position, outcome
-            except OSError as exc:
-                outcome.reason = f"cannot move the clip into place: {exc.strerror or exc}"
-                return position, outcome
-            outcome.status = "written"
-            return position, outcome
-        finally:
-            _process.remove_quietly(tmp)
+        return _cut_clip(item, ffmpeg=ffmpeg, copy=copy, threads=threads, timeout=timeout, batch=batch,
+                         force=force, disk_full=disk_full)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         try:
@@ -200,3 +147,78 @@ def cut_segments(
     report.outcomes = [outcomes[i] for i in sorted(outcomes)]
     report.elapsed_s = time.monotonic() - began
     return report
+
+
+def _unique_names(usable: list, template: str, folder: Path) -> list[tuple[int, Segment, float, float, Path]]:
+    """Each usable segment's output path from ``template``; a name already taken (case aside) gets
+    "-2", "-3", … before its suffix."""
+    taken: set[str] = set()
+    named: list[tuple[int, Segment, float, float, Path]] = []
+    for position, segment, _info, start, end in usable:
+        name = render_name(template, segment, position)
+        stem, suffix = Path(name).stem, Path(name).suffix
+        candidate, n = name, 1
+        while candidate.lower() in taken:
+            n += 1
+            candidate = safe_filename(f"{stem}-{n}{suffix}")
+        taken.add(candidate.lower())
+        named.append((position, segment, start, end, folder / candidate))
+    return named
+
+
+def _clips_to_cut(named: list[tuple[int, Segment, float, float, Path]], sources_hit: set, *, force: bool,
+                  reporter: Reporter, outcomes: dict[int, ClipOutcome]) -> list[tuple[int, Segment, float, float, Path]]:
+    """The clips to cut; one whose name is a source video, an existing file (without ``force``) or a file
+    r2cli did not write is skipped, with its reason in ``outcomes``."""
+    plan: list[tuple[int, Segment, float, float, Path]] = []
+    for position, segment, start, end, final in named:
+        outcome = ClipOutcome(segment, "skipped", output=str(final), start_s=start, end_s=end)
+        if str(final) in sources_hit:
+            outcome.reason = f"{final} is a source video; an input is never an output (change --template or --out)"
+        elif final.exists() and not force:
+            outcome.reason = f"{final} exists (use --force to overwrite)"
+        elif os.path.lexists(final) and not _process.is_r2cli_output(final):
+            outcome.reason = (f"{final} exists and was not written by r2cli; r2cli never replaces a file it did "
+                              "not write, not even with --force")
+        if outcome.reason:
+            reporter.warn(f"skipped {segment.describe()}: {outcome.reason}")
+            outcomes[position] = outcome
+            continue
+        plan.append((position, segment, start, end, final))
+    return plan
+
+
+def _cut_clip(item: tuple[int, Segment, float, float, Path], *, ffmpeg: Any, copy: bool, threads: int,
+              timeout: float | None, batch: Any, force: bool, disk_full: dict[str, bool]) -> tuple[int, ClipOutcome]:
+    """Cut one clip into a partial file and publish it; after a full disk (``disk_full``), attempt nothing."""
+    position, segment, start, end, final = item
+    outcome = ClipOutcome(segment, "failed", output=str(final), start_s=start, end_s=end)
+    if disk_full["hit"]:
+        outcome.reason = "not attempted: the output disk is full"
+        return position, outcome
+    tmp = partial_name(final, os.getpid())
+    clock = time.monotonic()
+    try:
+        command = clip_command(ffmpeg, segment.path, start, end, tmp, copy, threads)
+        code, stderr = _process.run_ffmpeg(command, timeout=timeout, batch=batch)
+        outcome.seconds = time.monotonic() - clock
+        if code != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
+            if _process.NO_SPACE in stderr:
+                disk_full["hit"] = True
+            outcome.reason = f"ffmpeg failed (exit {code}): {_process.error_tail(stderr)}"
+            return position, outcome
+        try:
+            _process.publish(tmp, final, force)
+        except FileExistsError:
+            outcome.status, outcome.reason = "skipped", f"{final} exists (use --force to overwrite)"
+            return position, outcome
+        except UsageError as exc:  # NotOwnedError: it became a user's file while the clip was cut
+            outcome.status, outcome.reason = "skipped", str(exc)
+            return position, outcome
+        except OSError as exc:
+            outcome.reason = f"cannot move the clip into place: {exc.strerror or exc}"
+            return position, outcome
+        outcome.status = "written"
+        return position, outcome
+    finally:
+        _process.remove_quietly(tmp)

@@ -19,6 +19,7 @@ import re
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from r2cli.errors import MediaError
 
@@ -156,6 +157,51 @@ def probe(path: str | os.PathLike, *, ffprobe: str | None = None) -> MediaInfo:
     data = _run_ffprobe(name, exe, count_packets=None)
     streams = data.get("streams") or []
     container = data.get("format") or {}
+    video, audio = _video_and_audio(name, streams)
+    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    if width <= 0 or height <= 0:
+        raise MediaError(f"{name}: video stream has no picture size (width={width}, height={height})")
+    avg = _rate(video.get("avg_frame_rate"))
+    base = _rate(video.get("r_frame_rate"))
+    fps = avg or base
+    if fps is None:
+        raise MediaError(f"{name}: video stream has no frame rate")
+    duration, frame_count = _duration_and_frames(name, video, audio, container, fps)
+    rotation = _rotation(video)
+    sar = _sample_aspect_ratio(video)
+    display_width, display_height = int(round(width * sar)), height
+    if rotation in (90, 270):
+        display_width, display_height = display_height, display_width
+    bit_rate = _float(container.get("bit_rate"))
+    return MediaInfo(
+        path=name,
+        container=str(container.get("format_name") or ""),
+        duration=duration,
+        fps=fps,
+        max_fps=base,
+        frame_count=frame_count,
+        width=width,
+        height=height,
+        display_width=display_width,
+        display_height=display_height,
+        rotation=rotation,
+        sample_aspect_ratio=f"{sar.numerator}:{sar.denominator}",
+        codec=str(video.get("codec_name") or "unknown"),
+        pixel_format=video.get("pix_fmt"),
+        has_audio=audio is not None,
+        audio_codec=audio.get("codec_name") if audio else None,
+        title=_tag(container.get("tags"), "title"),
+        comment=_tag(container.get("tags"), "comment"),
+        bit_rate=int(bit_rate) if bit_rate else None,
+    )
+
+
+def _video_and_audio(name: str, streams: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The first real video stream (not an attached picture) and the first audio stream.
+
+    Raises:
+        MediaError: there is no real video stream.
+    """
     video = next(
         (
             s
@@ -175,14 +221,16 @@ def probe(path: str | os.PathLike, *, ffprobe: str | None = None) -> MediaInfo:
         kinds = sorted({f"{s.get('codec_type')}: {s.get('codec_name')}" for s in streams})
         found = ", ".join(kinds) if kinds else "no streams at all"
         raise MediaError(f"{name}: no video stream ({found})")
-    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
-    if width <= 0 or height <= 0:
-        raise MediaError(f"{name}: video stream has no picture size (width={width}, height={height})")
-    avg = _rate(video.get("avg_frame_rate"))
-    base = _rate(video.get("r_frame_rate"))
-    fps = avg or base
-    if fps is None:
-        raise MediaError(f"{name}: video stream has no frame rate")
+    return video, audio
+
+
+def _duration_and_frames(name: str, video: dict[str, Any], audio: dict[str, Any] | None, container: dict[str, Any],
+                         fps: float) -> tuple[float, int]:
+    """The duration (s) and frame count, from the header and the packets counted.
+
+    Raises:
+        MediaError: a still picture beside audio, fewer frames readable than declared, or no duration.
+    """
     duration = _float(container.get("duration")) or _float(video.get("duration"))
     declared = _float(video.get("nb_frames"))
     counted = _float(video.get("nb_read_packets"))
@@ -211,30 +259,4 @@ def probe(path: str | os.PathLike, *, ffprobe: str | None = None) -> MediaInfo:
         raise MediaError(f"{name}: no duration (ffprobe reports none and no frames could be counted)")
     if frame_count is None:
         frame_count = max(1, int(round(duration * fps)))
-    rotation = _rotation(video)
-    sar = _sample_aspect_ratio(video)
-    display_width, display_height = int(round(width * sar)), height
-    if rotation in (90, 270):
-        display_width, display_height = display_height, display_width
-    bit_rate = _float(container.get("bit_rate"))
-    return MediaInfo(
-        path=name,
-        container=str(container.get("format_name") or ""),
-        duration=duration,
-        fps=fps,
-        max_fps=base,
-        frame_count=frame_count,
-        width=width,
-        height=height,
-        display_width=display_width,
-        display_height=display_height,
-        rotation=rotation,
-        sample_aspect_ratio=f"{sar.numerator}:{sar.denominator}",
-        codec=str(video.get("codec_name") or "unknown"),
-        pixel_format=video.get("pix_fmt"),
-        has_audio=audio is not None,
-        audio_codec=audio.get("codec_name") if audio else None,
-        title=_tag(container.get("tags"), "title"),
-        comment=_tag(container.get("tags"), "comment"),
-        bit_rate=int(bit_rate) if bit_rate else None,
-    )
+    return duration, frame_count

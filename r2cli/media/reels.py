@@ -116,13 +116,7 @@ def make_reel(
     began = time.monotonic()
     target = Path(output)
     suffix = target.suffix.lower()
-    if suffix not in MEDIA_FORMATS:
-        raise UsageError(f"{flag} {target}: the reel must end in {', '.join(MEDIA_FORMATS)}")
-    if protected_paths([target], [Path(s.path) for s in segments], protected):
-        raise UsageError(f"{flag} {target} is one of the source videos; an input is never an output")
-    if target.exists() and not force:
-        raise UsageError(f"{flag} {target} exists (use --force to overwrite)")
-    _process.check_replaceable(target, flag)  # --force replaces r2cli's own reel, never a user's file
+    _check_target(target, segments, protected=protected, force=force, flag=flag)
     jobs = _process.default_jobs() if jobs is None else jobs
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
@@ -145,32 +139,8 @@ def make_reel(
     reporter.begin("reel", total=len(usable) + 1, unit="pieces")
     try:
         work_dir = ownership.staging_folder(target.with_suffix(".pieces")).resolve()
-
-        def piece(item: tuple[int, tuple[int, Segment, Any, float, float]]) -> tuple[int, ClipOutcome, Path]:
-            number, (position, segment, info, start, end) = item
-            path = work_dir / f"piece-{number:05d}.mov"
-            clock = time.monotonic()
-            command = piece_command(ffmpeg, segment.path, info, start, end, path, size, fps, audio)
-            code, stderr = _process.run_ffmpeg(command, timeout=timeout, batch=batch)
-            outcome = ClipOutcome(segment, "written", output=str(target), start_s=start, end_s=end)
-            outcome.seconds = time.monotonic() - clock
-            if code != 0 or not path.is_file():
-                outcome.status = "failed"
-                outcome.reason = f"ffmpeg failed (exit {code}): {_process.error_tail(stderr)}"
-            return position, outcome, path
-
-        pieces: list[Path] = []
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            try:
-                for position, outcome, path in pool.map(piece, enumerate(usable)):
-                    outcomes[position] = outcome
-                    reporter.advance("reel")
-                    if outcome.status == "written":
-                        pieces.append(path)
-            except BaseException:  # Ctrl-C: the children are in their own group, stop them ourselves
-                pool.shutdown(wait=False, cancel_futures=True)
-                batch.stop()
-                raise
+        cutter = _PieceCutter(ffmpeg, target, work_dir, size=size, fps=fps, audio=audio, timeout=timeout, batch=batch)
+        pieces = cutter.cut_all(usable, jobs=jobs, outcomes=outcomes, reporter=reporter)
         failures = [o for o in outcomes.values() if o.status == "failed"]
         if failures:
             raise MediaError(f"reel {target}: {failures[0].segment.describe()}: {failures[0].reason}")
@@ -195,3 +165,63 @@ def make_reel(
     report.reel = str(target)
     report.elapsed_s = time.monotonic() - began
     return report
+
+
+def _check_target(target: Path, segments: Sequence[Segment], *, protected: Protected | None, force: bool,
+                  flag: str) -> None:
+    """The reel may be written at ``target``: a media suffix, not a source, not a user's file.
+
+    Raises:
+        UsageError: it may not (the rule named).
+    """
+    if target.suffix.lower() not in MEDIA_FORMATS:
+        raise UsageError(f"{flag} {target}: the reel must end in {', '.join(MEDIA_FORMATS)}")
+    if protected_paths([target], [Path(s.path) for s in segments], protected):
+        raise UsageError(f"{flag} {target} is one of the source videos; an input is never an output")
+    if target.exists() and not force:
+        raise UsageError(f"{flag} {target} exists (use --force to overwrite)")
+    _process.check_replaceable(target, flag)  # --force replaces r2cli's own reel, never a user's file
+
+
+class _PieceCutter:
+    """Cuts the reel's pieces into ``work_dir``, each to the reel's size, frame rate and audio."""
+
+    def __init__(self, ffmpeg: Any, target: Path, work_dir: Path, *, size: tuple[int, int], fps: float, audio: bool,
+                 timeout: float | None, batch: Any) -> None:
+        self.ffmpeg = ffmpeg
+        self.target = target
+        self.work_dir = work_dir
+        self.size = size
+        self.fps = fps
+        self.audio = audio
+        self.timeout = timeout
+        self.batch = batch
+
+    def piece(self, item: tuple[int, tuple[int, Segment, Any, float, float]]) -> tuple[int, ClipOutcome, Path]:
+        number, (position, segment, info, start, end) = item
+        path = self.work_dir / f"piece-{number:05d}.mov"
+        clock = time.monotonic()
+        command = piece_command(self.ffmpeg, segment.path, info, start, end, path, self.size, self.fps, self.audio)
+        code, stderr = _process.run_ffmpeg(command, timeout=self.timeout, batch=self.batch)
+        outcome = ClipOutcome(segment, "written", output=str(self.target), start_s=start, end_s=end)
+        outcome.seconds = time.monotonic() - clock
+        if code != 0 or not path.is_file():
+            outcome.status = "failed"
+            outcome.reason = f"ffmpeg failed (exit {code}): {_process.error_tail(stderr)}"
+        return position, outcome, path
+
+    def cut_all(self, usable: list, *, jobs: int, outcomes: dict[int, ClipOutcome], reporter: Reporter) -> list[Path]:
+        """Cut every piece in ``jobs`` threads (outcomes by position); the pieces written, in order."""
+        pieces: list[Path] = []
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            try:
+                for position, outcome, path in pool.map(self.piece, enumerate(usable)):
+                    outcomes[position] = outcome
+                    reporter.advance("reel")
+                    if outcome.status == "written":
+                        pieces.append(path)
+            except BaseException:  # Ctrl-C: the children are in their own group, stop them ourselves
+                pool.shutdown(wait=False, cancel_futures=True)
+                self.batch.stop()
+                raise
+        return pieces

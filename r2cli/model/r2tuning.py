@@ -221,6 +221,19 @@ def make_points(level_sizes: list[int], strides: list[int], all_strides: tuple[i
     return torch.cat(rows)
 
 
+
+@dataclass
+class _R2Steps:
+    """What the R2 block's recurrent steps leave: the final state and, per step, the layers' class
+    tokens and query maps (and the temporal block's inputs/outputs when recorded)."""
+
+    state: "torch.Tensor | None" = None  # [N, T, D]
+    coll_v: list = field(default_factory=list)
+    coll_q: list = field(default_factory=list)
+    tem_inputs: list = field(default_factory=list)
+    tem_outputs: list = field(default_factory=list)
+
+
 class R2Tuning(nn.Module):
     """R2-Tuning head over cached CLIP features; state-dict keys equal the official ones."""
 
@@ -341,15 +354,59 @@ class R2Tuning(nn.Module):
         Raises:
             InputError: on wrong shapes, an index out of range, or a query with no real token.
         """
-        cfg = self.config
         official = side.official_padding if official_padding is None else official_padding
+        pair_video, qmask = self._check_pairs(side, query, query_mask, pair_video)
+        grouped = not torch.is_grad_enabled()  # inference: the pairs of one window share its tokens and keys
+        if grouped and query.shape[0] > 1 and bool((pair_video[1:] < pair_video[:-1]).any()):
+            order = torch.argsort(pair_video, stable=True)  # group the pairs of each window, then restore the order
+            out = self.ground(side, query[order], qmask[order], pair_video[order], official_padding=official,
+                              record=record)
+            return _take_pairs(out, torch.argsort(order))
+        device, dtype = self.coef.device, self.coef.dtype
+        vmask = side.mask[pair_video]  # [N, T]
+        lengths = side.lengths[pair_video]  # [N]
+        query = torch.where(qmask[:, :, None, None], query.to(device=device, dtype=dtype),
+                            torch.zeros((), dtype=dtype, device=device))
+        steps = self._r2_block(side, query, qmask, pair_video, vmask, lengths, official=official, grouped=grouped,
+                               record=record)
+        adapter_video_emb, query_tokens = steps.state, steps.coll_q[-1]
+        t = side.num_clips
+        cfg = self.config
+
+        # the official stride-1 branch is an in-place ReLU: every later consumer sees relu(h)
+        video_emb = torch.relu(adapter_video_emb) if 1 in cfg.strides else adapter_video_emb
+        levels, level_strides = [], []
+        for stride, block in zip(cfg.strides, self.pyramid.blocks):
+            if t < stride:
+                continue
+            level_strides.append(stride)
+            levels.append(video_emb if stride == 1 else block(video_emb))
+        classes, raws, coords, query_emb = self._heads(levels, level_strides, None if official else lengths,
+                                                       query_tokens, qmask)
+        points = make_points([lv.size(1) for lv in levels], level_strides, cfg.strides, device)
+        return GroundingOutput(
+            video_emb=video_emb, adapter_video_emb=adapter_video_emb, query_tokens=query_tokens, query_emb=query_emb,
+            levels=levels, level_strides=level_strides, points=points, out_class=torch.cat(classes, dim=1),
+            coord_raw=torch.cat(raws, dim=1) if raws else None, out_coord=torch.cat(coords, dim=1) if coords else None,
+            video_mask=vmask, query_mask=qmask, lengths=lengths, official_padding=official,
+            coll_v=steps.coll_v, coll_q=steps.coll_q, tem_inputs=steps.tem_inputs, tem_outputs=steps.tem_outputs,
+        )
+
+    def _check_pairs(self, side: VideoSide, query: torch.Tensor, query_mask: torch.Tensor | None,
+                     pair_video: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The video of each pair ([N] long) and the query mask ([N, L] bool), checked against ``side``.
+
+        Raises:
+            InputError: on wrong shapes, an index out of range, or a query with no real token.
+        """
+        cfg = self.config
         if query.dim() != 4:
             raise InputError(f"query features must be [queries, tokens, layers, width], got {tuple(query.shape)}")
         n, l, layers, c = query.shape
         if layers < cfg.k or c != cfg.query_width:
             raise InputError(f"query features {tuple(query.shape)} do not fit the head: need >= {cfg.k} layers "
                              f"and width {cfg.query_width}")
-        device, dtype = self.coef.device, self.coef.dtype
+        device = self.coef.device
         if pair_video is None:
             if n != side.num_videos:
                 raise InputError(f"{n} queries but {side.num_videos} videos: pass pair_video to pair them")
@@ -360,30 +417,30 @@ class R2Tuning(nn.Module):
         qmask = _mask(query_mask, (n, l), device)
         if bool((qmask.sum(1) == 0).any()):
             raise InputError("every query needs at least one real token (a query mask row is all false)")
-        grouped = not torch.is_grad_enabled()  # inference: the pairs of one window share its tokens and keys
-        if grouped and n > 1 and bool((pair_video[1:] < pair_video[:-1]).any()):
-            order = torch.argsort(pair_video, stable=True)  # group the pairs of each window, then restore the order
-            out = self.ground(side, query[order], qmask[order], pair_video[order], official_padding=official,
-                              record=record)
-            return _take_pairs(out, torch.argsort(order))
-        t = side.num_clips
-        vmask = side.mask[pair_video]  # [N, T]
-        lengths = side.lengths[pair_video]  # [N]
-        query = torch.where(qmask[:, :, None, None], query.to(device=device, dtype=dtype),
-                            torch.zeros((), dtype=dtype, device=device))
+        return pair_video, qmask
 
+    def _r2_block(self, side: VideoSide, query: torch.Tensor, qmask: torch.Tensor, pair_video: torch.Tensor,
+                  vmask: torch.Tensor, lengths: torch.Tensor, *, official: bool, grouped: bool,
+                  record: bool) -> "_R2Steps":
+        """The R2 block over the last k layers, deepest first: query-guided pooling of each layer's
+        tokens, the gate with the previous step, and the temporal refinement; its final state is the
+        adapter's video embedding [N, T, D]."""
+        cfg = self.config
+        n, l, layers, _ = query.shape
+        t = side.num_clips
+        device, dtype = self.coef.device, self.coef.dtype
         adapter = self.adapter
         pe_lengths = torch.full_like(lengths, t) if official else lengths
         unique_lengths, pe_index = torch.unique(pe_lengths, return_inverse=True)  # one encoding per length
         pe = positional_encoding(unique_lengths, t, cfg.dims, device).to(dtype)[pe_index]  # [N, T, D]
         pool_bias = None if official else torch.where(qmask, 0.0, float("-inf")).to(dtype)[:, None, :, None]
         plan = _pool_plan(pair_video, side, official, l, cfg.dims) if grouped else None
-        coll_v, coll_q, tem_in, tem_out = [], [], [], []
+        steps = _R2Steps()
         state: torch.Tensor | None = None
         for i in range(cfg.k - 1, -1, -1):
             layer = layers - cfg.k + i
             y = adapter.query_map(query[:, :, layer])  # [N, L, D]
-            coll_q.append(y)
+            steps.coll_q.append(y)
             yq = adapter.q_map(y)  # [N, L, D]
             if plan is not None:
                 cls = side.tokens[i][pair_video, :, 0]  # [N, T, D]
@@ -401,28 +458,24 @@ class R2Tuning(nn.Module):
                 if pool_bias is not None:
                     pooled = pooled + pool_bias  # padded query rows never win the max
                 pooled = pooled.amax(dim=2)  # [N, T, D]
-            coll_v.append(cls)
+            steps.coll_v.append(cls)
             z = cls + pooled * adapter.scale[i].tanh()
             if i < cfg.k - 1:
                 gate = adapter.gate[i].sigmoid()
                 z = gate * z + (1 - gate) * state
             if record:
-                tem_in.append(z)
+                steps.tem_inputs.append(z)
             state = adapter.tem(z, y, pe, vmask, qmask)
             if record:
-                tem_out.append(state)
-        adapter_video_emb = state
-        query_tokens = coll_q[-1]
+                steps.tem_outputs.append(state)
+        steps.state = state
+        return steps
 
-        # the official stride-1 branch is an in-place ReLU: every later consumer sees relu(h)
-        video_emb = torch.relu(adapter_video_emb) if 1 in cfg.strides else adapter_video_emb
-        levels, level_strides = [], []
-        for stride, block in zip(cfg.strides, self.pyramid.blocks):
-            if t < stride:
-                continue
-            level_strides.append(stride)
-            levels.append(video_emb if stride == 1 else block(video_emb))
-        conv_lengths = None if official else lengths
+    def _heads(self, levels: list[torch.Tensor], level_strides: list[int], conv_lengths: torch.Tensor | None,
+               query_tokens: torch.Tensor, qmask: torch.Tensor) -> tuple[list, list, list, torch.Tensor]:
+        """The class and coordinate heads on every pyramid level, and the pooled query embedding."""
+        cfg = self.config
+        device = self.coef.device
         classes, raws, coords = [], [], []
         # Official AMP rule: the heads and the query pooling run in float32 with autocast off, on
         # float32 inputs, whatever precision the R2 block and the pyramid ran in (a no-op in fp32).
@@ -436,14 +489,7 @@ class R2Tuning(nn.Module):
                     raws.append(raw)
                     coords.append(raw.exp() * self.coef[cfg.strides.index(stride)])
             query_emb = self.pooling(query_tokens.float(), qmask)
-        points = make_points([lv.size(1) for lv in levels], level_strides, cfg.strides, device)
-        return GroundingOutput(
-            video_emb=video_emb, adapter_video_emb=adapter_video_emb, query_tokens=query_tokens, query_emb=query_emb,
-            levels=levels, level_strides=level_strides, points=points, out_class=torch.cat(classes, dim=1),
-            coord_raw=torch.cat(raws, dim=1) if raws else None, out_coord=torch.cat(coords, dim=1) if coords else None,
-            video_mask=vmask, query_mask=qmask, lengths=lengths, official_padding=official,
-            coll_v=coll_v, coll_q=coll_q, tem_inputs=tem_in, tem_outputs=tem_out,
-        )
+        return classes, raws, coords, query_emb
 
     def forward(self, video: torch.Tensor, query: torch.Tensor, video_mask: torch.Tensor | None = None,
                 query_mask: torch.Tensor | None = None, pair_video: torch.Tensor | None = None, *,

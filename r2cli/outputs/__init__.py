@@ -1,4 +1,5 @@
-"""r2cli output files: Parquet schemas (moments, saliency, summary), atomic writes, checked reads.
+"""r2cli output files: Parquet schemas (moments, saliency, summary), atomic writes, checked reads; run ids,
+run folders and their ``run.json`` manifests (``runs``); folders published all-or-nothing (``publish``).
 
 Every file carries ``r2cli.schema_version`` and ``r2cli.kind`` in its Parquet schema metadata
 and uses plain Parquet types only, so pandas, DuckDB and Spark read it without r2cli.

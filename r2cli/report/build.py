@@ -25,44 +25,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from r2cli import ownership
 from r2cli.errors import InputError, UsageError
 from r2cli.progress import NULL_REPORTER, Reporter
+from r2cli.report.pages import (
+    MARKER,
+    REPORT_DIR,
+    ReportResult,
+    check_out,
+    environment,
+    folder_size,
+    fragment,
+    playability,
+    timecode,
+    url_of,
+)
 
-MARKER = ownership.REPORT_MARKER
-REPORT_DIR = "report"
-BROWSER_CODECS = {"h264", "vp8", "vp9", "av1", "theora"}  # what Chromium and Firefox decode in <video>
 PARALLEL_PLOTS = 32  # plots drawn in worker processes from this many on
-BROWSER_CONTAINERS = ("mp4", "mov", "webm", "ogg", "matroska")  # ffprobe format names (any part)
-
-
-@dataclass
-class ReportResult:
-    """What ``build_report`` wrote."""
-
-    out_dir: Path  # the report folder
-    index: Path  # its index.html
-    pages: int  # HTML pages written
-    cards: int  # moment and summary-segment cards
-    queries: int  # query pages' queries
-    videos: int  # video pages
-    thumbnails: int  # JPEG files
-    plots: int  # SVG files
-    bytes: int  # size of the report folder
-    seconds: float  # wall time
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: read, probe, cards, thumbnails, plots, pages, finish
-    runs: list[str] = field(default_factory=list)  # run ids (or file names) the report shows
-    warnings: list[str] = field(default_factory=list)  # sources missing, unplayable or without thumbnails
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "out_dir": str(self.out_dir), "index": str(self.index), "pages": self.pages, "cards": self.cards,
-            "queries": self.queries, "videos": self.videos, "thumbnails": self.thumbnails, "plots": self.plots,
-            "bytes": self.bytes, "seconds": round(self.seconds, 3), "timings": self.timings, "runs": self.runs,
-            "warnings": self.warnings,
-        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,7 +64,7 @@ _QUERY_LABELS = {"text": "Query", "image": "Image query", "clip": "Clip query"} 
 
 
 def _read_run(folder: Path, only: Path | None = None) -> _Run | None:
-    from r2cli.inference.runs import read_manifest
+    from r2cli.outputs.runs import read_manifest
     from r2cli.outputs import read_results
 
     manifest = read_manifest(folder) or {}
@@ -174,44 +154,13 @@ class _Video:
         return float(self.info.duration) if self.info else 0.0
 
 
-def url_of(target: str | os.PathLike, base: str | os.PathLike) -> str:
-    """A relative, percent-encoded URL of ``target`` from the folder ``base`` (a file:// URI across drives)."""
-    try:
-        rel = os.path.relpath(os.path.abspath(target), os.path.abspath(base))
-    except ValueError:  # pragma: no cover - another drive on Windows
-        return Path(target).resolve().as_uri()
-    return "/".join(quote(part, safe="") for part in Path(rel).parts)
-
-
-def timecode(seconds: float, fps: float | None) -> str:
-    """HH:MM:SS:FF at the video's nominal rate (HH:MM:SS.mmm when the rate is unknown)."""
-    from r2cli.media.timeline import frames_to_timecode, nominal_rate, seconds_to_frames
-
-    if fps and fps > 0:
-        return frames_to_timecode(seconds_to_frames(max(0.0, seconds), fps), nominal_rate(fps))
-    ms = int(round(max(0.0, seconds) * 1000))
-    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
-
-
-def _fragment(start: float, end: float) -> str:
-    return f"#t={max(0.0, start):.3f},{end:.3f}"
-
-
-def _playability(info: Any) -> tuple[bool, str | None]:
-    codec = (info.codec or "").lower()
-    container = (info.container or "").lower()
-    if codec in BROWSER_CODECS and any(name in container for name in BROWSER_CONTAINERS):
-        return True, None
-    return False, (f"browsers usually cannot play this source ({codec or 'unknown codec'} in "
-                   f"{container.split(',')[0] or 'an unknown container'}); `r2cli cut` makes H.264 clips that they can")
-
-
 def _cut_clip(clips: Path | None, path: str, query: str | None, rank: int, start: float, end: float,
               duration: float) -> tuple[Path, float] | None:
     """The clip ``r2cli cut`` made for this row with its default names, and where the row starts in it."""
     if clips is None:
         return None
-    from r2cli.media.cut import DEFAULT_TEMPLATE, Segment, render_name
+    from r2cli.media.naming import DEFAULT_TEMPLATE, render_name
+    from r2cli.media.segments import Segment
 
     candidate = clips / render_name(DEFAULT_TEMPLATE, Segment(path=path, start_s=start, end_s=end, query=query, rank=rank), 0)
     if not candidate.is_file():
@@ -231,23 +180,6 @@ def _cut_clip(clips: Path | None, path: str, query: str | None, rank: int, start
 
 # ---------------------------------------------------------------------------------------------
 # Building
-
-
-def _check_out(out: Path, force: bool) -> None:
-    from r2cli.ownership import check_report_target
-
-    # an earlier r2cli report is replaced; a folder holding anything else never is, whatever ``force``
-    check_report_target(out, "--out")
-
-
-def _folder_size(folder: Path) -> tuple[int, int, int]:
-    total = thumbs = svgs = 0
-    for path in folder.rglob("*"):
-        if path.is_file():
-            total += path.stat().st_size
-            thumbs += path.suffix == ".jpg"
-            svgs += path.suffix == ".svg"
-    return total, thumbs, svgs
 
 
 def build_report(
@@ -274,11 +206,8 @@ def build_report(
         NotOwnedError: ``out`` holds anything an r2cli report did not write (whatever ``force``).
         MissingDependencyError: ffmpeg/ffprobe are not installed.
     """
-    from r2cli.media.cut import default_jobs
+    from r2cli.media._process import default_jobs
     from r2cli.media.ffmpeg import find_ffmpeg
-    from r2cli.media.probe import probe
-    from r2cli.report import plots as plotting
-    from r2cli.report.thumbnails import extract_thumbnails
 
     began = time.monotonic()
     timings: dict[str, float] = {}
@@ -292,88 +221,26 @@ def build_report(
                                        thumb_width=thumb_width, jobs=jobs, force=force)
     runs, clips, default_out = discover(source)
     target = Path(out) if out is not None else default_out
-    _check_out(target, force)
+    check_out(target, force)
     ffmpeg = find_ffmpeg()
     jobs = jobs or default_jobs()
     timings["read_s"] = time.monotonic() - began
     warnings: list[str] = []
 
-    # -- videos ----------------------------------------------------------------------------------
     tick = time.monotonic()
     videos: dict[str, _Video] = {}
-
-    def video_of(path: str, video_id: Any) -> _Video:
-        if path not in videos:
-            videos[path] = _Video(number=len(videos) + 1, path=path, video_id=None if video_id is None or
-                                  str(video_id) in ("<NA>", "nan") else int(video_id))
-        return videos[path]
-
     for run in runs:
         for frame in (run.moments, run.summary):
             if frame is not None:
                 for path, video_id in zip(frame["path"].astype(str), frame["video_id"]):
-                    video_of(path, video_id)
-    reporter.begin("report: probe", total=len(videos), unit="videos")
-
-    def probe_one(video: _Video) -> None:
-        if not os.path.isfile(video.path):
-            video.problem = f"source not found: {video.path} (moved or deleted?)"
-        else:
-            try:
-                video.info = probe(video.path)
-                video.playable, video.note = _playability(video.info)
-            except Exception as exc:  # noqa: BLE001 - MediaError and friends: shown, not fatal
-                video.problem = f"cannot read {video.path}: {exc}"
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for _ in pool.map(probe_one, videos.values()):
-            reporter.advance("report: probe")
-    reporter.end("report: probe")
-    for video in videos.values():
-        if video.problem:
-            warnings.append(video.problem)
-            reporter.warn(video.problem)
+                    _video_of(videos, path, video_id)
+    _probe_videos(videos, jobs, reporter, warnings)
     timings["probe_s"] = time.monotonic() - tick
 
-    # -- cards -----------------------------------------------------------------------------------
     tick = time.monotonic()
-    queries: list[dict[str, Any]] = []  # one per (search run, query): its cards and pages
-    summaries: dict[str, list[dict[str, Any]]] = {}  # video path -> per summarize run: segments, cards
-    for run in runs:
-        if run.moments is not None:
-            frame = run.moments.sort_values(["rank_in_query"], kind="stable")
-            order = [r.get("qid") for r in (run.manifest.get("queries") or []) if isinstance(r, dict)]
-            qids = list(dict.fromkeys([q for q in order if q in set(frame["query_id"])] + list(frame["query_id"])))
-            groups = {qid: rows for qid, rows in frame.groupby("query_id", sort=False)}
-            texts = {r.get("qid"): r.get("query") for r in (run.manifest.get("queries") or []) if isinstance(r, dict)}
-            kinds = {r.get("qid"): r.get("kind") for r in (run.manifest.get("queries") or []) if isinstance(r, dict)}
-            for qid in list(dict.fromkeys(order + qids)):
-                rows = groups.get(qid)
-                number = len(queries) + 1
-                entry = {"number": number, "run": run, "qid": str(qid), "page": f"q{number:03d}.html",
-                         "query": str(rows["query"].iloc[0]) if rows is not None else str(texts.get(qid) or qid),
-                         "cards": []}
-                # what the query is (#20.2): a sentence, a still or a video range
-                kind = rows["query_kind"].iloc[0] if rows is not None and "query_kind" in rows else kinds.get(qid)
-                entry["label"] = _QUERY_LABELS.get(str(kind), "Query")
-                for row in (rows.to_dict("records") if rows is not None else []):
-                    entry["cards"].append(_card(video_of(str(row["path"]), row["video_id"]), row, "moment", clips,
-                                                query=entry["query"], rank=int(row["rank_in_query"]),
-                                                score=float(row["score"])))
-                queries.append(entry)
-        if run.summary is not None:
-            for path, rows in run.summary.groupby("path", sort=False):
-                rows = rows.sort_values("start_s", kind="stable")
-                video = video_of(str(path), rows["video_id"].iloc[0])
-                info = next((v for v in (run.manifest.get("videos") or []) if v.get("path") == path), {})
-                cards = [_card(video, row, "segment", clips, query=row.get("query"), rank=int(row["rank"]),
-                               score=float(row["mean_saliency"]))
-                         for row in rows.to_dict("records") if bool(row["selected"])]
-                summaries.setdefault(str(path), []).append({"run": run, "rows": rows, "cards": cards, "info": info})
-
+    queries, summaries = _make_cards(runs, videos, clips)
     timings["cards_s"] = time.monotonic() - tick
 
-    # -- thumbnails ------------------------------------------------------------------------------
     tick = time.monotonic()
     for stale in ownership.remove_stale_staging(target):
         warnings.append(f"removed {stale.name}, left in {target.parent} by an interrupted report")
@@ -382,94 +249,15 @@ def build_report(
     except OSError as exc:
         raise InputError(f"--out {target}: cannot create the folder: {exc.strerror or exc}") from None
     try:
-        for video in videos.values():
-            if video.info is not None and strip > 0:
-                step = video.duration / strip
-                video.strip_times = [(i + 0.5) * step for i in range(strip)]
-                video.times.update(video.strip_times)
-        reporter.begin("report: thumbnails", total=len(videos), unit="videos")
-
-        def thumbs_of(video: _Video) -> None:
-            if video.info is None or not video.times:
-                return
-            video.thumbs = extract_thumbnails(video.path, video.times, tmp / "thumbs" / f"v{video.number:03d}",
-                                              width=thumb_width, duration_s=video.duration, fps=video.info.fps,
-                                              ffmpeg=ffmpeg)
-            if video.thumbs.problem:
-                video.problem = f"no thumbnails for {video.path}: {video.thumbs.problem}"
-
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for _ in pool.map(thumbs_of, videos.values()):
-                reporter.advance("report: thumbnails")
-        reporter.end("report: thumbnails")
-        for video in videos.values():
-            if video.thumbs is not None and video.thumbs.problem:
-                warnings.append(video.problem)
-                reporter.warn(video.problem)
+        _make_thumbnails(videos, tmp, strip=strip, width=thumb_width, ffmpeg=ffmpeg, jobs=jobs, reporter=reporter,
+                         warnings=warnings)
         timings["thumbnails_s"] = time.monotonic() - tick
 
-        # -- plots ---------------------------------------------------------------------------------
         tick = time.monotonic()
-        video_plots: dict[str, list[dict[str, Any]]] = {path: [] for path in videos}
-        plot_jobs: list[tuple[Any, ...]] = []
-        for entry in queries:
-            run = entry["run"]
-            if run.saliency is None:
-                continue
-            for path in dict.fromkeys(c["video"].path for c in entry["cards"]):
-                best = min(c["rank"] for c in entry["cards"] if c["video"].path == path)
-                video_plots[path].append({"entry": entry, "best": best})
-        saliency_groups: dict[tuple[int, str, str], Any] = {}
-        for run in {id(e["run"]): e["run"] for e in queries if e["run"].saliency is not None}.values():
-            for (qid, path), rows in run.saliency.groupby(["query_id", "path"], sort=False):
-                saliency_groups[(id(run), str(qid), str(path))] = rows.sort_values("clip_start_s")
-        for path, items in video_plots.items():
-            video = videos[path]
-            items.sort(key=lambda item: item["best"])
-            kept = items[:plots_per_video]
-            video_plots[path] = kept
-            for item in kept:
-                entry = item["entry"]
-                rows = saliency_groups.get((id(entry["run"]), entry["qid"], path))
-                if rows is None or not len(rows):
-                    item["svg"] = None
-                    continue
-                name = f"plots/v{video.number:03d}-q{entry['number']:03d}.svg"
-                item["svg"] = name
-                mids = ((rows["clip_start_s"] + rows["clip_end_s"]) / 2).tolist()
-                duration = video.duration or float(rows["clip_end_s"].max())
-                marks = [(c["start_s"], c["end_s"], c["rank"]) for c in entry["cards"] if c["video"].path == path]
-                plot_jobs.append((plotting.saliency_plot, tmp / name,
-                                  dict(times_s=mids, scores=rows["score"].astype(float).tolist(), duration_s=duration,
-                                       moments=marks, title=f"{entry['query']}")))
-            video.more_plots = max(0, len(items) - len(kept))
-        for path, runs_of_video in summaries.items():
-            video = videos[path]
-            for n, summary in enumerate(runs_of_video, start=1):
-                rows = summary["rows"]
-                edges = rows["start_s"].astype(float).tolist() + [float(rows["end_s"].iloc[-1])]
-                info = summary["info"]
-                duration = float(info.get("duration_s") or video.duration or edges[-1])
-                budget = info.get("budget_s")
-                selected_s = float((rows["end_s"] - rows["start_s"])[rows["selected"].astype(bool)].sum())
-                summary["budget_s"], summary["selected_s"], summary["duration_s"] = budget, selected_s, duration
-                summary["shots"] = info.get("shots")
-                name = f"plots/v{video.number:03d}-summary{n}.svg"
-                summary["svg"] = name
-                title = (f"summary of {duration:.1f} s: {selected_s:.1f} s selected"
-                         + (f" of a {float(budget):.1f} s budget" if budget is not None else "")
-                         + f", {int(rows['selected'].astype(bool).sum())} of {len(rows)} segments")
-                plot_jobs.append((plotting.summary_plot, tmp / name,
-                                  dict(edges_s=edges, values=rows["mean_saliency"].astype(float).tolist(),
-                                       selected=rows["selected"].astype(bool).tolist(), duration_s=duration,
-                                       title=title)))
-        reporter.begin("report: plots", total=len(plot_jobs), unit="plots")
-        for _ in _draw_all(plot_jobs, jobs):
-            reporter.advance("report: plots")
-        reporter.end("report: plots")
+        video_plots, plot_jobs = _saliency_plots(queries, videos, tmp, plots_per_video)
+        _draw_plots(plot_jobs + _summary_plots(summaries, videos, tmp), jobs, reporter)
         timings["plots_s"] = time.monotonic() - tick
 
-        # -- pages ---------------------------------------------------------------------------------
         tick = time.monotonic()
         pages = _write_pages(tmp, target, runs, videos, queries, summaries, video_plots, page_size, warnings, clips)
         timings["pages_s"] = time.monotonic() - tick
@@ -483,13 +271,210 @@ def build_report(
     except BaseException:
         ownership.remove_staging(tmp)
         raise
-    size, thumbs, svgs = _folder_size(target)
+    size, thumbs, svgs = folder_size(target)
     timings["finish_s"] = time.monotonic() - tick
     cards = sum(len(e["cards"]) for e in queries) + sum(len(s["cards"]) for v in summaries.values() for s in v)
     return ReportResult(out_dir=target, index=target / "index.html", pages=pages, cards=cards, queries=len(queries),
                         videos=len(videos), thumbnails=thumbs, plots=svgs, bytes=size,
                         seconds=time.monotonic() - began, timings={k: round(v, 3) for k, v in timings.items()},
                         runs=[r.label for r in runs], warnings=warnings)
+
+
+def _video_of(videos: dict[str, _Video], path: str, video_id: Any) -> _Video:
+    """The page model of the video at ``path``, numbered in the order videos are first met."""
+    if path not in videos:
+        videos[path] = _Video(number=len(videos) + 1, path=path, video_id=None if video_id is None or
+                              str(video_id) in ("<NA>", "nan") else int(video_id))
+    return videos[path]
+
+
+def _probe_videos(videos: dict[str, _Video], jobs: int, reporter: Reporter, warnings: list[str]) -> None:
+    """Probe every source in ``jobs`` threads; a missing or unreadable one gets its ``problem`` (and a warning)."""
+    from r2cli.media.probe import probe
+
+    reporter.begin("report: probe", total=len(videos), unit="videos")
+
+    def probe_one(video: _Video) -> None:
+        if not os.path.isfile(video.path):
+            video.problem = f"source not found: {video.path} (moved or deleted?)"
+        else:
+            try:
+                video.info = probe(video.path)
+                video.playable, video.note = playability(video.info)
+            except Exception as exc:  # noqa: BLE001 - MediaError and friends: shown, not fatal
+                video.problem = f"cannot read {video.path}: {exc}"
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for _ in pool.map(probe_one, videos.values()):
+            reporter.advance("report: probe")
+    reporter.end("report: probe")
+    for video in videos.values():
+        if video.problem:
+            warnings.append(video.problem)
+            reporter.warn(video.problem)
+
+
+def _make_cards(runs: list[_Run], videos: dict[str, _Video],
+                clips: Path | None) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """The cards of every run: one entry per (search run, query) with its cards and pages, and per video
+    path, one entry per summarize run with its segments and cards."""
+    queries: list[dict[str, Any]] = []
+    summaries: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        if run.moments is not None:
+            queries.extend(_query_entries(run, videos, clips, first_number=len(queries) + 1))
+        if run.summary is not None:
+            _add_summary_entries(run, videos, clips, summaries)
+    return queries, summaries
+
+
+def _query_entries(run: _Run, videos: dict[str, _Video], clips: Path | None, *,
+                   first_number: int) -> list[dict[str, Any]]:
+    """One entry per query of a search run (in the manifest's order, then any others), with its cards."""
+    entries: list[dict[str, Any]] = []
+    frame = run.moments.sort_values(["rank_in_query"], kind="stable")
+    order = [r.get("qid") for r in (run.manifest.get("queries") or []) if isinstance(r, dict)]
+    qids = list(dict.fromkeys([q for q in order if q in set(frame["query_id"])] + list(frame["query_id"])))
+    groups = {qid: rows for qid, rows in frame.groupby("query_id", sort=False)}
+    texts = {r.get("qid"): r.get("query") for r in (run.manifest.get("queries") or []) if isinstance(r, dict)}
+    kinds = {r.get("qid"): r.get("kind") for r in (run.manifest.get("queries") or []) if isinstance(r, dict)}
+    for qid in list(dict.fromkeys(order + qids)):
+        rows = groups.get(qid)
+        number = first_number + len(entries)
+        entry = {"number": number, "run": run, "qid": str(qid), "page": f"q{number:03d}.html",
+                 "query": str(rows["query"].iloc[0]) if rows is not None else str(texts.get(qid) or qid),
+                 "cards": []}
+        # what the query is (#20.2): a sentence, a still or a video range
+        kind = rows["query_kind"].iloc[0] if rows is not None and "query_kind" in rows else kinds.get(qid)
+        entry["label"] = _QUERY_LABELS.get(str(kind), "Query")
+        for row in (rows.to_dict("records") if rows is not None else []):
+            entry["cards"].append(_card(_video_of(videos, str(row["path"]), row["video_id"]), row, "moment", clips,
+                                        query=entry["query"], rank=int(row["rank_in_query"]),
+                                        score=float(row["score"])))
+        entries.append(entry)
+    return entries
+
+
+def _add_summary_entries(run: _Run, videos: dict[str, _Video], clips: Path | None,
+                         summaries: dict[str, list[dict[str, Any]]]) -> None:
+    """Add a summarize run's segments and cards to ``summaries`` (video path -> one entry per run)."""
+    for path, rows in run.summary.groupby("path", sort=False):
+        rows = rows.sort_values("start_s", kind="stable")
+        video = _video_of(videos, str(path), rows["video_id"].iloc[0])
+        info = next((v for v in (run.manifest.get("videos") or []) if v.get("path") == path), {})
+        cards = [_card(video, row, "segment", clips, query=row.get("query"), rank=int(row["rank"]),
+                       score=float(row["mean_saliency"]))
+                 for row in rows.to_dict("records") if bool(row["selected"])]
+        summaries.setdefault(str(path), []).append({"run": run, "rows": rows, "cards": cards, "info": info})
+
+
+def _make_thumbnails(videos: dict[str, _Video], tmp: Path, *, strip: int, width: int, ffmpeg: Any, jobs: int,
+                     reporter: Reporter, warnings: list[str]) -> None:
+    """The thumbnails every card and video strip shows, one ffmpeg process per video in ``jobs`` threads."""
+    from r2cli.report.thumbnails import extract_thumbnails
+
+    for video in videos.values():
+        if video.info is not None and strip > 0:
+            step = video.duration / strip
+            video.strip_times = [(i + 0.5) * step for i in range(strip)]
+            video.times.update(video.strip_times)
+    reporter.begin("report: thumbnails", total=len(videos), unit="videos")
+
+    def thumbs_of(video: _Video) -> None:
+        if video.info is None or not video.times:
+            return
+        video.thumbs = extract_thumbnails(video.path, video.times, tmp / "thumbs" / f"v{video.number:03d}",
+                                          width=width, duration_s=video.duration, fps=video.info.fps,
+                                          ffmpeg=ffmpeg)
+        if video.thumbs.problem:
+            video.problem = f"no thumbnails for {video.path}: {video.thumbs.problem}"
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for _ in pool.map(thumbs_of, videos.values()):
+            reporter.advance("report: thumbnails")
+    reporter.end("report: thumbnails")
+    for video in videos.values():
+        if video.thumbs is not None and video.thumbs.problem:
+            warnings.append(video.problem)
+            reporter.warn(video.problem)
+
+
+def _saliency_plots(queries: list[dict[str, Any]], videos: dict[str, _Video], tmp: Path,
+                    plots_per_video: int) -> tuple[dict[str, list[dict[str, Any]]], list[tuple[Any, ...]]]:
+    """Per video, the queries whose saliency it plots (the ``plots_per_video`` with the best-ranked
+    moments there), and the plots to draw."""
+    from r2cli.report import plots as plotting
+
+    video_plots: dict[str, list[dict[str, Any]]] = {path: [] for path in videos}
+    plot_jobs: list[tuple[Any, ...]] = []
+    for entry in queries:
+        run = entry["run"]
+        if run.saliency is None:
+            continue
+        for path in dict.fromkeys(c["video"].path for c in entry["cards"]):
+            best = min(c["rank"] for c in entry["cards"] if c["video"].path == path)
+            video_plots[path].append({"entry": entry, "best": best})
+    saliency_groups: dict[tuple[int, str, str], Any] = {}
+    for run in {id(e["run"]): e["run"] for e in queries if e["run"].saliency is not None}.values():
+        for (qid, path), rows in run.saliency.groupby(["query_id", "path"], sort=False):
+            saliency_groups[(id(run), str(qid), str(path))] = rows.sort_values("clip_start_s")
+    for path, items in video_plots.items():
+        video = videos[path]
+        items.sort(key=lambda item: item["best"])
+        kept = items[:plots_per_video]
+        video_plots[path] = kept
+        for item in kept:
+            entry = item["entry"]
+            rows = saliency_groups.get((id(entry["run"]), entry["qid"], path))
+            if rows is None or not len(rows):
+                item["svg"] = None
+                continue
+            name = f"plots/v{video.number:03d}-q{entry['number']:03d}.svg"
+            item["svg"] = name
+            mids = ((rows["clip_start_s"] + rows["clip_end_s"]) / 2).tolist()
+            duration = video.duration or float(rows["clip_end_s"].max())
+            marks = [(c["start_s"], c["end_s"], c["rank"]) for c in entry["cards"] if c["video"].path == path]
+            plot_jobs.append((plotting.saliency_plot, tmp / name,
+                              dict(times_s=mids, scores=rows["score"].astype(float).tolist(), duration_s=duration,
+                                   moments=marks, title=f"{entry['query']}")))
+        video.more_plots = max(0, len(items) - len(kept))
+    return video_plots, plot_jobs
+
+
+def _summary_plots(summaries: dict[str, list[dict[str, Any]]], videos: dict[str, _Video],
+                   tmp: Path) -> list[tuple[Any, ...]]:
+    """The plot of each summary (its segments, the selected ones, the budget), filling in its entry's figures."""
+    from r2cli.report import plots as plotting
+
+    plot_jobs: list[tuple[Any, ...]] = []
+    for path, runs_of_video in summaries.items():
+        video = videos[path]
+        for n, summary in enumerate(runs_of_video, start=1):
+            rows = summary["rows"]
+            edges = rows["start_s"].astype(float).tolist() + [float(rows["end_s"].iloc[-1])]
+            info = summary["info"]
+            duration = float(info.get("duration_s") or video.duration or edges[-1])
+            budget = info.get("budget_s")
+            selected_s = float((rows["end_s"] - rows["start_s"])[rows["selected"].astype(bool)].sum())
+            summary["budget_s"], summary["selected_s"], summary["duration_s"] = budget, selected_s, duration
+            summary["shots"] = info.get("shots")
+            name = f"plots/v{video.number:03d}-summary{n}.svg"
+            summary["svg"] = name
+            title = (f"summary of {duration:.1f} s: {selected_s:.1f} s selected"
+                     + (f" of a {float(budget):.1f} s budget" if budget is not None else "")
+                     + f", {int(rows['selected'].astype(bool).sum())} of {len(rows)} segments")
+            plot_jobs.append((plotting.summary_plot, tmp / name,
+                              dict(edges_s=edges, values=rows["mean_saliency"].astype(float).tolist(),
+                                   selected=rows["selected"].astype(bool).tolist(), duration_s=duration,
+                                   title=title)))
+    return plot_jobs
+
+
+def _draw_plots(plot_jobs: list[tuple[Any, ...]], jobs: int, reporter: Reporter) -> None:
+    reporter.begin("report: plots", total=len(plot_jobs), unit="plots")
+    for _ in _draw_all(plot_jobs, jobs):
+        reporter.advance("report: plots")
+    reporter.end("report: plots")
 
 
 def _draw(job: tuple[Any, Path, dict]) -> Path:
@@ -561,19 +546,10 @@ def settings_rows(settings: dict[str, Any], model: dict[str, Any]) -> list[tuple
     return rows
 
 
-def _environment():
-    from jinja2 import Environment, PackageLoader, StrictUndefined
-
-    env = Environment(loader=PackageLoader("r2cli.report", "templates"), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters["seconds"] = lambda s: f"{float(s):.2f}"
-    return env
-
-
 def _write_pages(tmp: Path, final: Path, runs, videos, queries, summaries, video_plots, page_size, warnings,
                  clips) -> int:
     """Render every page into ``tmp`` (links computed for the report's final place, ``final``)."""
-    env = _environment()
+    env = environment()
     count = 0
 
     def write(name: str, template: str, **context: Any) -> None:
@@ -595,10 +571,10 @@ def _write_pages(tmp: Path, final: Path, runs, videos, queries, summaries, video
         if card["clip"] is not None:
             clip_path, offset = card["clip"]
             length = card["end_s"] - card["start_s"]
-            player = url_of(clip_path, final) + _fragment(offset, offset + length)
+            player = url_of(clip_path, final) + fragment(offset, offset + length)
             note = "plays the clip r2cli cut made" + ("" if video.playable else f"; {video.note}")
         elif video.info is not None:
-            player = url_of(video.path, final) + _fragment(card["start_s"], card["end_s"])
+            player = url_of(video.path, final) + fragment(card["start_s"], card["end_s"])
             note = video.note
         return {
             **card,

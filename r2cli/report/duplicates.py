@@ -64,43 +64,64 @@ def build_duplicates_report(pairs_file: Path, out: str | os.PathLike | None, *, 
     import json
 
     from r2cli import ownership
-    from r2cli.inference.runs import read_manifest
-    from r2cli.media.cut import default_jobs
+    from r2cli.outputs.runs import read_manifest
+    from r2cli.media._process import default_jobs
     from r2cli.media.ffmpeg import find_ffmpeg
-    from r2cli.media.probe import probe
     from r2cli.outputs import read_results
-    from r2cli.report.build import (
-        MARKER,
-        REPORT_DIR,
-        ReportResult,
-        _check_out,
-        _environment,
-        _folder_size,
-        _fragment,
-        _playability,
-        timecode,
-        url_of,
-    )
-    from r2cli.report.thumbnails import extract_thumbnails
+    from r2cli.report.pages import MARKER, REPORT_DIR, ReportResult, check_out, folder_size
 
     began = time.monotonic()
     frame = read_results(pairs_file, kind="duplicates").df
     folder = pairs_file.parent
     manifest = read_manifest(folder) or {}
     target = Path(out) if out is not None else folder / REPORT_DIR
-    _check_out(target, force)
+    check_out(target, force)
     ffmpeg = find_ffmpeg()
     jobs = jobs or default_jobs()
     warnings: list[str] = []
-
-    sides: dict[str, _Side] = {}
     rows = frame.to_dict("records")
+    sides = _sides(rows)
+    try:
+        tmp = ownership.staging_folder(target)
+    except OSError as exc:
+        raise InputError(f"--out {target}: cannot create the folder: {exc.strerror or exc}") from None
+    try:
+        _make_thumbnails(sides, tmp, width=thumb_width, ffmpeg=ffmpeg, jobs=jobs, reporter=reporter,
+                         warnings=warnings)
+        cards = _cards(rows, sides, tmp, target)
+        names = _write_pages(tmp, cards, page_size=page_size, manifest=manifest, folder=folder, warnings=warnings)
+        (tmp / MARKER).write_text(json.dumps({"source": str(pairs_file.resolve()), "runs": [str(manifest.get("run_id"))],
+                                              "pages": len(names)}, indent=2), encoding="utf-8")
+        ownership.replace_report_folder(tmp, target, "--out")
+    except BaseException:
+        ownership.remove_staging(tmp)
+        raise
+    size, thumbs, svgs = folder_size(target)
+    return ReportResult(out_dir=target, index=target / "index.html", pages=len(names), cards=len(cards), queries=0,
+                        videos=len(sides), thumbnails=thumbs, plots=svgs, bytes=size,
+                        seconds=time.monotonic() - began, runs=[str(manifest.get("run_id") or folder.name)],
+                        warnings=warnings)
+
+
+def _sides(rows: list[dict]) -> dict[str, _Side]:
+    """Each video the pairs name, numbered in the order met, with the times its thumbnails show."""
+    sides: dict[str, _Side] = {}
     for row in rows:
         for which in ("a", "b"):
             path = str(row[f"path_{which}"])
             side = sides.setdefault(path, _Side(number=len(sides) + 1, path=path))
             start, end = float(row[f"{which}_start_s"]), float(row[f"{which}_end_s"])
             side.times.update((start, (start + end) / 2, end))
+    return sides
+
+
+def _make_thumbnails(sides: dict[str, _Side], tmp: Path, *, width: int, ffmpeg: Any, jobs: int, reporter: Reporter,
+                     warnings: list[str]) -> None:
+    """Probe each video and cut its thumbnails in ``jobs`` threads; a missing or unreadable one gets its
+    ``problem`` (and a warning)."""
+    from r2cli.media.probe import probe
+    from r2cli.report.pages import playability
+    from r2cli.report.thumbnails import extract_thumbnails
 
     def probe_one(side: _Side) -> None:
         if not os.path.isfile(side.path):
@@ -108,74 +129,71 @@ def build_duplicates_report(pairs_file: Path, out: str | os.PathLike | None, *, 
             return
         try:
             side.info = probe(side.path)
-            side.playable, side.note = _playability(side.info)
+            side.playable, side.note = playability(side.info)
         except Exception as exc:  # noqa: BLE001 - shown on the page, not fatal
             side.problem = f"cannot read {side.path}: {exc}"
 
-    try:
-        tmp = ownership.staging_folder(target)
-    except OSError as exc:
-        raise InputError(f"--out {target}: cannot create the folder: {exc.strerror or exc}") from None
-    try:
-        reporter.begin("report: thumbnails", total=len(sides), unit="videos")
+    reporter.begin("report: thumbnails", total=len(sides), unit="videos")
 
-        def thumbs_of(side: _Side) -> None:
-            probe_one(side)
-            if side.info is not None:
-                side.thumbs = extract_thumbnails(side.path, side.times, tmp / "thumbs" / f"v{side.number:03d}",
-                                                 width=thumb_width, duration_s=float(side.info.duration),
-                                                 fps=side.info.fps, ffmpeg=ffmpeg)
-                if side.thumbs.problem:
-                    side.problem = f"no thumbnails for {side.path}: {side.thumbs.problem}"
+    def thumbs_of(side: _Side) -> None:
+        probe_one(side)
+        if side.info is not None:
+            side.thumbs = extract_thumbnails(side.path, side.times, tmp / "thumbs" / f"v{side.number:03d}",
+                                             width=width, duration_s=float(side.info.duration),
+                                             fps=side.info.fps, ffmpeg=ffmpeg)
+            if side.thumbs.problem:
+                side.problem = f"no thumbnails for {side.path}: {side.thumbs.problem}"
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for _ in pool.map(thumbs_of, sides.values()):
-                reporter.advance("report: thumbnails")
-        reporter.end("report: thumbnails")
-        for side in sides.values():
-            if side.problem:
-                warnings.append(side.problem)
-                reporter.warn(side.problem)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for _ in pool.map(thumbs_of, sides.values()):
+            reporter.advance("report: thumbnails")
+    reporter.end("report: thumbnails")
+    for side in sides.values():
+        if side.problem:
+            warnings.append(side.problem)
+            reporter.warn(side.problem)
 
-        def thumb(side: _Side, seconds: float) -> str | None:
-            if side.thumbs is None or side.problem:
-                return None
-            found = side.thumbs.get(seconds)
-            return url_of(target / found.relative_to(tmp), target) if found else None
 
-        def view(row: dict, which: str) -> dict:
-            side = sides[str(row[f"path_{which}"])]
-            start, end = float(row[f"{which}_start_s"]), float(row[f"{which}_end_s"])
-            fps = side.info.fps if side.info else None
-            return {
-                "name": Path(side.path).name, "path": side.path, "problem": side.problem, "note": side.note,
-                "start_s": start, "end_s": end, "tc_start": timecode(start, fps), "tc_end": timecode(end, fps),
-                "thumbs": [u for u in (thumb(side, t) for t in (start, (start + end) / 2, end)) if u],
-                "player": url_of(side.path, target) + _fragment(start, end) if side.info is not None else None,
-            }
+def _cards(rows: list[dict], sides: dict[str, _Side], tmp: Path, target: Path) -> list[dict]:
+    """One card per pair, its two sides' thumbnails and players linked from the report's final place."""
+    from r2cli.report.pages import fragment, timecode, url_of
 
-        cards = [{"number": n, "kind": row["kind"], "similarity": float(row["similarity"]),
-                  "offset_s": float(row["offset_s"]), "a": view(row, "a"), "b": view(row, "b")}
-                 for n, row in enumerate(rows, start=1)]
-        env = _environment()
-        pages = max(1, -(-len(cards) // page_size))
-        names = ["index.html"] + [f"d{k:03d}.html" for k in range(2, pages + 1)]
-        settings = {k: v for k, v in (manifest.get("settings") or {}).items() if not isinstance(v, (list, dict)) or v}
-        for k, name in enumerate(names):
-            html = env.get_template("duplicates.html.j2").render(
-                title="r2cli duplicates report", run_id=manifest.get("run_id") or folder.name, folder=str(folder),
-                settings=settings, counts=manifest.get("counts") or {}, warnings=warnings,
-                cards=cards[k * page_size:(k + 1) * page_size], page=k + 1,
-                pages=[{"n": i + 1, "name": n} for i, n in enumerate(names)])
-            (tmp / name).write_text(html, encoding="utf-8")
-        (tmp / MARKER).write_text(json.dumps({"source": str(pairs_file.resolve()), "runs": [str(manifest.get("run_id"))],
-                                              "pages": len(names)}, indent=2), encoding="utf-8")
-        ownership.replace_report_folder(tmp, target, "--out")
-    except BaseException:
-        ownership.remove_staging(tmp)
-        raise
-    size, thumbs, svgs = _folder_size(target)
-    return ReportResult(out_dir=target, index=target / "index.html", pages=len(names), cards=len(cards), queries=0,
-                        videos=len(sides), thumbnails=thumbs, plots=svgs, bytes=size,
-                        seconds=time.monotonic() - began, runs=[str(manifest.get("run_id") or folder.name)],
-                        warnings=warnings)
+    def thumb(side: _Side, seconds: float) -> str | None:
+        if side.thumbs is None or side.problem:
+            return None
+        found = side.thumbs.get(seconds)
+        return url_of(target / found.relative_to(tmp), target) if found else None
+
+    def view(row: dict, which: str) -> dict:
+        side = sides[str(row[f"path_{which}"])]
+        start, end = float(row[f"{which}_start_s"]), float(row[f"{which}_end_s"])
+        fps = side.info.fps if side.info else None
+        return {
+            "name": Path(side.path).name, "path": side.path, "problem": side.problem, "note": side.note,
+            "start_s": start, "end_s": end, "tc_start": timecode(start, fps), "tc_end": timecode(end, fps),
+            "thumbs": [u for u in (thumb(side, t) for t in (start, (start + end) / 2, end)) if u],
+            "player": url_of(side.path, target) + fragment(start, end) if side.info is not None else None,
+        }
+
+    return [{"number": n, "kind": row["kind"], "similarity": float(row["similarity"]),
+             "offset_s": float(row["offset_s"]), "a": view(row, "a"), "b": view(row, "b")}
+            for n, row in enumerate(rows, start=1)]
+
+
+def _write_pages(tmp: Path, cards: list[dict], *, page_size: int, manifest: dict[str, Any], folder: Path,
+                 warnings: list[str]) -> list[str]:
+    """Render the pages of cards into ``tmp``; returns their file names."""
+    from r2cli.report.pages import environment
+
+    env = environment()
+    pages = max(1, -(-len(cards) // page_size))
+    names = ["index.html"] + [f"d{k:03d}.html" for k in range(2, pages + 1)]
+    settings = {k: v for k, v in (manifest.get("settings") or {}).items() if not isinstance(v, (list, dict)) or v}
+    for k, name in enumerate(names):
+        html = env.get_template("duplicates.html.j2").render(
+            title="r2cli duplicates report", run_id=manifest.get("run_id") or folder.name, folder=str(folder),
+            settings=settings, counts=manifest.get("counts") or {}, warnings=warnings,
+            cards=cards[k * page_size:(k + 1) * page_size], page=k + 1,
+            pages=[{"n": i + 1, "name": n} for i, n in enumerate(names)])
+        (tmp / name).write_text(html, encoding="utf-8")
+    return names

@@ -1,6 +1,8 @@
 """Budgeted video summaries from per-clip embeddings and saliency (pure numpy).
 
 ``detect_shots`` (KTS or a threshold rule) → ``knapsack`` over shots → ``summarize_video``.
+``stages`` runs them for ``r2cli summarize`` (plan, R2-Tuning saliency, selection, outputs); it is not
+imported here, so this package stays light.
 """
 
 from r2cli.summary.knapsack import knapsack

@@ -223,55 +223,52 @@ def _copy_checkpoint(source: Path, target: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# The run
+# The run: named steps
 
 
-def finetune(workspace: "Workspace", options: FinetuneOptions, *, reporter: Reporter = NULL_REPORTER) -> FinetuneResult:
-    """Train a head with the preset's recipe; see the module docstring for the run folder.
+@dataclass
+class _Features:
+    """The data the run trains and validates on (``counts``: skipped_items, indexed_videos)."""
 
-    Args:
-        workspace: catalog, feature store and default run folder.
-        options: ``FinetuneOptions``.
-        reporter: progress (stages ``train`` in iterations and ``validate`` in items) and warnings.
+    train_set: Any  # PairDataset
+    validation: Any  # loop.ValidationSet | None
+    counts: dict[str, int]
+    tower_id: str | None  # the CLIP weights that made store features (None in the official layout)
+    official: bool
 
-    Raises:
-        UsageError: bad options, unknown preset, --resume of an incompatible run.
-        InputError: annotation files break their format; features do not fit the labels.
-        FeatureError: features are missing or unreadable.
-        CheckpointError: ``init`` does not fit, or the state to resume is unreadable.
-        MissingWeightsError: CLIP weights or the init checkpoint are not available offline.
-        CatalogError: store mode without a catalog.
-    """
-    import torch
 
-    from r2cli.inference.runs import make_run_folder, new_run_id
-    from r2cli.model.checkpoint import save_checkpoint
+@dataclass
+class _Training:
+    """What every epoch uses."""
+
+    model: Any
+    optimizer: Any
+    scaler: Any
+    schedule: Any  # StepSchedule
+    device: str
+    amp: bool
+    log: _Log
+    reporter: Reporter
+
+
+def _resumed_options(options: FinetuneOptions, out_dir: Path) -> tuple[FinetuneOptions, dict[str, Any]]:
+    """The options of the run being resumed (its own effective preset, recipe and overrides included;
+    --epochs may extend it) and its saved state."""
     from r2cli.train import loop
-    from r2cli.train.data import OfficialFeatureDir, PairDataset, batches, collate, epoch_order
-    from r2cli.train.schedule import StepSchedule
 
-    options.validate()
-    started = time.monotonic()
-    warnings: list[str] = []
+    saved_state = loop.load_state(out_dir / STATE_FILE)
+    run_info = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
+    saved = run_info["options"]
+    options = replace(options, preset=str(out_dir / "preset.json"), model_overrides={},
+                      train=options.train or saved["train"], val=options.val or saved.get("val"),
+                      features_dir=options.features_dir or saved.get("features_dir"),
+                      clip_weights=options.clip_weights or saved.get("clip_weights"),
+                      keep_last=options.keep_last if options.keep_last is not None else saved.get("keep_last"))
+    return options, saved_state
 
-    def warn(message: str) -> None:
-        warnings.append(message)
-        reporter.warn(message)
 
-    out_dir = Path(options.out).expanduser().resolve() if options.out else None
-    saved_state = None
-    if options.resume:
-        saved_state = loop.load_state(out_dir / STATE_FILE)
-        run_info = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
-        saved = run_info["options"]
-        # the run's own effective preset (recipe and overrides included); --epochs may extend it
-        options = replace(options, preset=str(out_dir / "preset.json"), model_overrides={},
-                          train=options.train or saved["train"], val=options.val or saved.get("val"),
-                          features_dir=options.features_dir or saved.get("features_dir"),
-                          clip_weights=options.clip_weights or saved.get("clip_weights"),
-                          keep_last=options.keep_last if options.keep_last is not None else saved.get("keep_last"))
-    preset = resolve_preset(options)
-    recipe = preset.train
+def _device_amp_seed(options: FinetuneOptions, recipe: Any, saved_state: dict[str, Any] | None) -> tuple[str, bool, int]:
+    """The device, whether it trains in fp16 autocast, and the seed (the resumed run's, or a new one)."""
     device = _device(options.device)
     on_cuda = device.startswith("cuda")
     if options.amp and not on_cuda:
@@ -279,8 +276,16 @@ def finetune(workspace: "Workspace", options: FinetuneOptions, *, reporter: Repo
     amp = bool(on_cuda and (options.amp if options.amp is not None else recipe.amp == "fp16"))
     seed = int(options.seed) if options.seed is not None else (
         int(saved_state["identity"]["seed"]) if saved_state else int.from_bytes(os.urandom(4), "little") % 90_000_000 + 10_000_000)
+    return device, amp, seed
 
-    # -- data
+
+def _read_features(workspace: "Workspace", options: FinetuneOptions, preset: "Preset", device: str,
+                   reporter: Reporter, warn) -> _Features:
+    """The training and validation sets, from the official layout or the feature store (indexing
+    videos first where ``index_missing``)."""
+    from r2cli.train import loop
+    from r2cli.train.data import OfficialFeatureDir, PairDataset
+
     official = options.features_dir is not None
     fps = preset.data.fps
     # The feature folder is checked before the annotations: a wrong --features-dir is the likelier mistake,
@@ -321,8 +326,13 @@ def finetune(workspace: "Workspace", options: FinetuneOptions, *, reporter: Repo
             unit=preset.data.unit, nms=preset.data.nms, videos=data.highlight_videos, domain=preset.domain)
     else:
         warn("no validation annotations (--val): every epoch is saved but no best checkpoint is chosen")
+    return _Features(train_set, validation, counts, tower_id, official)
 
-    # -- model
+
+def _make_model(options: FinetuneOptions, preset: "Preset", train_set: Any, seed: int) -> tuple[Any, "Preset"]:
+    """The head (built, or loaded from --init) at the features' CLIP widths, and the preset it fits."""
+    from r2cli.train import loop
+
     probe = train_set.load(0, random.Random(0))
     video_width, num_tokens = int(probe.video.shape[-1]), int(probe.video.shape[-2])
     query_width = int(probe.query.shape[-1])
@@ -335,25 +345,23 @@ def finetune(workspace: "Workspace", options: FinetuneOptions, *, reporter: Repo
         from r2cli.model import load_checkpoint
 
         loaded = load_checkpoint(options.init, preset=preset, num_tokens=num_tokens, video_width=video_width)
-        model = loaded.model
         if (loaded.config.video_width, loaded.config.query_width, loaded.config.num_tokens) != (
                 video_width, query_width, num_tokens):
             raise UsageError(f"--init {options.init}: the checkpoint expects CLIP widths "
                              f"({loaded.config.video_width}, {loaded.config.query_width}, {loaded.config.num_tokens}) "
                              f"but the features have ({video_width}, {query_width}, {num_tokens})")
-        config = loaded.config
-        preset = replace(preset, model=config)
-    else:
-        from r2cli.model import build_model
+        return loaded.model, replace(preset, model=loaded.config)
+    from r2cli.model import build_model
 
-        model = build_model(config)
-    model = model.to(device)
-    optimizer = loop.make_optimizer(model, recipe.lr, recipe.weight_decay)
-    scaler = loop.make_scaler(amp)
-    schedule = StepSchedule.from_recipe(recipe)
+    return build_model(config), preset
 
-    # -- run folder
-    identity = {**_identity(options, preset), "seed": seed}
+
+def _open_run_folder(workspace: "Workspace", options: FinetuneOptions, out_dir: Path | None, identity: dict[str, Any],
+                     saved_state: dict[str, Any] | None) -> tuple[str, Path]:
+    """The run id and folder: the resumed run's (its identity checked), or a new one that holds no run yet."""
+    from r2cli.outputs.runs import make_run_folder, new_run_id
+    from r2cli.train import loop
+
     if saved_state is not None:
         loop.check_identity(saved_state["identity"], identity, out_dir)
         run_id = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))["run_id"]
@@ -365,20 +373,189 @@ def finetune(workspace: "Workspace", options: FinetuneOptions, *, reporter: Repo
                              "or choose another folder")
     make_run_folder(out_dir)
     (out_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+    return run_id, out_dir
+
+
+def _restore(training: _Training, saved_state: dict[str, Any] | None,
+             selection_metric: str) -> tuple[int, int, list[dict[str, Any]], dict[str, Any]]:
+    """Where the epochs start: (epoch, iteration, history, best), from the saved state when resuming."""
+    from r2cli.train import loop
+
+    best: dict[str, Any] = {"metric": selection_metric, "value": None, "epoch": None, "per_key": {}}
+    if saved_state is None:
+        return 0, 0, [], best
+    training.model.load_state_dict(saved_state["model"])
+    training.optimizer.load_state_dict(saved_state["optimizer"])
+    training.scaler.load_state_dict(saved_state["scaler"])
+    loop.set_rng_state(saved_state["rng"])
+    return (int(saved_state["epoch"]), int(saved_state["iteration"]), list(saved_state["history"]),
+            dict(saved_state["best"]))
+
+
+def _train_epoch(training: _Training, options: FinetuneOptions, recipe: Any, train_set: Any, *, epoch: int,
+                 iteration: int, seed: int, per_epoch: int) -> tuple[dict[str, Any], int]:
+    """One pass over the training set: the epoch's record and the iteration reached."""
+    import torch
+
+    from r2cli.train import loop
+    from r2cli.train.data import batches, collate, epoch_order
+
+    pin = training.device.startswith("cuda")
+    epoch_started = time.monotonic()
+    order = epoch_order(len(train_set), repeat=recipe.repeat, seed=seed, epoch=epoch)
+    loader = torch.utils.data.DataLoader(train_set, batch_sampler=batches(order, recipe.batch_size),
+                                         collate_fn=collate, num_workers=options.workers, pin_memory=pin)
+    epoch_start_iter = iteration
+    stage = f"{STAGE_EPOCH} {epoch + 1}/{recipe.epochs}"
+    training.reporter.begin(stage, total=per_epoch, unit="iterations")
+    total_loss, steps, skipped_steps = 0.0, 0, 0
+    term_sums: dict[str, float] = {}
+    for batch in loader:
+        batch = batch.to(training.device, non_blocking=pin)
+        lr = training.schedule.lr_at(iteration, epoch, epoch_start_iter)
+        step = loop.train_step(training.model, batch, training.optimizer, training.scaler, lr=lr,
+                               grad_clip=recipe.grad_clip, amp=training.amp, official_padding=options.official_padding)
+        if not training.amp:
+            loop.ensure_finite(step.total, f"the training loss at iteration {iteration + 1}")
+        iteration += 1
+        steps += 1
+        skipped_steps += int(step.skipped)
+        total_loss += step.total
+        for name, value in step.losses.items():
+            term_sums[name] = term_sums.get(name, 0.0) + value
+        if iteration % options.log_every == 0 or steps == per_epoch:
+            training.log.write("iteration", epoch=epoch + 1, iteration=iteration, lr=lr, loss=step.total,
+                               grad_norm=step.grad_norm, skipped=step.skipped, **step.losses)
+        training.reporter.advance(stage, 1, loss=f"{step.total:.4f}", lr=f"{lr:.2e}")
+    training.reporter.end(stage)
+    record: dict[str, Any] = {
+        "epoch": epoch + 1, "iteration": iteration, "loss": total_loss / max(steps, 1),
+        "losses": {k: v / max(steps, 1) for k, v in term_sums.items()}, "lr": training.schedule.lr_at(
+            iteration - 1, epoch, epoch_start_iter) if steps else None,
+        "train_seconds": round(time.monotonic() - epoch_started, 3), "skipped_steps": skipped_steps,
+    }
+    training.log.write("epoch", **record)
+    return record, iteration
+
+
+def _validate_epoch(training: _Training, options: FinetuneOptions, validation: Any, selection_metric: str,
+                    record: dict[str, Any], best: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Validate after an epoch: its metrics (also added to ``record``, each key's best to ``best``) and
+    whether the selection metric improved."""
+    from r2cli.train import loop
+
+    epoch = record["epoch"]
+    validation_started = time.monotonic()
+    training.reporter.begin(STAGE_VALIDATION, total=len(validation.dataset), unit="items")
+    metrics = loop.validate(training.model, validation, device=training.device, batch_size=options.val_batch_size)
+    training.reporter.advance(STAGE_VALIDATION, len(validation.dataset))
+    training.reporter.end(STAGE_VALIDATION)
+    record["metrics"] = metrics
+    record["validation_seconds"] = round(time.monotonic() - validation_started, 3)
+    for key, value in metrics.items():  # each key's best tracked on its own (official EvalHook)
+        if isinstance(value, (int, float)) and value > best["per_key"].get(key, float("-inf")):
+            best["per_key"][key] = value
+    value = metrics.get(selection_metric)
+    if value is None:
+        raise InputError(f"the validation metrics have no {selection_metric!r} "
+                         f"(got {sorted(metrics)}); the preset's train.selection_metric does not fit the data")
+    improved = best["value"] is None or value > best["value"]
+    training.log.write("validation", epoch=epoch, metrics=metrics, selection=selection_metric,
+                       value=value, best=improved)
+    return metrics, improved
+
+
+def _drop_old_epochs(out_dir: Path, keep_last: int) -> None:
+    epochs_on_disk = sorted((out_dir / CHECKPOINT_DIR).glob("epoch_*.safetensors"))
+    for old in epochs_on_disk[: -keep_last]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".json").unlink(missing_ok=True)
+
+
+def _running_record(run_id: str, options: FinetuneOptions, preset: "Preset", seed: int, training: _Training,
+                    features: _Features) -> dict[str, Any]:
+    """``run.json`` while the run goes on (``counts`` is the features' dict, filled in by the caller)."""
+    return {
+        "run_id": run_id, "kind": "finetune", "preset": preset.name, "seed": seed, "device": training.device,
+        "amp": training.amp,
+        "options": {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in asdict(options).items()
+                    if k != "preset"},
+        "clip_weights": features.tower_id, "counts": features.counts, "official_layout": features.official,
+        "status": "running",
+    }
+
+
+def _run_files(out_dir: Path, last_checkpoint: Path | None) -> tuple[dict[str, Path], Path | None, Path | None]:
+    """The run's files by role, its best checkpoint (None without one) and its last one (this session's
+    last epoch, else the newest on disk: a resumed run that had no epoch left)."""
+    if last_checkpoint is None:
+        existing = sorted((out_dir / CHECKPOINT_DIR).glob("epoch_*.safetensors"))
+        last_checkpoint = existing[-1] if existing else None
+    files = {"log": out_dir / LOG_FILE, "state": out_dir / STATE_FILE, "run": out_dir / "run.json",
+             "preset": out_dir / "preset.json"}
+    best_path = out_dir / BEST_FILE if (out_dir / BEST_FILE).is_file() else None
+    if best_path is not None:
+        files["best"] = best_path
+    if last_checkpoint is not None:
+        files["last"] = last_checkpoint
+    return files, best_path, last_checkpoint
+
+
+# ----------------------------------------------------------------------------------------------
+# The run
+
+
+def finetune(workspace: "Workspace", options: FinetuneOptions, *, reporter: Reporter = NULL_REPORTER) -> FinetuneResult:
+    """Train a head with the preset's recipe; see the module docstring for the run folder.
+
+    Args:
+        workspace: catalog, feature store and default run folder.
+        options: ``FinetuneOptions``.
+        reporter: progress (stages ``train`` in iterations and ``validate`` in items) and warnings.
+
+    Raises:
+        UsageError: bad options, unknown preset, --resume of an incompatible run.
+        InputError: annotation files break their format; features do not fit the labels.
+        FeatureError: features are missing or unreadable.
+        CheckpointError: ``init`` does not fit, or the state to resume is unreadable.
+        MissingWeightsError: CLIP weights or the init checkpoint are not available offline.
+        CatalogError: store mode without a catalog.
+    """
+    from r2cli.model.checkpoint import save_checkpoint
+    from r2cli.train import loop
+    from r2cli.train.schedule import StepSchedule
+
+    options.validate()
+    started = time.monotonic()
+    warnings: list[str] = []
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        reporter.warn(message)
+
+    out_dir = Path(options.out).expanduser().resolve() if options.out else None
+    saved_state = None
+    if options.resume:
+        options, saved_state = _resumed_options(options, out_dir)
+    preset = resolve_preset(options)
+    recipe = preset.train
+    device, amp, seed = _device_amp_seed(options, recipe, saved_state)
+
+    features = _read_features(workspace, options, preset, device, reporter, warn)
+    train_set, validation, counts, tower_id = features.train_set, features.validation, features.counts, features.tower_id
+    model, preset = _make_model(options, preset, train_set, seed)
+    model = model.to(device)
+    optimizer = loop.make_optimizer(model, recipe.lr, recipe.weight_decay)
+    training = _Training(model=model, optimizer=optimizer, scaler=loop.make_scaler(amp),
+                         schedule=StepSchedule.from_recipe(recipe), device=device, amp=amp, log=None,
+                         reporter=reporter)
+
+    identity = {**_identity(options, preset), "seed": seed}
+    run_id, out_dir = _open_run_folder(workspace, options, out_dir, identity, saved_state)
     _write_json(out_dir / "preset.json", preset.to_dict())
     preset_ref = _preset_reference(preset, out_dir)
-    log = _Log(out_dir / LOG_FILE)
-
-    start_epoch, iteration = 0, 0
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"metric": recipe.selection_metric, "value": None, "epoch": None, "per_key": {}}
-    if saved_state is not None:
-        model.load_state_dict(saved_state["model"])
-        optimizer.load_state_dict(saved_state["optimizer"])
-        scaler.load_state_dict(saved_state["scaler"])
-        start_epoch, iteration = int(saved_state["epoch"]), int(saved_state["iteration"])
-        history, best = list(saved_state["history"]), dict(saved_state["best"])
-        loop.set_rng_state(saved_state["rng"])
+    log = training.log = _Log(out_dir / LOG_FILE)
+    start_epoch, iteration, history, best = _restore(training, saved_state, recipe.selection_metric)
 
     counts.update({
         "train_items": len(train_set),
@@ -386,77 +563,20 @@ def finetune(workspace: "Workspace", options: FinetuneOptions, *, reporter: Repo
         "iterations_per_epoch": math.ceil(len(train_set) * recipe.repeat / recipe.batch_size),
         "parameters": int(model.num_parameters()),
     })
-    run_json = {
-        "run_id": run_id, "kind": "finetune", "preset": preset.name, "seed": seed, "device": device, "amp": amp,
-        "options": {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in asdict(options).items()
-                    if k != "preset"},
-        "clip_weights": tower_id, "counts": counts, "official_layout": official, "status": "running",
-    }
+    run_json = _running_record(run_id, options, preset, seed, training, features)
     _write_json(out_dir / "run.json", run_json)
     log.write("resume" if saved_state else "start", run_id=run_id, preset=preset.name, seed=seed, device=device,
               amp=amp, epoch=start_epoch, iteration=iteration, counts=counts, recipe=asdict(recipe))
 
-    # -- epochs
-    pin = on_cuda
-    per_epoch = counts["iterations_per_epoch"]
     last_checkpoint = None
     provenance_base = {"run_id": run_id, "seed": seed, "train": str(options.train)}
     for epoch in range(start_epoch, recipe.epochs):
-        epoch_started = time.monotonic()
-        order = epoch_order(len(train_set), repeat=recipe.repeat, seed=seed, epoch=epoch)
-        loader = torch.utils.data.DataLoader(train_set, batch_sampler=batches(order, recipe.batch_size),
-                                             collate_fn=collate, num_workers=options.workers, pin_memory=pin)
-        epoch_start_iter = iteration
-        stage = f"{STAGE_EPOCH} {epoch + 1}/{recipe.epochs}"
-        reporter.begin(stage, total=per_epoch, unit="iterations")
-        total_loss, steps, skipped_steps = 0.0, 0, 0
-        term_sums: dict[str, float] = {}
-        for batch in loader:
-            batch = batch.to(device, non_blocking=pin)
-            lr = schedule.lr_at(iteration, epoch, epoch_start_iter)
-            step = loop.train_step(model, batch, optimizer, scaler, lr=lr, grad_clip=recipe.grad_clip, amp=amp,
-                                   official_padding=options.official_padding)
-            if not amp:
-                loop.ensure_finite(step.total, f"the training loss at iteration {iteration + 1}")
-            iteration += 1
-            steps += 1
-            skipped_steps += int(step.skipped)
-            total_loss += step.total
-            for name, value in step.losses.items():
-                term_sums[name] = term_sums.get(name, 0.0) + value
-            if iteration % options.log_every == 0 or steps == per_epoch:
-                log.write("iteration", epoch=epoch + 1, iteration=iteration, lr=lr, loss=step.total,
-                          grad_norm=step.grad_norm, skipped=step.skipped, **step.losses)
-            reporter.advance(stage, 1, loss=f"{step.total:.4f}", lr=f"{lr:.2e}")
-        reporter.end(stage)
-        record: dict[str, Any] = {
-            "epoch": epoch + 1, "iteration": iteration, "loss": total_loss / max(steps, 1),
-            "losses": {k: v / max(steps, 1) for k, v in term_sums.items()}, "lr": schedule.lr_at(
-                iteration - 1, epoch, epoch_start_iter) if steps else None,
-            "train_seconds": round(time.monotonic() - epoch_started, 3), "skipped_steps": skipped_steps,
-        }
-        log.write("epoch", **record)
-
+        record, iteration = _train_epoch(training, options, recipe, train_set, epoch=epoch, iteration=iteration,
+                                         seed=seed, per_epoch=counts["iterations_per_epoch"])
         checkpoint = out_dir / CHECKPOINT_DIR / f"epoch_{epoch + 1:04d}.safetensors"
-        metrics = None
+        metrics = improved = None
         if validation is not None and ((epoch + 1) % options.validate_every == 0 or epoch + 1 == recipe.epochs):
-            validation_started = time.monotonic()
-            reporter.begin(STAGE_VALIDATION, total=len(validation.dataset), unit="items")
-            metrics = loop.validate(model, validation, device=device, batch_size=options.val_batch_size)
-            reporter.advance(STAGE_VALIDATION, len(validation.dataset))
-            reporter.end(STAGE_VALIDATION)
-            record["metrics"] = metrics
-            record["validation_seconds"] = round(time.monotonic() - validation_started, 3)
-            for key, value in metrics.items():  # each key's best tracked on its own (official EvalHook)
-                if isinstance(value, (int, float)) and value > best["per_key"].get(key, float("-inf")):
-                    best["per_key"][key] = value
-            value = metrics.get(recipe.selection_metric)
-            if value is None:
-                raise InputError(f"the validation metrics have no {recipe.selection_metric!r} "
-                                 f"(got {sorted(metrics)}); the preset's train.selection_metric does not fit the data")
-            improved = best["value"] is None or value > best["value"]
-            log.write("validation", epoch=epoch + 1, metrics=metrics, selection=recipe.selection_metric,
-                      value=value, best=improved)
+            metrics, improved = _validate_epoch(training, options, validation, recipe.selection_metric, record, best)
         provenance = {**provenance_base, "epoch": epoch + 1, "iteration": iteration,
                       "metrics": metrics or {}}
         save_checkpoint(model, checkpoint, clip=tower_id, preset=preset_ref, provenance=provenance)
@@ -465,26 +585,14 @@ def finetune(workspace: "Workspace", options: FinetuneOptions, *, reporter: Repo
             best.update({"value": metrics[recipe.selection_metric], "epoch": epoch + 1})
             _copy_checkpoint(checkpoint, out_dir / BEST_FILE)
         history.append(record)
-        loop.save_state(out_dir / STATE_FILE, model=model, optimizer=optimizer, scaler=scaler, epoch=epoch + 1,
-                        iteration=iteration, best=best, history=history, identity=identity)
+        loop.save_state(out_dir / STATE_FILE, model=model, optimizer=optimizer, scaler=training.scaler,
+                        epoch=epoch + 1, iteration=iteration, best=best, history=history, identity=identity)
         if options.keep_last is not None:
-            epochs_on_disk = sorted((out_dir / CHECKPOINT_DIR).glob("epoch_*.safetensors"))
-            for old in epochs_on_disk[: -options.keep_last]:
-                old.unlink(missing_ok=True)
-                old.with_suffix(".json").unlink(missing_ok=True)
+            _drop_old_epochs(out_dir, options.keep_last)
 
-    if last_checkpoint is None:
-        existing = sorted((out_dir / CHECKPOINT_DIR).glob("epoch_*.safetensors"))
-        last_checkpoint = existing[-1] if existing else None
     log.write("end", epochs=len(history), iteration=iteration, best=best,
               seconds=round(time.monotonic() - started, 3))
-    files = {"log": out_dir / LOG_FILE, "state": out_dir / STATE_FILE, "run": out_dir / "run.json",
-             "preset": out_dir / "preset.json"}
-    best_path = out_dir / BEST_FILE if (out_dir / BEST_FILE).is_file() else None
-    if best_path is not None:
-        files["best"] = best_path
-    if last_checkpoint is not None:
-        files["last"] = last_checkpoint
+    files, best_path, last_checkpoint = _run_files(out_dir, last_checkpoint)
     run_json.update({"status": "finished", "best": best, "history": history, "iterations": iteration,
                      "warnings": warnings})
     _write_json(out_dir / "run.json", run_json)

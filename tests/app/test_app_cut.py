@@ -18,7 +18,7 @@ from r2cli.outputs import write_table
 @pytest.fixture(scope="module")
 def source_video(ffmpeg, tmp_path_factory):
     """8 s, 25 fps, 160x120, three coloured scenes, 440 Hz audio, keyframe every 25 frames."""
-    from media import make_video
+    from fixtures import make_video
 
     return make_video(tmp_path_factory.mktemp("sources") / "source.mp4", seconds=8, fps=25,
                       colors=("red", "green", "blue"), audio=True, gop=25)
@@ -27,7 +27,7 @@ def source_video(ffmpeg, tmp_path_factory):
 @pytest.fixture(scope="module")
 def silent_video(ffmpeg, tmp_path_factory):
     """4 s, 30 fps, 320x240, no audio."""
-    from media import make_video
+    from fixtures import make_video
 
     return make_video(tmp_path_factory.mktemp("sources") / "silent clip.mp4", seconds=4, width=320, height=240, fps=30)
 

@@ -17,7 +17,7 @@ from r2cli.paths import resolve_workspace
 @pytest.fixture(scope="module")
 def sources(ffmpeg, tmp_path_factory):
     """make_video(seconds=8, fps=25, 3 colours, audio, gop=25) and make_video(seconds=4, 320x240, fps=30)."""
-    from media import make_video
+    from fixtures import make_video
 
     folder = tmp_path_factory.mktemp("sources")
     return (make_video(folder / "source.mp4", seconds=8, fps=25, colors=("red", "green", "blue"), audio=True, gop=25),

@@ -9,7 +9,7 @@ import pytest
 from r2cli.errors import MissingWeightsError
 from r2cli.model import registry
 
-from media import make_video
+from fixtures import make_video
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

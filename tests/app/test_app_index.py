@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from media import make_video
+from fixtures import make_video
 
 from r2cli.app.index import IndexOptions, run_index
 from r2cli.catalog.queries import list_videos

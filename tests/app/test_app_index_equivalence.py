@@ -6,13 +6,13 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from media import make_video
+from fixtures import make_video
 
 from r2cli.catalog.queries import list_videos
 from r2cli.catalog.scan import FileError, ScanReport
 from r2cli.cli.main import main
 from r2cli.features.extract import ExtractReport, VideoFailure
-from r2cli.jobs import run_job
+from r2cli.app.jobs import run_job
 from r2cli.paths import resolve_workspace
 
 

@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "search"))  # searchkit: tiny heads, archives
-
-from searchkit import ArchiveVideo, build_archive, random_features, run_cli  # noqa: E402
+from fixtures import ArchiveVideo, build_archive, random_features, run_cli
 
 
 @pytest.fixture
@@ -34,7 +31,7 @@ def head(request, tiny_model_path):
 
 
 def test_command_line_equals_job(capsys, archive, head, tiny_clip_path, tmp_path):
-    from r2cli.jobs import run_job
+    from r2cli.app.jobs import run_job
 
     preset, head_path = head
     code, out, err = run_cli(capsys, "summarize", "--ratio", "0.3", "-w", str(archive.root), "--checkpoint",

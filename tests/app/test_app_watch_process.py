@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from media import make_video
+from fixtures import make_video
 
 from r2cli.paths import resolve_workspace
 
@@ -107,7 +107,7 @@ def watches():
 
 @pytest.fixture(scope="module")
 def clip(ffmpeg, tmp_path_factory) -> Path:
-    """A 4 s 64x48 H.264 clip (tests/media.py make_video: lavfi colour scenes with a moving box)."""
+    """A 4 s 64x48 H.264 clip (tests/fixtures.py make_video: lavfi colour scenes with a moving box)."""
     return make_video(tmp_path_factory.mktemp("watch-media") / "clip.mp4", seconds=4, width=64, height=48)
 
 

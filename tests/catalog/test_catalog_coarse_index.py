@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("faiss")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "search"))
 
-from searchkit import ArchiveVideo, build_archive, random_embed, random_features  # noqa: E402
+from fixtures import ArchiveVideo, build_archive, random_embed, random_features  # noqa: E402
 
 
 def test_index_follows_the_catalog_on_both_backends(workspace, tiny_tower):

@@ -307,7 +307,7 @@ def test_workspace_inside_the_archive_is_skipped(archive, make_copy):
 def test_media_tagged_as_r2cli_output_is_not_indexed(ffmpeg, tmp_path):
     import subprocess
 
-    from media import make_video
+    from fixtures import make_video
 
     from r2cli.catalog.scan import scan_archive
     from r2cli.paths import OUTPUT_COMMENT, resolve_workspace

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from media import make_video
+from fixtures import make_video
 
 
 def run(capsys, *args) -> tuple[int, str, str]:

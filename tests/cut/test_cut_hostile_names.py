@@ -49,7 +49,7 @@ FORBIDDEN = ["\r", "\x1b", "\x07", "\x7f", "\u202e", "\x85", "\u2028"]
 @pytest.fixture(scope="module")
 def hostile_results(ffmpeg, tmp_path_factory, tiny_tower, tiny_clip_path, tiny_model_path):
     """moments.parquet of a real search over the hostile archive (every video has moments)."""
-    from media import make_video
+    from fixtures import make_video
 
     from r2cli.app.search import SearchOptions, search
     from r2cli.catalog.scan import scan_archive

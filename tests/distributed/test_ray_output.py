@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_index_ray_local_keeps_rays_output_off_the_terminal(ffmpeg, tiny_clip_path, tmp_path):
-    from media import make_video
+    from fixtures import make_video
 
     archive = tmp_path / "archive"
     make_video(archive / "one.mp4", seconds=4, width=64, height=48, fps=10, colors=("red", "blue"))

@@ -14,7 +14,7 @@ def tower(tiny_clip_path):
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
-    from tests.search.searchkit import build_marker_head, save_official
+    from tests.fixtures import build_marker_head, save_official
 
     return save_official(build_marker_head(), tmp_path_factory.mktemp("heads") / "marker_head.pth")
 
@@ -22,7 +22,7 @@ def head(tmp_path_factory):
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory, tower):
     from r2cli.paths import resolve_workspace
-    from tests.search.searchkit import ArchiveVideo, build_archive, marker_features, random_features
+    from tests.fixtures import ArchiveVideo, build_archive, marker_features, random_features
 
     workspace = resolve_workspace(tmp_path_factory.mktemp("ray-search") / "ws")
     build_archive(workspace, tower, [
@@ -73,7 +73,7 @@ def test_one_query_over_an_archive_spread_over_three_actors_equals_local(ray_clu
 
     import r2cli.distributed.search as ray_search
     from r2cli.paths import resolve_workspace
-    from tests.search.searchkit import ArchiveVideo, build_archive, marker_features
+    from tests.fixtures import ArchiveVideo, build_archive, marker_features
 
     workspace = resolve_workspace(tmp_path / "ws")
     videos = [ArchiveVideo(f"v{i:02d}.mp4", marker_features(40 + 7 * i, [(3 + i % 11, 6 + i % 11, 0.6 + 0.01 * i)],

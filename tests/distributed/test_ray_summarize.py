@@ -12,7 +12,7 @@ import pytest
 def archive(tmp_path_factory, tiny_clip_path):
     from r2cli.features.clip import load_clip
     from r2cli.paths import resolve_workspace
-    from tests.search.searchkit import ArchiveVideo, build_archive, marker_features, random_features
+    from tests.fixtures import ArchiveVideo, build_archive, marker_features, random_features
 
     tower = load_clip(str(tiny_clip_path), device="cpu")
     workspace = resolve_workspace(tmp_path_factory.mktemp("ray-summarize") / "ws")

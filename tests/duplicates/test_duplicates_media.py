@@ -124,7 +124,7 @@ def test_cli_table_json_and_report(dups_archive, tmp_path, capsys, monkeypatch):
 
 
 def test_job_step_runs_and_is_skipped_when_nothing_changed(dups_archive, tmp_path):
-    from r2cli.jobs import load_job, run_job
+    from r2cli.app.jobs import load_job, run_job
 
     workspace, _ = dups_archive
     job = tmp_path / "dups.toml"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from media import make_video
+from fixtures import make_video
 
 
 def run(capsys, *args) -> tuple[int, str, str]:

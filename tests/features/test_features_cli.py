@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from media import make_video
+from fixtures import make_video
 
 from r2cli.cli.main import main
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media import make_video
+from fixtures import make_video
 
 from r2cli.catalog.scan import scan_archive
 from r2cli.errors import UsageError
@@ -47,15 +47,15 @@ def build_archive(folder: Path) -> Path:
 
 
 @pytest.fixture()
-def indexed(ffmpeg, tmp_path, tiny_tower):
+def indexed(ffmpeg, tmp_path, tiny_tower_small_batch):
     archive = build_archive(tmp_path / "archive")
     workspace = resolve_workspace(tmp_path / "ws")
     scan_archive([archive], workspace)
-    report = extract_features(workspace, tower=tiny_tower)
+    report = extract_features(workspace, tower=tiny_tower_small_batch)
     return archive, workspace, report
 
 
-def test_index_writes_features_and_records_them(indexed, tiny_tower):
+def test_index_writes_features_and_records_them(indexed, tiny_tower_small_batch):
     archive, workspace, report = indexed
     assert (report.videos_total, report.videos_extracted, report.videos_failed, report.videos_skipped) == (3, 2, 1, 0)
     assert report.clips == 4 + 3 and report.video_seconds == pytest.approx(12.0, abs=0.1)
@@ -66,7 +66,7 @@ def test_index_writes_features_and_records_them(indexed, tiny_tower):
     assert short.features_status == "error"
     assert "too short for one clip at 0.5 fps" in short.features_error
     assert [f.path for f in report.failures] == [str(archive / "short.mp4")]
-    settings = FeatureSettings.for_tower(tiny_tower)
+    settings = FeatureSettings.for_tower(tiny_tower_small_batch)
     store = FeatureStore(workspace.features_dir)
     assert {s[1] for s in sets} == {settings.key()} and len(sets) == 2
     assert report.bytes_written == sum(s[5] for s in sets)
@@ -74,36 +74,36 @@ def test_index_writes_features_and_records_them(indexed, tiny_tower):
         video = videos[name]
         features = store.get(video.fingerprint, settings)
         assert features.num_clips == expected_clip_count(video.duration, 0.5)
-        assert features.layers.shape == (features.num_clips, 4, tiny_tower.num_tokens, tiny_tower.video_width)
-        assert features.embed.shape == (features.num_clips, tiny_tower.embed_dim)
+        assert features.layers.shape == (features.num_clips, 4, tiny_tower_small_batch.num_tokens, tiny_tower_small_batch.video_width)
+        assert features.embed.shape == (features.num_clips, tiny_tower_small_batch.embed_dim)
         np.testing.assert_allclose(np.linalg.norm(features.embed.astype(np.float32), axis=1), 1.0, atol=2e-3)
         assert np.all(np.diff(features.timestamps) > 0)
 
 
-def test_rerun_skips_finished_videos(indexed, tiny_tower):
+def test_rerun_skips_finished_videos(indexed, tiny_tower_small_batch):
     _, workspace, _ = indexed
-    again = extract_features(workspace, tower=tiny_tower)
+    again = extract_features(workspace, tower=tiny_tower_small_batch)
     assert (again.videos_extracted, again.videos_skipped, again.videos_failed) == (0, 2, 1)
     assert again.bytes_written == 0
 
 
-def test_alone_and_batched_features_are_identical(indexed, tiny_tower):
+def test_alone_and_batched_features_are_identical(indexed, tiny_tower_small_batch):
     archive, workspace, report = indexed
     assert report.batch_size == 4  # 4 + 3 clips: one batch held frames of both videos
     videos, _ = rows(workspace)
-    settings = FeatureSettings.for_tower(tiny_tower)
+    settings = FeatureSettings.for_tower(tiny_tower_small_batch)
     for name in ("a.mp4", "b.mp4"):
-        alone = extract_video(archive / name, settings, tiny_tower, batch_size=4)
+        alone = extract_video(archive / name, settings, tiny_tower_small_batch, batch_size=4)
         stored = FeatureStore(workspace.features_dir).get(videos[name].fingerprint, settings)
         np.testing.assert_array_equal(alone.layers, stored.layers)
         np.testing.assert_array_equal(alone.embed, stored.embed)
         np.testing.assert_array_equal(alone.timestamps, stored.timestamps)
 
 
-def test_a_modified_file_gets_new_features_never_stale_ones(indexed, tiny_tower):
+def test_a_modified_file_gets_new_features_never_stale_ones(indexed, tiny_tower_small_batch):
     archive, workspace, _ = indexed
     before, _ = rows(workspace)
-    settings = FeatureSettings.for_tower(tiny_tower)
+    settings = FeatureSettings.for_tower(tiny_tower_small_batch)
     store = FeatureStore(workspace.features_dir)
     old = np.array(store.get(before["a.mp4"].fingerprint, settings).layers)
     make_video(archive / "a.mp4", seconds=7, width=160, height=120, colors=("white", "purple"))
@@ -113,45 +113,45 @@ def test_a_modified_file_gets_new_features_never_stale_ones(indexed, tiny_tower)
     assert new_fingerprint != before["a.mp4"].fingerprint
     assert after["a.mp4"].features_status == "none"
     assert store.get(new_fingerprint, settings) is None  # nothing to serve until it is extracted
-    report = extract_features(workspace, tower=tiny_tower)
+    report = extract_features(workspace, tower=tiny_tower_small_batch)
     assert report.videos_extracted == 1
     new = store.get(new_fingerprint, settings)
     assert new is not None and not np.array_equal(np.array(new.layers), old)
 
 
-def test_a_file_changed_after_the_scan_is_not_extracted(ffmpeg, tmp_path, tiny_tower):
+def test_a_file_changed_after_the_scan_is_not_extracted(ffmpeg, tmp_path, tiny_tower_small_batch):
     archive = tmp_path / "archive"
     make_video(archive / "a.mp4", seconds=4)
     workspace = resolve_workspace(tmp_path / "ws")
     scan_archive([archive], workspace)
     os.utime(archive / "a.mp4", (time.time() + 100, time.time() + 100))
-    report = extract_features(workspace, tower=tiny_tower)
+    report = extract_features(workspace, tower=tiny_tower_small_batch)
     assert report.videos_failed == 1 and report.videos_extracted == 0
     videos, sets = rows(workspace)
     assert "changed since it was scanned" in videos["a.mp4"].features_error and sets == []
 
 
-def test_a_changed_setting_is_a_different_feature_set(indexed, tiny_tower):
+def test_a_changed_setting_is_a_different_feature_set(indexed, tiny_tower_small_batch):
     _, workspace, _ = indexed
-    report = extract_features(workspace, tower=tiny_tower, fps=1.0)
+    report = extract_features(workspace, tower=tiny_tower_small_batch, fps=1.0)
     # 0.6 s is more than half a 1 s clip: the short video has one clip at 1 fps.
     assert report.videos_extracted == 3 and report.clips == 7 + 5 + 1
     _, sets = rows(workspace)
     assert len({s[1] for s in sets}) == 2 and len(sets) == 5
 
 
-def test_a_moved_file_keeps_its_features(indexed, tiny_tower):
+def test_a_moved_file_keeps_its_features(indexed, tiny_tower_small_batch):
     archive, workspace, _ = indexed
     (archive / "moved").mkdir()
     shutil.move(archive / "a.mp4", archive / "moved" / "renamed.mp4")
     scan_archive([archive], workspace)
-    report = extract_features(workspace, tower=tiny_tower)
+    report = extract_features(workspace, tower=tiny_tower_small_batch)
     assert report.videos_extracted == 0 and report.videos_skipped == 2
     videos, _ = rows(workspace)
     assert videos["renamed.mp4"].features_status == "ok"
 
 
-def test_decoder_failure_is_recorded_and_the_run_goes_on(ffmpeg, tmp_path, tiny_tower, monkeypatch):
+def test_decoder_failure_is_recorded_and_the_run_goes_on(ffmpeg, tmp_path, tiny_tower_small_batch, monkeypatch):
     archive = tmp_path / "archive"
     make_video(archive / "a.mp4", seconds=4)
     workspace = resolve_workspace(tmp_path / "ws")
@@ -160,24 +160,24 @@ def test_decoder_failure_is_recorded_and_the_run_goes_on(ffmpeg, tmp_path, tiny_
     fake.write_text("#!/bin/sh\necho 'a.mp4: Invalid data found when processing input' >&2\nexit 1\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("R2CLI_FFMPEG", str(fake))
-    report = extract_features(workspace, tower=tiny_tower)
+    report = extract_features(workspace, tower=tiny_tower_small_batch)
     assert report.videos_failed == 1
     videos, sets = rows(workspace)
     assert videos["a.mp4"].features_status == "error" and sets == []
     assert "Invalid data found when processing input" in videos["a.mp4"].features_error
     monkeypatch.delenv("R2CLI_FFMPEG")
-    assert extract_features(workspace, tower=tiny_tower).videos_extracted == 1  # retried and fixed
+    assert extract_features(workspace, tower=tiny_tower_small_batch).videos_extracted == 1  # retried and fixed
 
 
-def test_bad_arguments_are_refused(tmp_path, tiny_tower):
+def test_bad_arguments_are_refused(tmp_path, tiny_tower_small_batch):
     workspace = resolve_workspace(tmp_path / "ws")
     with pytest.raises(UsageError, match="--fps must be a number"):
-        extract_features(workspace, tower=tiny_tower, fps=0)
+        extract_features(workspace, tower=tiny_tower_small_batch, fps=0)
     with pytest.raises(UsageError, match="--batch-size must be a positive integer"):
-        extract_features(workspace, tower=tiny_tower, batch_size=0)
+        extract_features(workspace, tower=tiny_tower_small_batch, batch_size=0)
     other = FeatureSettings(clip_model="ViT-B-32", weights_id="ViT-B-32/openai")
     with pytest.raises(UsageError, match="do not match the CLIP tower"):
-        extract_video(tmp_path / "x.mp4", other, tiny_tower)
+        extract_video(tmp_path / "x.mp4", other, tiny_tower_small_batch)
 
 
 _KILL_SCRIPT = """
@@ -198,7 +198,7 @@ extract_features(resolve_workspace(sys.argv[1]), tower=tower, batch_size=1)
 """
 
 
-def test_killed_extraction_leaves_no_usable_half_file_and_resumes(ffmpeg, tmp_path, tiny_clip_path, tiny_tower):
+def test_killed_extraction_leaves_no_usable_half_file_and_resumes(ffmpeg, tmp_path, tiny_clip_path, tiny_tower_small_batch):
     archive = tmp_path / "archive"
     make_video(archive / "a_short.mp4", seconds=4, width=64, height=48)
     make_video(archive / "b_long.mp4", seconds=120, width=64, height=48, fps=5)
@@ -228,10 +228,10 @@ def test_killed_extraction_leaves_no_usable_half_file_and_resumes(ffmpeg, tmp_pa
     assert videos["a_short.mp4"].features_status == "ok" and videos["b_long.mp4"].features_status == "none"
     assert len(sets) == 1
 
-    report = extract_features(workspace, tower=tiny_tower)
+    report = extract_features(workspace, tower=tiny_tower_small_batch)
     assert (report.videos_extracted, report.videos_skipped) == (1, 1)
     assert not list(features.rglob(".*.tmp"))  # the dead writer's temporary was cleaned up
     videos, sets = rows(workspace)
     assert videos["b_long.mp4"].features_status == "ok" and len(sets) == 2
-    settings = FeatureSettings.for_tower(tiny_tower)
+    settings = FeatureSettings.for_tower(tiny_tower_small_batch)
     assert FeatureStore(features).get(videos["b_long.mp4"].fingerprint, settings).num_clips == 60

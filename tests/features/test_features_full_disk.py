@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from media import make_video
+from fixtures import make_video
 
 from r2cli.catalog.queries import list_videos
 from r2cli.catalog.scan import scan_archive
@@ -36,7 +36,7 @@ def _dead_pid() -> int:
     return child.pid
 
 
-def test_full_disk_fails_one_video_and_leaves_no_partial_file(ffmpeg, tmp_path, small_disk, tiny_tower):
+def test_full_disk_fails_one_video_and_leaves_no_partial_file(ffmpeg, tmp_path, small_disk, tiny_tower_small_batch):
     archive = tmp_path / "archive"
     make_video(archive / "a_small.mp4", seconds=8, width=64, height=48, fps=2)
     make_video(archive / "b_large.mp4", seconds=300, width=64, height=48, fps=1)  # 150 clips x 2.5 KB
@@ -51,7 +51,7 @@ def test_full_disk_fails_one_video_and_leaves_no_partial_file(ffmpeg, tmp_path, 
     filler = small_disk / "filler"
     filler.write_bytes(b"\0" * max(0, free.f_bavail * free.f_frsize - 200 * 1024))  # leave ~200 KB
 
-    report = extract_features(workspace, tower=tiny_tower)  # no exception: recorded per video
+    report = extract_features(workspace, tower=tiny_tower_small_batch)  # no exception: recorded per video
     assert report.temporaries_removed == 1 and not stale.exists()
     assert (report.videos_extracted, report.videos_failed) == (1, 1)
     (failure,) = report.failures
@@ -63,5 +63,5 @@ def test_full_disk_fails_one_video_and_leaves_no_partial_file(ffmpeg, tmp_path, 
     assert videos["a_small.mp4"].features_status == "ok" and videos["b_large.mp4"].features_status == "error"
 
     filler.unlink()  # room again: the rerun extracts what failed
-    again = extract_features(workspace, tower=tiny_tower)
+    again = extract_features(workspace, tower=tiny_tower_small_batch)
     assert (again.videos_extracted, again.videos_skipped, again.videos_failed) == (1, 1, 0)

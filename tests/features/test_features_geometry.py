@@ -6,7 +6,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from media import make_video
+from fixtures import make_video
 
 from r2cli.features.store import FeatureSettings
 from r2cli.media.frames import GEOMETRY_OFFICIAL, compute_geometry, sample_frames

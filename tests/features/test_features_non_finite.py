@@ -11,11 +11,12 @@ import json
 import struct
 
 import pytest
-from media import make_video
+from fixtures import make_video
 
 from r2cli.catalog.scan import scan_archive
 from r2cli.features.extract import extract_features
-from r2cli.features.store import CHECKSUM_ALGO, CHECKSUM_BYTES, read_header
+from r2cli.features.file_format import CHECKSUM_ALGO, CHECKSUM_BYTES
+from r2cli.features.store import read_header
 from r2cli.features.verify import check_file
 from r2cli.paths import resolve_workspace
 
@@ -73,17 +74,17 @@ def _write_nan_with_valid_checksum(path):
     path.write_bytes(bytes(data))
 
 
-def test_verify_reports_nan_stored_with_a_valid_checksum(archive, tmp_path, tiny_tower):
+def test_verify_reports_nan_stored_with_a_valid_checksum(archive, tmp_path, tiny_tower_small_batch):
     workspace = resolve_workspace(tmp_path / "ws")
     scan_archive([archive], workspace)
-    assert extract_features(workspace, tower=tiny_tower).videos_extracted == 1
+    assert extract_features(workspace, tower=tiny_tower_small_batch).videos_extracted == 1
     (target,) = workspace.features_dir.rglob("*.safetensors")
     original = target.read_bytes()
     _write_nan_with_valid_checksum(target)
     problem = check_file(target, None)
     assert problem is not None and "non-finite values (NaN or inf) in layers" in problem
     assert "matches its checksum" in problem
-    report = extract_features(workspace, tower=tiny_tower, verify=True)
+    report = extract_features(workspace, tower=tiny_tower_small_batch, verify=True)
     assert (report.videos_repaired, report.videos_extracted) == (1, 1)
     assert "non-finite" in report.repaired[0].error
     assert target.read_bytes() == original  # extracted again, finite

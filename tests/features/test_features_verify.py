@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from media import make_video
+from fixtures import make_video
 
 from r2cli.catalog.scan import scan_archive
 from r2cli.features.extract import extract_features
@@ -37,13 +37,13 @@ def flip_data(path: Path) -> None:
 
 
 @pytest.fixture()
-def extracted(ffmpeg, tmp_path, tiny_tower):
+def extracted(ffmpeg, tmp_path, tiny_tower_small_batch):
     archive = tmp_path / "archive"
     make_video(archive / "a.mp4", seconds=7, width=64, height=48)
     make_video(archive / "b.mp4", seconds=5, width=64, height=48, colors=("green", "yellow"))
     workspace = resolve_workspace(tmp_path / "ws")
     scan_archive([archive], workspace)
-    report = extract_features(workspace, tower=tiny_tower)
+    report = extract_features(workspace, tower=tiny_tower_small_batch)
     assert report.videos_extracted == 2
     files = sorted(workspace.features_dir.rglob("*.safetensors"))
     originals = {path: path.read_bytes() for path in files}
@@ -57,21 +57,21 @@ def extracted(ffmpeg, tmp_path, tiny_tower):
     (damage_header, False, "damaged header"),
     (flip_data, False, "data does not match its checksum"),
 ])
-def test_verify_finds_and_repairs_damaged_files(extracted, tiny_tower, damage, found_without_verify, problem):
+def test_verify_finds_and_repairs_damaged_files(extracted, tiny_tower_small_batch, damage, found_without_verify, problem):
     workspace, files, originals = extracted
     target = files[0]
     damage(target)
     assert check_file(target, None) is not None
-    plain = extract_features(workspace, tower=tiny_tower)  # a plain re-run checks sizes only (one stat)
+    plain = extract_features(workspace, tower=tiny_tower_small_batch)  # a plain re-run checks sizes only (one stat)
     if found_without_verify:
         assert (plain.videos_extracted, plain.videos_skipped) == (1, 1)
         assert target.read_bytes() == originals[target]
         damage(target)
     else:
         assert (plain.videos_extracted, plain.videos_skipped) == (0, 2)  # same size: only --verify sees it
-    report = extract_features(workspace, tower=tiny_tower, verify=True)
+    report = extract_features(workspace, tower=tiny_tower_small_batch, verify=True)
     assert (report.videos_verified, report.videos_repaired, report.videos_extracted) == (2, 1, 1)
     assert problem in report.repaired[0].error
     assert {path: path.read_bytes() for path in files} == originals  # the same bytes as the first extraction
-    clean = extract_features(workspace, tower=tiny_tower, verify=True)
+    clean = extract_features(workspace, tower=tiny_tower_small_batch, verify=True)
     assert (clean.videos_verified, clean.videos_repaired, clean.videos_extracted) == (2, 0, 0)

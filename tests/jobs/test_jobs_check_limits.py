@@ -64,7 +64,7 @@ def test_flags_take_the_same_rules():
 
 
 def test_deeply_nested_job_file_is_one_line(tmp_path, capsys):
-    from r2cli.jobs import load_job
+    from r2cli.app.jobs import load_job
 
     path = _write(tmp_path, "[search]\nqueries = " + "[" * 5000 + "]" * 5000 + "\n")
     with pytest.raises(InputError) as caught:
@@ -75,7 +75,7 @@ def test_deeply_nested_job_file_is_one_line(tmp_path, capsys):
 
 
 def test_byte_order_mark_is_accepted(tmp_path):
-    from r2cli.jobs import load_job
+    from r2cli.app.jobs import load_job
 
     path = _write(tmp_path, "[job]\nname = 'nightly'\n[index]\npaths = ['.']\n", bom=True)
     job = load_job(path)

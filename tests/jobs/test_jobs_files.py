@@ -27,7 +27,7 @@ def _write(tmp_path, text: str, name: str = "job.toml"):
     ],
 )
 def test_invalid_job_files_name_the_file_and_key(tmp_path, text, message):
-    from r2cli.jobs import load_job
+    from r2cli.app.jobs import load_job
 
     path = _write(tmp_path, text)
     with pytest.raises(InputError) as caught:
@@ -37,7 +37,7 @@ def test_invalid_job_files_name_the_file_and_key(tmp_path, text, message):
 
 
 def test_non_utf8_and_missing_job_files(tmp_path):
-    from r2cli.jobs import load_job
+    from r2cli.app.jobs import load_job
 
     path = tmp_path / "latin.toml"
     path.write_bytes(b"[search]\nqueries = ['caf\xe9']\n")
@@ -49,7 +49,7 @@ def test_non_utf8_and_missing_job_files(tmp_path):
 
 def test_job_names_stay_inside_runs(tmp_path):
     """A job named like a path was written outside runs/ (issue #14); now only names are accepted."""
-    from r2cli.jobs import job_out_dir, load_job
+    from r2cli.app.jobs import job_out_dir, load_job
     from r2cli.paths import resolve_workspace
 
     (tmp_path / "archive").mkdir()
@@ -62,7 +62,7 @@ def test_job_names_stay_inside_runs(tmp_path):
 def test_template_lists_every_key_and_loads_back(tmp_path):
     """`r2cli run --template` is built from the options classes; uncommenting keys gives a valid file."""
     from r2cli.app.steps import JOB_STEPS
-    from r2cli.jobs import job_template, load_job, step_module
+    from r2cli.app.jobs import job_template, load_job, step_module
 
     text = job_template()
     for section in JOB_STEPS:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "search"))  # searchkit: tiny heads, CLI helper
-
-from searchkit import run_cli  # noqa: E402
+from fixtures import run_cli
 
 
 @pytest.fixture
 def media(tmp_path, ffmpeg):
-    from media import make_video
+    from fixtures import make_video
 
     folder = tmp_path / "archive"
     make_video(folder / "red_blue.mp4", seconds=8, width=96, height=64, fps=10, colors=("red", "blue"))
@@ -61,7 +58,7 @@ def test_job_indexes_searches_cuts_and_resumes(job_file, tmp_path):
 
     from r2cli.catalog import Catalog
     from r2cli.catalog.schema import Run
-    from r2cli.jobs import run_job
+    from r2cli.app.jobs import run_job
     from r2cli.paths import resolve_workspace
 
     first = run_job(job_file)
@@ -113,7 +110,7 @@ def test_sample_job_without_weights_stops_after_the_catalog_pass(tmp_path, ffmpe
 
 def test_unchanged_job_keeps_its_report(job_file, tmp_path):
     """An index that finds nothing new changes nothing: the report step is skipped, and says so (#22.10)."""
-    from r2cli.jobs import run_job
+    from r2cli.app.jobs import run_job
 
     job_file.write_text(job_file.read_text(encoding="utf-8") + "\n[report]\n", encoding="utf-8")
     first = run_job(job_file)

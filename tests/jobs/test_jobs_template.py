@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from r2cli.jobs import JobOptions, commented_key, job_template, step_module
+from r2cli.app.jobs import JobOptions, commented_key, job_template, step_module
 
 
 def _cls(section: str):

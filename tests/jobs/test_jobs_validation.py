@@ -36,7 +36,7 @@ def _write(tmp_path, text: str):
 )
 def test_invalid_job_files_name_the_key(tmp_path, text, message):
     from r2cli.errors import InputError
-    from r2cli.jobs import load_job
+    from r2cli.app.jobs import load_job
 
     path = _write(tmp_path, text)
     with pytest.raises(InputError) as caught:
@@ -47,7 +47,7 @@ def test_invalid_job_files_name_the_key(tmp_path, text, message):
 
 def test_non_utf8_and_missing_job_files(tmp_path):
     from r2cli.errors import InputError
-    from r2cli.jobs import load_job
+    from r2cli.app.jobs import load_job
 
     path = tmp_path / "latin.toml"
     path.write_bytes(b"[search]\nqueries = ['caf\xe9']\n")
@@ -58,7 +58,7 @@ def test_non_utf8_and_missing_job_files(tmp_path):
 
 
 def test_relative_paths_and_defaults(tmp_path):
-    from r2cli.jobs import load_job
+    from r2cli.app.jobs import load_job
 
     folder = tmp_path / "jobs"
     folder.mkdir()
@@ -74,7 +74,7 @@ def test_relative_paths_and_defaults(tmp_path):
 
 def test_sample_job_is_valid_and_every_key_is_commented():
     """The sample job shows every key of every table it has, each under its help text."""
-    from r2cli.jobs import JobOptions, load_job, step_module
+    from r2cli.app.jobs import JobOptions, load_job, step_module
     from r2cli.paths import jobs_dir
 
     sample = jobs_dir() / "sample.toml"
@@ -118,7 +118,7 @@ def test_cli_error_keeps_the_bracketed_table_name(tmp_path, capsys):
 
 def test_job_out_that_is_a_file_is_one_error(tmp_path):
     from r2cli.errors import InputError
-    from r2cli.jobs import load_job, run_job
+    from r2cli.app.jobs import load_job, run_job
     from r2cli.paths import resolve_workspace
 
     (tmp_path / "taken").write_text("not a folder", encoding="utf-8")
@@ -143,7 +143,7 @@ def test_run_help_examples_name_real_job_files():
 
 
 def test_check_names_inputs_that_do_not_exist(tmp_path):
-    from r2cli.jobs import validate_job
+    from r2cli.app.jobs import validate_job
 
     (tmp_path / "media").mkdir()
     path = _write(tmp_path, "[index]\npaths = ['media', 'gone']\n")

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "search"))  # searchkit: the CLI helper
-
-from searchkit import run_cli  # noqa: E402
+from fixtures import run_cli
 
 
 def test_sample_job_names_the_clip_weights_and_the_checkpoint_at_once(tmp_path, ffmpeg, capsys):
@@ -22,7 +17,7 @@ def test_sample_job_names_the_clip_weights_and_the_checkpoint_at_once(tmp_path, 
 
 
 def test_job_with_a_missing_local_checkpoint_names_it_with_the_missing_clip(tmp_path, ffmpeg, capsys):
-    from media import make_video
+    from fixtures import make_video
 
     make_video(tmp_path / "archive" / "a.mp4", seconds=2, width=64, height=48, fps=5)
     job = tmp_path / "job.toml"

@@ -2,7 +2,7 @@
 weights and a tiny random head, and a job over hostile file names and queries.
 
 Both go through the real ``r2cli run`` library (index with ffmpeg + tiny CLIP, search, summarize,
-cut); only the weights are tiny (tests/tiny_clip.py, tests/search/searchkit.py).
+cut); only the weights are tiny (tests/tiny_clip.py, tests/fixtures.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def tiny_head_path(random_head_path) -> Path:
 @pytest.fixture(scope="session")
 def sample_job_run(ffmpeg, tiny_clip_path, tiny_head_path, tmp_path_factory) -> Path:
     """The job folder of ``r2cli run jobs/sample.toml`` (index, search, summarize, cut) with tiny weights."""
-    from r2cli.jobs import run_job
+    from r2cli.app.jobs import run_job
     from r2cli.paths import resolve_workspace
 
     root = tmp_path_factory.mktemp("sample-job")
@@ -57,9 +57,9 @@ def sample_job_run(ffmpeg, tiny_clip_path, tiny_head_path, tmp_path_factory) -> 
 @pytest.fixture(scope="session")
 def hostile_job_run(ffmpeg, tiny_clip_path, tiny_head_path, tmp_path_factory) -> Path:
     """A job over videos named like markup and a query holding a <script>."""
-    from media import make_video
+    from fixtures import make_video
 
-    from r2cli.jobs import run_job
+    from r2cli.app.jobs import run_job
 
     root = tmp_path_factory.mktemp("hostile-job")
     media = root / "media"

@@ -85,7 +85,7 @@ def test_report_of_a_parquet_file_and_errors(sample_job_run, tmp_path):
 
 
 def test_unplayable_codec_and_missing_source_are_said(ffmpeg, tmp_path):
-    from media import make_video
+    from fixtures import make_video
 
     from r2cli.outputs import write_table
 

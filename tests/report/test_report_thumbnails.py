@@ -18,7 +18,7 @@ def _colour(path):
 
 
 def test_frames_at_the_asked_times_in_one_ffmpeg_process(ffmpeg, tmp_path, monkeypatch):
-    from media import make_video
+    from fixtures import make_video
 
     video = make_video(tmp_path / "v.mp4", seconds=6, width=160, height=120, fps=25, colors=("red", "green", "blue"))
     import r2cli.report.thumbnails as thumbnails

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from searchkit import ArchiveVideo, build_archive, random_embed, random_features, run_cli
+from fixtures import ArchiveVideo, build_archive, random_embed, random_features, run_cli
 
 pytest.importorskip("faiss")
 

@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from searchkit import ArchiveVideo, build_archive, compare_runs, random_features, run_cli
+from fixtures import ArchiveVideo, build_archive, compare_runs, random_features, run_cli
 
 SALIENCY_BOUND = 0.002  # max |saliency(int8) - saliency(fp16)| over every scored clip
 SCORE_BOUND = 1e-3  # max |score(int8) - score(fp16)| of a moment both runs found

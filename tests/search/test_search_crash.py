@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from searchkit import ArchiveVideo, build_archive, random_features, run_cli
+from fixtures import ArchiveVideo, build_archive, random_features, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 FINAL_NAMES = ("moments.parquet", "saliency.parquet", "run.json")

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from searchkit import ArchiveVideo, build_archive, random_features
+from fixtures import ArchiveVideo, build_archive, random_features
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]

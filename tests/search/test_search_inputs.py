@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from searchkit import ArchiveVideo, build_archive, marker_features, run_cli
+from fixtures import ArchiveVideo, build_archive, marker_features, run_cli
 
 
 def test_plain_text_query_file(tmp_path):

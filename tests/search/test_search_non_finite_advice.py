@@ -6,7 +6,7 @@ catalog records as intact; ``index --verify`` now finds NaN/inf files and extrac
 
 from __future__ import annotations
 
-from searchkit import ArchiveVideo, build_archive, flip_to_nan, random_features
+from fixtures import ArchiveVideo, build_archive, flip_to_nan, random_features
 
 
 def test_non_finite_window_warning_names_index_verify(workspace, tiny_tower, tiny_clip_path, random_head_path,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from searchkit import ArchiveVideo, build_archive, marker_features, run_cli
+from fixtures import ArchiveVideo, build_archive, marker_features, run_cli
 
 
 @pytest.fixture

@@ -36,8 +36,8 @@ def test_rank_moments_offers_only_playable_moments():
 
 @pytest.fixture
 def archive(workspace, tiny_tower):
-    from searchkit import ArchiveVideo as Stored
-    from searchkit import build_archive, random_features
+    from fixtures import ArchiveVideo as Stored
+    from fixtures import build_archive, random_features
 
     # durations that are not whole clips (2 s): the official rounding can reach past their ends
     build_archive(workspace, tiny_tower, [Stored("a.mp4", random_features(40, 0), duration=79.3),

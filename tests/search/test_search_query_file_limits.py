@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from searchkit import ArchiveVideo, build_archive, random_features, run_cli
+from fixtures import ArchiveVideo, build_archive, random_features, run_cli
 
 from r2cli.errors import InputError, UsageError
 from r2cli.inference.query_files import MAX_QUERY_CHARS, iter_query_file, open_queries

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from searchkit import FPS, ArchiveVideo, build_archive, marker_features, random_features
+from fixtures import FPS, ArchiveVideo, build_archive, marker_features, random_features
 
 
 def _options(head, clip, **extra):
@@ -126,7 +126,7 @@ def test_pair_result_does_not_depend_on_the_batch(workspace, tiny_tower, tiny_cl
 
 
 def test_coarse_stage_keeps_the_windows_closest_to_the_query(workspace, tiny_tower, tiny_clip_path, random_head_path):
-    from searchkit import random_embed
+    from fixtures import random_embed
 
     from r2cli.app.search import search
 

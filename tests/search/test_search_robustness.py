@@ -8,7 +8,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from searchkit import ArchiveVideo, build_archive, flip_to_nan, random_features, run_cli
+from fixtures import ArchiveVideo, build_archive, flip_to_nan, random_features, run_cli
 
 VIDEOS = [("a.mp4", 40), ("long.mp4", 125), ("c.mp4", 30)]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from searchkit import run_cli
+from fixtures import run_cli
 
 SCENES = ("red", "blue", "green", "yellow", "purple", "orange", "navy", "gray")  # 2 s each: one scene per clip
 
@@ -24,7 +24,7 @@ def indexed(tmp_path_factory, tiny_clip_path):
 
     if not shutil.which("ffmpeg") or not shutil.which("ffprobe"):
         pytest.skip("ffmpeg/ffprobe not found on PATH (apt-get install ffmpeg)")
-    from media import make_testsrc, make_video
+    from fixtures import make_testsrc, make_video
 
     from r2cli.app.index import IndexOptions, run_index
     from r2cli.paths import resolve_workspace

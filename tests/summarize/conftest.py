@@ -1,7 +1,7 @@
 """Fixtures of the summarize tests: an archive of generated videos indexed with the real scan and
 feature extraction (tiny CLIP), and two tiny random heads.
 
-Media (real ffmpeg, see tests/media.py ``make_video``):
+Media (real ffmpeg, see tests/fixtures.py ``make_video``):
 
 - ``scenes.mp4``: 30 s, red → blue → green (cuts at 10 s and 20 s = clips 5 and 10 at 0.5 fps),
   440 Hz audio, container title "Three coloured scenes"
@@ -48,7 +48,7 @@ def saliency_head_path(tiny_model_path) -> Path:
 
 @pytest.fixture(scope="session")
 def archive(ffmpeg, tmp_path_factory, tiny_tower) -> Archive:
-    from media import make_video
+    from fixtures import make_video
 
     from r2cli.catalog.scan import scan_archive
     from r2cli.features.extract import extract_features

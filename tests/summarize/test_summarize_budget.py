@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from r2cli.app.summarize import summarize
-from r2cli.inference.summaries import readable_title, video_query
+from r2cli.summary.stages import readable_title, video_query
 
 FPS = 0.5
 CLIP_S = 1 / FPS

@@ -9,7 +9,7 @@ import pytest
 
 from r2cli.errors import InputError, UsageError
 from r2cli.app.summarize import summarize
-from r2cli.inference.summaries import check_budget
+from r2cli.summary.stages import check_budget
 
 
 @pytest.fixture

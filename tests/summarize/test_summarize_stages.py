@@ -12,7 +12,7 @@ def test_stages_without_the_app_layer_give_the_same_summary(archive, head_path, 
     from r2cli.inference.grounding import Grounder
     from r2cli.inference.models import load_models, preset_defaults
     from r2cli.inference.search import open_features
-    from r2cli.inference.summaries import plan_videos, select_segments, summary_frame, video_saliency
+    from r2cli.summary.stages import plan_videos, select_segments, summary_frame, video_saliency
     from r2cli.inference.windows import window_sizes
 
     result = summarize(archive.workspace, ("scenes.mp4", "long_walk.mp4"), ratio=0.3, checkpoint=str(head_path),

@@ -32,7 +32,7 @@ EXPECTED_OUTPUT = EXPECTED_TABLE + """\
 
 
 def _videos():
-    from r2cli.inference.summaries import VideoSummary
+    from r2cli.summary.stages import VideoSummary
 
     return [
         VideoSummary(video_id=1, path="/archive/holidays/2019_summer_vacation_at_the_beach_with_the_dog.mp4",

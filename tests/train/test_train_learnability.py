@@ -1,6 +1,6 @@
 """End to end on CPU: synthetic coloured videos -> index with the tiny CLIP -> finetune -> ground held-out videos.
 
-Each video is three single-colour scenes of equal length (``tests/media.make_video``: ffmpeg lavfi
+Each video is three single-colour scenes of equal length (``tests/fixtures.make_video``: ffmpeg lavfi
 ``color`` sources concatenated, a small white box moving over them). The annotation of "the red
 scene" is the red scene's window. Training videos use every order of the three colours at two scene
 lengths; held-out videos use other scene lengths, so the head must find the colour, not memorise
@@ -41,7 +41,7 @@ def _write_annotations(path: Path, videos: list[tuple[Path, tuple[str, ...], flo
 @pytest.fixture(scope="module")
 def synthetic_archive(tmp_path_factory, ffmpeg):
     """Videos (64x48, 4 fps) and their annotations: train.jsonl (12 videos) and heldout.jsonl (6 videos)."""
-    from media import make_video
+    from fixtures import make_video
 
     root = tmp_path_factory.mktemp("archive")
     orders = list(itertools.permutations(COLORS))
@@ -61,7 +61,7 @@ def synthetic_archive(tmp_path_factory, ffmpeg):
 
 def test_tiny_clip_keeps_the_scene_colours_apart(tiny_clip_path, ffmpeg, tmp_path):
     """Precondition of the learnability test: per-scene CLS features differ far more across colours than within."""
-    from media import make_video
+    from fixtures import make_video
 
     from r2cli.features.clip import load_clip
     from r2cli.media.frames import sample_frames

@@ -108,6 +108,41 @@ def render_coarse_report(report) -> None:
         console.print(shown(f"  verify: {problem}"), highlight=False, soft_wrap=True)
 
 
+# The options whose declaration takes more than a line, named once so that the command reads as a list.
+_FeaturesOpt = Annotated[
+    Optional[bool], typer.Option("--features/--no-features", help=_help("features"), show_default=False)
+]
+_ClipWeightsOpt = Annotated[
+    Optional[str], typer.Option("--clip-weights", metavar="PATH|TAG", help=_help("clip_weights"), show_default=False)
+]
+_GeometryOpt = Annotated[Optional[str], typer.Option("--geometry", help=_help("geometry"), show_default=False)]
+_FeatureDtypeOpt = Annotated[
+    Optional[str],
+    typer.Option("--feature-dtype", metavar="float16|int8", help=_help("feature_dtype"), show_default=False),
+]
+_BatchSizeOpt = Annotated[Optional[int], typer.Option("--batch-size", help=_help("batch_size"), show_default=False)]
+_RayOpt = Annotated[
+    Optional[str], typer.Option("--ray", metavar="local|HOST:PORT", help=_help("ray"), show_default=False)
+]
+_CoarseIndexOpt = Annotated[
+    Optional[bool], typer.Option("--coarse-index/--no-coarse-index", help=_help("coarse_index"), show_default=False)
+]
+_CoarseIndexMinClipsOpt = Annotated[
+    Optional[int], typer.Option("--coarse-index-min-clips", help=_help("coarse_index_min_clips"), show_default=False)
+]
+_RebuildCoarseIndexOpt = Annotated[bool, typer.Option("--rebuild-coarse-index", help=_help("rebuild_coarse_index"))]
+_SettleOpt = Annotated[
+    Optional[float], typer.Option("--settle", metavar="SECONDS", help=_help("settle"), show_default=False)
+]
+_WatchModeOpt = Annotated[
+    Optional[str],
+    typer.Option("--watch-mode", metavar="auto|inotify|poll", help=_help("watch_mode"), show_default=False),
+]
+_PollIntervalOpt = Annotated[
+    Optional[float], typer.Option("--poll-interval", metavar="SECONDS", help=_help("poll_interval"), show_default=False)
+]
+
+
 def register(app: typer.Typer) -> None:
     @app.command("index")
     def index(
@@ -117,52 +152,22 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", help=_help("dry_run"))] = False,
         strict: Annotated[bool, typer.Option("--strict", help=_help("strict"))] = False,
         wait: Annotated[Optional[float], typer.Option("--wait", help=_help("wait"), show_default=False)] = None,
-        features: Annotated[
-            Optional[bool], typer.Option("--features/--no-features", help=_help("features"), show_default=False)
-        ] = None,
-        clip_weights: Annotated[
-            Optional[str],
-            typer.Option("--clip-weights", metavar="PATH|TAG", help=_help("clip_weights"), show_default=False),
-        ] = None,
+        features: _FeaturesOpt = None,
+        clip_weights: _ClipWeightsOpt = None,
         fps: Annotated[Optional[float], typer.Option("--fps", help=_help("fps"), show_default=False)] = None,
-        geometry: Annotated[
-            Optional[str], typer.Option("--geometry", help=_help("geometry"), show_default=False)
-        ] = None,
+        geometry: _GeometryOpt = None,
         device: Annotated[Optional[str], typer.Option("--device", help=_help("device"), show_default=False)] = None,
-        feature_dtype: Annotated[
-            Optional[str],
-            typer.Option("--feature-dtype", metavar="float16|int8", help=_help("feature_dtype"), show_default=False),
-        ] = None,
-        batch_size: Annotated[
-            Optional[int], typer.Option("--batch-size", help=_help("batch_size"), show_default=False)
-        ] = None,
+        feature_dtype: _FeatureDtypeOpt = None,
+        batch_size: _BatchSizeOpt = None,
         verify: Annotated[bool, typer.Option("--verify", help=_help("verify"))] = False,
-        ray: Annotated[
-            Optional[str], typer.Option("--ray", metavar="local|HOST:PORT", help=_help("ray"), show_default=False)
-        ] = None,
-        coarse_index: Annotated[
-            Optional[bool], typer.Option("--coarse-index/--no-coarse-index", help=_help("coarse_index"),
-                                         show_default=False)
-        ] = None,
-        coarse_index_min_clips: Annotated[
-            Optional[int], typer.Option("--coarse-index-min-clips", help=_help("coarse_index_min_clips"),
-                                        show_default=False)
-        ] = None,
-        rebuild_coarse_index: Annotated[
-            bool, typer.Option("--rebuild-coarse-index", help=_help("rebuild_coarse_index"))
-        ] = False,
+        ray: _RayOpt = None,
+        coarse_index: _CoarseIndexOpt = None,
+        coarse_index_min_clips: _CoarseIndexMinClipsOpt = None,
+        rebuild_coarse_index: _RebuildCoarseIndexOpt = False,
         watch: Annotated[bool, typer.Option("--watch", help=_help("watch"))] = False,
-        settle: Annotated[
-            Optional[float], typer.Option("--settle", metavar="SECONDS", help=_help("settle"), show_default=False)
-        ] = None,
-        watch_mode: Annotated[
-            Optional[str],
-            typer.Option("--watch-mode", metavar="auto|inotify|poll", help=_help("watch_mode"), show_default=False),
-        ] = None,
-        poll_interval: Annotated[
-            Optional[float],
-            typer.Option("--poll-interval", metavar="SECONDS", help=_help("poll_interval"), show_default=False),
-        ] = None,
+        settle: _SettleOpt = None,
+        watch_mode: _WatchModeOpt = None,
+        poll_interval: _PollIntervalOpt = None,
         json_output: JsonOpt = False,
         workspace: WorkspaceOpt = None,
         catalog: CatalogOpt = None,
@@ -201,17 +206,22 @@ def register(app: typer.Typer) -> None:
             return
         with RichReporter() as reporter:
             result = run_index(ws, options, reporter=reporter)
-        if json_output:
-            print_json(result.to_dict())
-        else:
-            render_scan_report(result.scan)
-            if result.features is not None:
-                render_feature_report(result.features)
-            for report in result.coarse:
-                render_coarse_report(report)
+        _render(result, json_output)
         problem = result.strict_error()
         if problem is not None:
             raise problem
+
+
+def _render(result, json_output: bool) -> None:
+    """An ``IndexResult`` as JSON, or as the scan's table, the features' lines and the coarse indexes' lines."""
+    if json_output:
+        print_json(result.to_dict())
+        return
+    render_scan_report(result.scan)
+    if result.features is not None:
+        render_feature_report(result.features)
+    for report in result.coarse:
+        render_coarse_report(report)
 
 
 def _watch(workspace, options: IndexOptions, json_output: bool) -> None:

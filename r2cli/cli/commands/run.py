@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         Example:  r2cli run --template > nightly.toml
         """
         from r2cli.errors import UsageError
-        from r2cli.jobs import job_template, load_job, run_job, validate_job
+        from r2cli.app.jobs import job_template, load_job, run_job, validate_job
 
         if template:
             sys.stdout.write(job_template() + "\n")

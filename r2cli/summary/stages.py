@@ -112,7 +112,7 @@ def check_budget(ratio: float | None, seconds: float | None) -> None:
     Raises:
         UsageError: both or neither given, ``ratio`` outside (0, 1], ``seconds`` not positive.
     """
-    from r2cli.summary import budget_seconds
+    from r2cli.summary.summarize import budget_seconds
 
     for flag, value in (("--ratio", ratio), ("--seconds", seconds)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -199,7 +199,7 @@ def select_segments(plan: VideoPlan, scores: "np.ndarray", *, fps: float, ratio:
     """
     import numpy as np
 
-    from r2cli.summary import budget_seconds, summarize_video, summary_rows
+    from r2cli.summary.summarize import budget_seconds, summarize_video, summary_rows
 
     record = plan.record
     budget = budget_seconds(plan.duration, ratio=ratio, seconds=seconds)
@@ -286,7 +286,7 @@ def _filled(scores: "np.ndarray") -> "np.ndarray":
 
 def reel_segments(summaries: list[VideoSummary]) -> list[Any]:
     """The selected segments of every video (videos in catalog order, segments in time order) for a reel."""
-    from r2cli.media.cut import Segment
+    from r2cli.media.segments import Segment
 
     return [
         Segment(path=s.path, start_s=a, end_s=b, query=s.query, rank=n, video_id=s.video_id,

@@ -201,7 +201,7 @@ def run_job(
         MissingWeightsError: weights are needed and not available (after the catalog pass of [index]).
         R2Error: any other error of a step, unchanged (outputs finished so far are kept).
     """
-    from r2cli.inference.runs import make_run_folder, new_run_id, record_run_end, record_run_start, utc_now
+    from r2cli.outputs.runs import make_run_folder, new_run_id, record_run_end, record_run_start, utc_now
     from r2cli.paths import resolve_workspace
 
     if not isinstance(job, Job):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from searchkit import ArchiveVideo, build_archive, random_features
+from fixtures import ArchiveVideo, build_archive, random_features
 
 VIDEOS = [("short.mp4", 40), ("long.mp4", 125), ("mid.mp4", 90)]  # clips at 0.5 fps: 80 s, 250 s, 180 s
 QUERIES = ("a red scene", "someone opens a door", "blue")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from searchkit import ArchiveVideo, build_archive, random_embed, random_features, run_cli
+from fixtures import ArchiveVideo, build_archive, random_embed, random_features, run_cli
 
 pytest.importorskip("faiss")
 
@@ -217,7 +217,7 @@ def test_indexed_for_real_a_still_finds_its_moment_through_the_index(tmp_path, t
     (ffmpeg lavfi), the still grabbed with ffmpeg -ss 7 -frames:v 1."""
     if not shutil.which("ffmpeg") or not shutil.which("ffprobe"):
         pytest.skip("ffmpeg/ffprobe not found on PATH (apt-get install ffmpeg)")
-    from media import make_testsrc, make_video
+    from fixtures import make_testsrc, make_video
 
     archive = tmp_path / "archive"
     make_video(archive / "scenes.mp4", seconds=16, width=160, height=120,

@@ -28,7 +28,7 @@ def test_missing_ffprobe_names_the_fix(monkeypatch, tmp_path):
 
 
 def test_rotation_audio_title_and_frame_count(ffmpeg, tmp_path):
-    from media import make_video
+    from fixtures import make_video
 
     clip = make_video(tmp_path / "rot.mp4", seconds=2, width=96, height=64, fps=10, audio=True, rotate=90)
     info = probe(clip)
@@ -45,7 +45,7 @@ def test_rotation_audio_title_and_frame_count(ffmpeg, tmp_path):
 
 
 def test_sample_aspect_ratio_widens_the_display(ffmpeg, tmp_path):
-    from media import make_video
+    from fixtures import make_video
 
     info = probe(make_video(tmp_path / "sar.mp4", seconds=1, width=80, height=60, fps=5, sar="2/1"))  # "2:1" would parse as setsar=r=2:max=1
     assert info.sample_aspect_ratio == "2:1" and (info.display_width, info.display_height) == (160, 60)
@@ -73,7 +73,7 @@ def test_bad_files_raise_media_error_naming_the_file(ffmpeg, tmp_path, name, con
 
 
 def test_audio_only_and_truncated_files(ffmpeg, tmp_path):
-    from media import make_testsrc
+    from fixtures import make_testsrc
 
     audio = tmp_path / "voice.mp4"
     subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=duration=1", str(audio)], check=True)

@@ -12,7 +12,10 @@ import pytest
 from r2cli.app.cut import cut_results
 from r2cli.errors import InputError, MediaError, UsageError
 from r2cli.media import _process as cut_module
-from r2cli.media.cut import OUTPUT_MARKER, Segment, cut_segments, make_reel, render_name, safe_filename
+from r2cli.media.clips import cut_segments
+from r2cli.media.naming import OUTPUT_MARKER, render_name, safe_filename
+from r2cli.media.reels import make_reel
+from r2cli.media.segments import Segment
 from r2cli.media.probe import probe
 from r2cli.outputs import write_table
 
