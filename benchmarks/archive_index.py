@@ -38,6 +38,7 @@ CLIPS = 1800  # one video-hour at 0.5 fps
 DIMS = 512
 QUERIES = 100
 PLANT = 6  # clips of a planted moment
+PLANTED_IN = 1000  # planted moments lie in the first this-many videos (see _plants)
 MARKER = ".r2cli-archive-bench"
 SHARED_FINGERPRINT = "blake2b:" + "ab" * 32
 
@@ -61,10 +62,14 @@ def _queries(count: int = QUERIES, seed: int = 12345):
 
 
 def _plants(hours: int) -> dict[int, list[tuple[int, int]]]:
-    """Video -> [(query, first clip)] of the moments planted there."""
+    """Video -> [(query, first clip)] of the moments planted there.
+
+    Moments lie in the first ``PLANTED_IN`` videos whatever the size, so the first 1,000 videos of a
+    10,000-hour store are the 1,000-hour archive too (same plants, one generation for both).
+    """
     plants: dict[int, list[tuple[int, int]]] = {}
     for q in range(QUERIES):
-        plants.setdefault((q * 7919) % hours, []).append((q, (q * 131) % (CLIPS - PLANT)))
+        plants.setdefault((q * 7919) % min(hours, PLANTED_IN), []).append((q, (q * 131) % (CLIPS - PLANT)))
     return plants
 
 
