@@ -66,7 +66,11 @@ RETRAIN_GROWTH = 4.0  # retrain once the index holds this many times the vectors
 TRAIN_POINTS_PER_LIST = 64  # training sample: this many vectors per inverted list (capped by N)
 MIN_TRAIN_POINTS_PER_LIST = 39  # faiss's own lower bound for a stable k-means
 ADD_CHUNK = 262_144  # vectors converted to float32 and added at once (1 GB of float32 at 512 dims)
-DEFAULT_NPROBE_FRACTION = 1 / 32  # lists probed per query: nlist/32, at least 32 (recall measured)
+# Lists probed per query: nlist/8, at least 32. The index's misses of planted moments are misses of
+# probing, not of PQ codes or hit counts (1,000 video-hours, IVF1024,PQ64: planted moments found 95/100
+# at nprobe 32, 99 at 64, 100 at 128; with every list probed the 640 PQ hits hold all 100); probing
+# 1/8 costs ~2 ms more CPU per query than 1/32 there (benchmarks/RESULTS-archive.md).
+DEFAULT_NPROBE_FRACTION = 1 / 8
 MIN_NPROBE = 32
 KEEP_GENERATIONS = 2  # the current one and the one before it
 
