@@ -17,7 +17,7 @@ appended to ``--results``):
     python benchmarks/archive_index.py query    --hours 1000 --store /tmp/arch1k [--fine] [--exact-recall]
     python benchmarks/archive_index.py add      --hours 1000 --store /tmp/arch1k --add-hours 100
     python benchmarks/archive_index.py batch    --hours 1000 --store /tmp/arch1k --queries 1000
-    python benchmarks/archive_index.py compare  # faiss vs hnswlib vs usearch on 200,000 clips
+    python benchmarks/archive_index.py compare  # faiss vs hnswlib vs usearch on 100,000 clips
     python benchmarks/archive_index.py clean    --store /tmp/arch1k
 
 ``clean`` deletes the store folder (only a folder holding this benchmark's marker file).
@@ -38,6 +38,7 @@ CLIPS = 1800  # one video-hour at 0.5 fps
 DIMS = 512
 QUERIES = 100
 PLANT = 6  # clips of a planted moment
+PLANTED_IN = 1000  # planted moments lie in the first this-many videos (see _plants)
 MARKER = ".r2cli-archive-bench"
 SHARED_FINGERPRINT = "blake2b:" + "ab" * 32
 
@@ -61,10 +62,14 @@ def _queries(count: int = QUERIES, seed: int = 12345):
 
 
 def _plants(hours: int) -> dict[int, list[tuple[int, int]]]:
-    """Video -> [(query, first clip)] of the moments planted there."""
+    """Video -> [(query, first clip)] of the moments planted there.
+
+    Moments lie in the first ``PLANTED_IN`` videos whatever the size, so the first 1,000 videos of a
+    10,000-hour store are the 1,000-hour archive too (same plants, one generation for both).
+    """
     plants: dict[int, list[tuple[int, int]]] = {}
     for q in range(QUERIES):
-        plants.setdefault((q * 7919) % hours, []).append((q, (q * 131) % (CLIPS - PLANT)))
+        plants.setdefault((q * 7919) % min(hours, PLANTED_IN), []).append((q, (q * 131) % (CLIPS - PLANT)))
     return plants
 
 
@@ -198,6 +203,7 @@ def _planted_windows(plan, hours: int) -> dict[int, set[int]]:
 
 
 def query(args) -> dict:
+    """100 single queries through the index path (one row per ``--nprobe`` value), against the exact scan."""
     import numpy as np
 
     from r2cli.features.coarse_index import load_index
@@ -210,45 +216,56 @@ def query(args) -> dict:
     tick = time.perf_counter()
     index = load_index(root, _settings().key())
     load_s = time.perf_counter() - tick
-    tick = time.perf_counter()
-    stage = choose_coarse_stage(plan, index, candidates=args.candidates, nprobe=args.nprobe)
-    choose_s = time.perf_counter() - tick
     queries = _queries()
     planted = _planted_windows(plan, args.hours)
-    latencies, cpu, found_index = [], [], 0
-    chosen_index = []
-    for q in range(QUERIES):
-        tick, cpu_tick = time.perf_counter(), time.process_time()
-        looked_at, scores = indexed_window_scores(plan, queries[q : q + 1], stage, candidates=args.candidates)
-        pairs = choose_candidates(scores, args.candidates)
-        latencies.append(time.perf_counter() - tick)
-        cpu.append(time.process_time() - cpu_tick)
-        chosen = {int(looked_at[w]) for w, _ in pairs}
-        chosen_index.append(chosen)
-        found_index += bool(chosen & planted.get(q, set()))
-    result = {
-        "stage": stage.record(), "plan_s": round(plan_s, 2), "index_load_s": round(load_s, 2),
-        "choose_s": round(choose_s, 3), "windows": len(plan.windows), "candidates": args.candidates,
-        "coarse_ms_p50": round(1000 * float(np.percentile(latencies, 50)), 1),
-        "coarse_ms_p95": round(1000 * float(np.percentile(latencies, 95)), 1),
-        "coarse_ms_max": round(1000 * max(latencies), 1),
-        "coarse_cpu_ms_p50": round(1000 * float(np.percentile(cpu, 50)), 1),
-        "coarse_cpu_ms_p95": round(1000 * float(np.percentile(cpu, 95)), 1),
-        "planted_found_index": found_index,
-    }
+    result = {"plan_s": round(plan_s, 2), "index_load_s": round(load_s, 2), "windows": len(plan.windows),
+              "candidates": args.candidates, "index_factory": index.spec.factory,
+              "index_file_bytes": (index.root / index.generation / "index.faiss").stat().st_size,
+              "rss_after_plan_and_index_mb": round(_rss_mb(), 1)}
+    nprobes = [int(x) for x in args.nprobe.split(",")] if args.nprobe else [None]
+    rows, chosen_by_nprobe = [], {}
+    for nprobe in nprobes:
+        tick = time.perf_counter()
+        stage = choose_coarse_stage(plan, index, candidates=args.candidates, nprobe=nprobe)
+        choose_s = time.perf_counter() - tick
+        latencies, cpu, found_index, chosen_index = [], [], 0, []
+        for q in range(QUERIES):
+            tick, cpu_tick = time.perf_counter(), time.process_time()
+            looked_at, scores = indexed_window_scores(plan, queries[q : q + 1], stage, candidates=args.candidates)
+            pairs = choose_candidates(scores, args.candidates)
+            latencies.append(time.perf_counter() - tick)
+            cpu.append(time.process_time() - cpu_tick)
+            chosen = {int(looked_at[w]) for w, _ in pairs}
+            chosen_index.append(chosen)
+            found_index += bool(chosen & planted.get(q, set()))
+        chosen_by_nprobe[stage.nprobe] = (chosen_index, found_index)
+        row = {"stage": stage.record(), "choose_s": round(choose_s, 3),
+               "coarse_ms_p50": round(1000 * float(np.percentile(latencies, 50)), 1),
+               "coarse_ms_p95": round(1000 * float(np.percentile(latencies, 95)), 1),
+               "coarse_ms_max": round(1000 * max(latencies), 1),
+               "coarse_cpu_ms_p50": round(1000 * float(np.percentile(cpu, 50)), 1),
+               "coarse_cpu_ms_p95": round(1000 * float(np.percentile(cpu, 95)), 1),
+               "planted_found_index": found_index, "load_average": [round(x, 2) for x in os.getloadavg()]}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    result["runs"] = rows
     if args.exact_recall:
         tick = time.perf_counter()
         exact = coarse_scores(plan.videos, queries)  # [windows, queries], one pass over every embedding
-        exact_s = time.perf_counter() - tick
-        found_exact = agree = 0
-        for q in range(QUERIES):
-            best = {int(w) for w in np.argsort(-exact[:, q], kind="stable")[: args.candidates]}
-            found_exact += bool(best & planted.get(q, set()))
-            agree += len(best & chosen_index[q])
-        result.update(exact_batch_s=round(exact_s, 1), planted_found_exact=found_exact,
-                      planted_recall_vs_exact=round(found_index / max(1, found_exact), 4),
-                      candidate_overlap_with_exact=round(agree / (QUERIES * args.candidates), 4))
+        result["exact_batch_s"] = round(time.perf_counter() - tick, 1)
+        tick = time.perf_counter()
+        coarse_scores(plan.videos, queries[:1])
+        result["exact_one_query_s"] = round(time.perf_counter() - tick, 2)
+        best = [{int(w) for w in np.argsort(-exact[:, q], kind="stable")[: args.candidates]} for q in range(QUERIES)]
+        found_exact = sum(bool(best[q] & planted.get(q, set())) for q in range(QUERIES))
+        result["planted_found_exact"] = found_exact
+        for row in rows:
+            chosen_index, found_index = chosen_by_nprobe[row["stage"]["nprobe"]]
+            agree = sum(len(best[q] & chosen_index[q]) for q in range(QUERIES))
+            row.update(planted_recall_vs_exact=round(found_index / max(1, found_exact), 4),
+                       candidate_overlap_with_exact=round(agree / (QUERIES * args.candidates), 4))
     if args.fine:
+        stage = choose_coarse_stage(plan, index, candidates=args.candidates)
         result["end_to_end"] = _end_to_end(plan, stage, queries[:1], args.candidates)
     return result
 
@@ -303,82 +320,105 @@ def batch(args) -> dict:
     return out
 
 
+def _rss_mb() -> float:
+    """Resident memory of this process now (MB), from /proc (Linux)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return float("nan")
+
+
 def compare(args) -> dict:
-    """faiss IVF-SQ8 / IVF-PQ64 vs hnswlib vs usearch (f16 and i8) on ``--compare-clips`` clustered clips."""
+    """faiss IVF (SQ8, PQ64, PQ32) vs hnswlib vs usearch (f16, i8) on ``--compare-clips`` clustered clips.
+
+    Clips come in "videos" of 1,800 around a random centre (real CLIP embeddings cluster by shot and
+    video); a query is a clip plus noise. Recall@100 is against the exact top 100 by inner product.
+    Each library builds with the threads ``OMP_NUM_THREADS`` allows and answers single queries; each
+    row is printed as it completes (``--results`` gets the whole line at the end).
+    """
     import numpy as np
 
+    threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
     rng = np.random.default_rng(3)
     n = args.compare_clips
-    centres = rng.standard_normal((n // 1800 + 1, DIMS)).astype(np.float32)
-    data = rng.standard_normal((n, DIMS)).astype(np.float32) + 1.5 * centres[np.arange(n) // 1800]
+    centres = rng.standard_normal((n // CLIPS + 1, DIMS)).astype(np.float32)
+    data = rng.standard_normal((n, DIMS)).astype(np.float32) + 1.5 * centres[np.arange(n) // CLIPS]
     data /= np.linalg.norm(data, axis=1, keepdims=True)
-    picks = rng.choice(n, 100, replace=False)
-    queries = data[picks] + 0.5 * rng.standard_normal((100, DIMS)).astype(np.float32)
+    picks = rng.choice(n, QUERIES, replace=False)
+    queries = data[picks] + 0.5 * rng.standard_normal((QUERIES, DIMS)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     k = 100
-    truth = np.argsort(-(data @ queries.T), axis=0)[:k].T  # [100, k]
+    truth = np.argsort(-(data @ queries.T), axis=0)[:k].T  # [queries, k]
+    results: dict = {"clips": n, "dims": DIMS, "threads": threads, "k": k}
 
     def measure(name, build_fn, search_fn, bytes_fn):
-        tick = time.perf_counter()
+        rss, tick, cpu = _rss_mb(), time.perf_counter(), time.process_time()
         handle = build_fn()
-        build_s = time.perf_counter() - tick
+        build_s, build_cpu = time.perf_counter() - tick, time.process_time() - cpu
+        grown = _rss_mb() - rss
         lat, recall = [], []
-        for q in range(100):
+        for q in range(QUERIES):
             tick = time.perf_counter()
             ids = search_fn(handle, queries[q : q + 1])
             lat.append(time.perf_counter() - tick)
             recall.append(len(set(map(int, ids)) & set(map(int, truth[q]))) / k)
-        return name, {"build_s": round(build_s, 1), "ms_p50": round(1000 * float(np.median(lat)), 2),
-                      "recall_at_100": round(float(np.mean(recall)), 3),
-                      "bytes_per_clip": round(bytes_fn(handle) / n, 1)}
+        row = {"build_s": round(build_s, 1), "build_cpu_s": round(build_cpu, 1),
+               "ms_p50": round(1000 * float(np.median(lat)), 2), "ms_p95": round(1000 * float(np.percentile(lat, 95)), 2),
+               "recall_at_100": round(float(np.mean(recall)), 3), "bytes_per_clip": round(bytes_fn(handle) / n, 1),
+               "rss_growth_mb": round(grown, 1), "load_average": [round(x, 2) for x in os.getloadavg()]}
+        print(json.dumps({name: row}), flush=True)
+        results[name] = row
+        del handle
 
-    results = {"clips": n, "dims": DIMS}
     import faiss
 
-    for codes in ("SQ8", "PQ64"):
-        def build_faiss(codes=codes):
-            from r2cli.features.coarse_index import IndexSpec
+    from r2cli.features.coarse_index import IndexSpec
 
-            spec = IndexSpec(nlist=512, codes=codes)
+    faiss.omp_set_num_threads(threads)
+    nlist = 256  # sqrt(100,000) rounded to a power of two, as index_spec chooses
+    for codes in ("SQ8", "PQ64", "PQ32"):
+        spec = IndexSpec(nlist=nlist, codes=codes)
+
+        def build_faiss(spec=spec):
             index = faiss.index_factory(DIMS, spec.factory, faiss.METRIC_INNER_PRODUCT)
-            index.train(data[rng.choice(n, 512 * 64, replace=False)])
+            index.train(data[np.random.default_rng(0).choice(n, min(n, max(nlist * 64, 65_536)), replace=False)])
             index.add(data)
-            index.nprobe = spec.nprobe
             return index
 
-        name, row = measure(f"faiss IVF512,{codes} nprobe 16", build_faiss,
-                            lambda h, q: h.search(q, k)[1][0],
-                            lambda h: len(faiss.serialize_index(h)))
-        results[name] = row
+        params = faiss.SearchParametersIVF(nprobe=spec.nprobe)
+        measure(f"faiss {spec.factory} nprobe {spec.nprobe}", build_faiss,
+                lambda h, q: h.search(q, k, params=params)[1][0], lambda h: len(faiss.serialize_index(h)))
     try:
         import hnswlib
-
+    except ImportError:
+        results["hnswlib"] = "not installed"
+    else:
         def build_hnsw():
             index = hnswlib.Index(space="ip", dim=DIMS)
             index.init_index(max_elements=n, ef_construction=100, M=16)
-            index.add_items(data)
-            index.set_ef(200)
+            index.add_items(data, num_threads=threads)
+            index.set_ef(128)
+            index.set_num_threads(1)
             return index
 
-        name, row = measure("hnswlib M16 ef200 (float32)", build_hnsw, lambda h, q: h.knn_query(q, k=k)[0][0],
-                            lambda h: n * (DIMS * 4 + 16 * 2 * 4 + 8))
-        results[name] = row
-    except ImportError:
-        results["hnswlib"] = "not installed"
+        # hnswlib keeps float32 vectors + 2 x M links of level 0 + a label per element
+        measure("hnswlib M16 efC100 ef128 (float32)", build_hnsw, lambda h, q: h.knn_query(q, k=k)[0][0],
+                lambda h: n * (DIMS * 4 + 2 * 16 * 4 + 4 + 8))
     try:
         from usearch.index import Index
-
-        for dtype in ("f16", "i8"):
-            def build_usearch(dtype=dtype):
-                index = Index(ndim=DIMS, metric="ip", dtype=dtype, connectivity=16)
-                index.add(np.arange(n), data)
-                return index
-
-            name, row = measure(f"usearch M16 ({dtype})", build_usearch, lambda h, q: h.search(q[0], k).keys,
-                                lambda h: h.memory_usage)
-            results[name] = row
     except ImportError:
         results["usearch"] = "not installed"
+    else:
+        for dtype in ("f16", "i8"):
+            def build_usearch(dtype=dtype):
+                index = Index(ndim=DIMS, metric="ip", dtype=dtype, connectivity=16, expansion_add=100,
+                              expansion_search=128)
+                index.add(np.arange(n), data, threads=threads)
+                return index
+
+            measure(f"usearch M16 efC100 ef128 ({dtype})", build_usearch, lambda h, q: h.search(q[0], k).keys,
+                    lambda h: h.memory_usage)
     return results
 
 
@@ -400,9 +440,9 @@ def main() -> None:
     parser.add_argument("--part", default="0/1", help="generate: write only videos v with v %% n == i (i/n)")
     parser.add_argument("--add-hours", type=int, default=100)
     parser.add_argument("--candidates", type=int, default=40)
-    parser.add_argument("--nprobe", type=int, default=None)
+    parser.add_argument("--nprobe", default=None, help="query: lists probed, comma-separated values for several runs")
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--compare-clips", type=int, default=200_000)
+    parser.add_argument("--compare-clips", type=int, default=100_000)
     parser.add_argument("--fine", action="store_true", help="also one query end to end (coarse + fine + merge)")
     parser.add_argument("--exact-recall", action="store_true", help="also the exact scan of all 100 queries")
     parser.add_argument("--results", default=None, help="append the JSON result to this file")

@@ -27,10 +27,11 @@ vectors.
 
 Index types (chosen by the number of vectors, decided in ``index_spec``): below
 ``PQ_ABOVE_CLIPS`` vectors ``IVF<nlist>,SQ8`` (one byte per dimension, near-exact scores); above,
-``IVF<nlist>,PQ64`` (64 bytes per clip: the 10,000-hour index stays ~1.2 GB). ``nlist`` is the
+``IVF<nlist>,PQ64`` (64 bytes per clip: the 10,000-hour index stays ~1.3 GB); above
+``PQ32_ABOVE_CLIPS``, ``IVF<nlist>,PQ32`` (32 bytes per clip: 7.2 GB with ids at 100,000 hours). ``nlist`` is the
 power of two nearest ``sqrt(N)``. An index is retrained (rebuilt from scratch) when the archive
-has grown past ``RETRAIN_GROWTH`` times the vectors it was trained on, or crossed into the PQ
-range; an update says so (``CoarseIndexReport.retrained``).
+has grown past ``RETRAIN_GROWTH`` times the vectors it was trained on, or needs other codes
+(SQ8, PQ64, PQ32); an update says so (``CoarseIndexReport.retrained``).
 """
 
 from __future__ import annotations
@@ -61,12 +62,20 @@ INDEX_FORMAT_VERSION = 1
 # index's fixed costs (benchmarks/RESULTS-archive.md).
 DEFAULT_MIN_CLIPS = 36_000
 PQ_ABOVE_CLIPS = 1_000_000  # SQ8 codes (512 B/clip) below, PQ64 codes (64 B/clip) above
-PQ_SUBQUANTIZERS = 64
+# PQ32 codes (32 B/clip) above this: with faiss's 8-byte ids PQ64 costs 72 B/clip, 13 GB resident at
+# 100,000 video-hours (180 M clips), PQ32 40 B/clip, 7.2 GB. At 1,000 video-hours PQ32 found the same
+# 100/100 planted moments as PQ64 at nprobe nlist/8 (benchmarks/RESULTS-archive.md); the windows it
+# proposes are re-scored exactly, so the coarser codes change which windows are looked at, not scores.
+PQ32_ABOVE_CLIPS = 50_000_000  # ~27,800 video-hours: PQ64 codes would pass 3.6 GB
 RETRAIN_GROWTH = 4.0  # retrain once the index holds this many times the vectors it was trained on
 TRAIN_POINTS_PER_LIST = 64  # training sample: this many vectors per inverted list (capped by N)
 MIN_TRAIN_POINTS_PER_LIST = 39  # faiss's own lower bound for a stable k-means
 ADD_CHUNK = 262_144  # vectors converted to float32 and added at once (1 GB of float32 at 512 dims)
-DEFAULT_NPROBE_FRACTION = 1 / 32  # lists probed per query: nlist/32, at least 32 (recall measured)
+# Lists probed per query: nlist/8, at least 32. The index's misses of planted moments are misses of
+# probing, not of PQ codes or hit counts (1,000 video-hours, IVF1024,PQ64: planted moments found 95/100
+# at nprobe 32, 99 at 64, 100 at 128; with every list probed the 640 PQ hits hold all 100); probing
+# 1/8 costs ~2 ms more CPU per query than 1/32 there (benchmarks/RESULTS-archive.md).
+DEFAULT_NPROBE_FRACTION = 1 / 8
 MIN_NPROBE = 32
 KEEP_GENERATIONS = 2  # the current one and the one before it
 
@@ -86,7 +95,7 @@ class IndexSpec:
     """What kind of faiss index to build for ``num_vectors`` vectors."""
 
     nlist: int  # inverted lists (k-means centroids)
-    codes: str  # "SQ8" or "PQ64"
+    codes: str  # "SQ8", "PQ64" or "PQ32"
 
     @property
     def factory(self) -> str:
@@ -98,10 +107,10 @@ class IndexSpec:
 
 
 def index_spec(num_vectors: int) -> IndexSpec:
-    """The index for ``num_vectors`` clips: nlist the power of two nearest sqrt(N), SQ8 or PQ64 codes."""
+    """The index for ``num_vectors`` clips: nlist the power of two nearest sqrt(N), SQ8, PQ64 or PQ32 codes."""
     nlist = 2 ** int(round(math.log2(max(16.0, math.sqrt(max(1, num_vectors))))))
     nlist = max(1, min(nlist, 65536, num_vectors // MIN_TRAIN_POINTS_PER_LIST or 1))
-    codes = f"PQ{PQ_SUBQUANTIZERS}" if num_vectors > PQ_ABOVE_CLIPS else "SQ8"
+    codes = "PQ32" if num_vectors > PQ32_ABOVE_CLIPS else "PQ64" if num_vectors > PQ_ABOVE_CLIPS else "SQ8"
     return IndexSpec(nlist=nlist, codes=codes)
 
 

@@ -304,3 +304,52 @@ def test_large_query_batches_use_the_matrix_product(workspace, tiny_tower):
     finally:
         stages.indexed_window_scores = original
     assert len(calls) == 1
+
+
+def test_the_index_path_reads_only_the_windows_it_rescores(workspace, tiny_tower, tiny_clip_path, random_head_path):
+    """No O(archive) NaN pass before the coarse stage (#19): a damaged window is found where it is read.
+
+    Every video is damaged; the exact scan reads every embedding, so it finds all of them; the index
+    path re-scores only the windows near its hits (at most RESCORED_PER_CANDIDATE per candidate),
+    so it finds the damaged planted moment and not the rest.
+    """
+    from r2cli.app.search import search
+    from r2cli.inference.search import RESCORED_PER_CANDIDATE
+
+    from searchkit import flip_to_nan
+
+    build_archive(workspace, tiny_tower, _videos(tiny_tower, 30, match="match.mp4"))
+    _update(workspace)
+    flip_to_nan(workspace, "match.mp4", "embed", range(21, 23))  # inside the planted moment (clips 20-25)
+    for i in range(30):
+        flip_to_nan(workspace, f"v{i:03d}.mp4", "embed", range(3, 4))
+    options = _options(random_head_path, tiny_clip_path, candidates=3)
+    approximate = search(workspace, [QUERY], options=options)
+    exact = search(workspace, [QUERY], options=options.replace(exact=True))
+
+    def damaged(result):
+        return {w.split(" ", 1)[0] for w in result.warnings if "non-finite CLIP embeddings" in w}
+
+    assert _manifest(approximate)["settings"]["coarse"]["path"] == "index"
+    assert len(damaged(exact)) == 31 and exact.counts["windows_skipped"] == 31  # one window per video
+    assert "match.mp4" in damaged(approximate)
+    assert len(damaged(approximate)) == approximate.counts["windows_skipped"] <= RESCORED_PER_CANDIDATE * 3
+
+
+def test_planning_reads_no_embeddings():
+    """``plan_archive`` costs per video, not per clip: it never touches the embeddings (#19)."""
+    from types import SimpleNamespace
+
+    from r2cli.inference.search import plan_archive
+    from r2cli.inference.windows import PostProcess
+
+    class Unreadable:
+        num_clips = 125
+
+        @property
+        def embed(self):
+            raise AssertionError("plan_archive read the embeddings")
+
+    found = [(SimpleNamespace(id=i, duration=250.0), Unreadable()) for i in range(3)]
+    plan = plan_archive(found, fps=0.5, window_clips=75, stride_clips=37, post=PostProcess())
+    assert len(plan.windows) == 9 and plan.bad_windows == {}

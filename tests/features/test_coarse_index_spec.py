@@ -1,0 +1,20 @@
+"""The coarse index's rules (#19): nlist/8 lists probed, at least 32 (measured in
+benchmarks/RESULTS-archive.md: at 1,000 video-hours nlist/32 found 95 of 100 planted moments, nlist/8 all);
+PQ32 codes above 50 M clips so the 100,000-hour index fits 8 GB."""
+
+from r2cli.features.coarse_index import IndexSpec, index_spec
+
+
+def test_nprobe_is_an_eighth_of_the_lists_and_at_least_32():
+    assert index_spec(1_800_000).nprobe == 128  # 1,000 video-hours: IVF1024
+    assert index_spec(18_000_000).nprobe == 512  # 10,000 video-hours: IVF4096
+    assert IndexSpec(nlist=256, codes="SQ8").nprobe == 32
+    assert IndexSpec(nlist=16, codes="SQ8").nprobe == 16  # never more lists than exist
+
+
+def test_codes_shrink_with_the_archive_so_100000_hours_fit_8_gb():
+    assert index_spec(1_000_000).codes == "SQ8"
+    assert index_spec(18_000_000).factory == "IVF4096,PQ64"  # 10,000 video-hours: 72 B/clip with ids
+    spec = index_spec(180_000_000)  # 100,000 video-hours
+    assert spec.factory == "IVF16384,PQ32"
+    assert 180_000_000 * (32 + 8) < 8 * 10**9  # codes + faiss's 8-byte ids stay under 8 GB resident
