@@ -316,7 +316,7 @@ def test_the_index_path_reads_only_the_windows_it_rescores(workspace, tiny_tower
     from r2cli.app.search import search
     from r2cli.inference.search import RESCORED_PER_CANDIDATE
 
-    from searchkit import flip_to_nan
+    from fixtures import flip_to_nan
 
     build_archive(workspace, tiny_tower, _videos(tiny_tower, 30, match="match.mp4"))
     _update(workspace)
