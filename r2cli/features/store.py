@@ -254,6 +254,9 @@ def open_features(path: str | os.PathLike) -> VideoFeatures:
         raise FeatureError(f"{path}: bad settings in the header ({exc})") from None
     size = path.stat().st_size
     arrays: dict[str, np.ndarray] = {}
+    # One map of the whole file, the tensors views of it: each map holds a file descriptor, and a search
+    # over 10,000 videos with one map per tensor passed the usual limit of 20,000 open files (#19).
+    whole = np.memmap(path, dtype=np.uint8, mode="r") if size else None
     names = ("layers", "embed", "timestamps") + ((LAYER_SCALES,) if settings.dtype == "int8" else ())
     for name in names:
         entry = header.get(name)
@@ -270,7 +273,7 @@ def open_features(path: str | os.PathLike) -> VideoFeatures:
         if expected == 0:
             arrays[name] = np.zeros(shape, dtype=dtype)
         else:
-            arrays[name] = np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=tuple(shape))
+            arrays[name] = whole[data_start + begin : data_start + end].view(dtype).reshape(shape)
     layers, embed, timestamps = arrays["layers"], arrays["embed"], arrays["timestamps"]
     if str(layers.dtype) != settings.dtype or str(embed.dtype) != "float16":
         raise FeatureError(f"{path}: layers are {layers.dtype}, the settings say {settings.dtype}")
