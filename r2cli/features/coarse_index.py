@@ -362,8 +362,6 @@ def update_index(store_root: str | os.PathLike, settings_key: str, live: list[Li
         MissingDependencyError: faiss is not installed.
         FeatureError: a live feature file cannot be read.
     """
-    import numpy as np
-
     started = time.perf_counter()
     store_root = Path(store_root)
     root = index_root(store_root, settings_key)
@@ -371,11 +369,7 @@ def update_index(store_root: str | os.PathLike, settings_key: str, live: list[Li
     total = sum(s.num_clips for s in live)
     report = CoarseIndexReport(settings_key=settings_key, path=str(root), action="unchanged")
     if total < min_clips:
-        if root.is_dir():
-            shutil.rmtree(root, ignore_errors=True)
-            report.action, report.reason = "removed", f"{total} clips, fewer than min_clips {min_clips}"
-        else:
-            report.action, report.reason = "skipped", f"{total} clips, fewer than min_clips {min_clips}: exact search"
+        _below_min_clips(root, total, min_clips, report)
         report.seconds = time.perf_counter() - started
         return report
     root.mkdir(parents=True, exist_ok=True)
@@ -387,78 +381,119 @@ def update_index(store_root: str | os.PathLike, settings_key: str, live: list[Li
             current = load_index(store_root, settings_key)
         except FeatureError as exc:
             report.problems.append(str(exc))
-    spec = index_spec(total)
-    reason = ""
-    if rebuild:
-        reason = "rebuild asked for"
-    elif current is None:
-        reason = "no usable index" if report.problems else "first build"
-    elif current.spec.codes != spec.codes:
-        reason = f"archive of {total} clips needs {spec.codes} codes (index has {current.spec.codes})"
-    elif total > RETRAIN_GROWTH * int(current.manifest["trained_on"]):
-        reason = (f"archive grew to {total} clips, more than {RETRAIN_GROWTH:g}x the "
-                  f"{current.manifest['trained_on']} the index was trained on: retrained")
     dims = int(_embeddings(store_root, live[0].relpath).shape[1])
+    reason = _retrain_reason(current, total, rebuild, bool(report.problems))
     if reason:
-        faiss = _faiss()
-        index = faiss.index_factory(dims, spec.factory, faiss.METRIC_INNER_PRODUCT)
-        sample = _training_sample(store_root, live, spec.nlist * TRAIN_POINTS_PER_LIST
-                                  if spec.codes == "SQ8" else max(spec.nlist * TRAIN_POINTS_PER_LIST, 65_536), dims)
-        index.train(sample)
-        trained_on = total
-        videos: list[dict[str, Any]] = []
-        next_id = 0
-        to_add = live
-        report.retrained = current is not None or rebuild
-        report.action = "built"
+        plan = _trained_plan(store_root, live, total, dims, reason)
+        report.retrained, report.action = current is not None or rebuild, "built"
     else:
         assert current is not None
-        index = current.index
-        spec = current.spec
-        trained_on = int(current.manifest["trained_on"])
-        live_checksums = {s.fingerprint: checksums[s.fingerprint] for s in live}
-        videos, removed = [], []
-        for entry in current.manifest["videos"]:
-            if live_checksums.get(entry["fingerprint"]) == entry["checksum"]:
-                videos.append(entry)
-            else:
-                removed.append(entry)
-        kept = {v["fingerprint"] for v in videos}
-        to_add = [s for s in live if s.fingerprint not in kept]
-        if not removed and not to_add:
-            report.generation, report.factory = current.generation, spec.factory
-            report.vectors, report.videos = current.vectors, len(videos)
+        plan = _incremental_plan(current, live, checksums)
+        if not plan.removed and not plan.to_add:
+            report.generation, report.factory = current.generation, plan.spec.factory
+            report.vectors, report.videos = current.vectors, len(plan.videos)
             report.seconds = time.perf_counter() - started
             return report
-        if removed:
-            faiss = _faiss()
-            ranges = np.concatenate([np.arange(e["first_id"], e["first_id"] + e["num_clips"], dtype=np.int64)
-                                     for e in removed])
-            index.remove_ids(faiss.IDSelectorBatch(ranges))
-        next_id = int(current.manifest["next_id"])
-        report.removed_videos = len(removed)
-        report.action = "updated"
-        reason = f"{len(to_add)} videos added, {len(removed)} removed"
-    for item in to_add:
-        embed = _embeddings(store_root, item.relpath)
-        _add_video(index, embed, next_id)
-        videos.append({"fingerprint": item.fingerprint, "checksum": checksums[item.fingerprint],
-                       "first_id": next_id, "num_clips": int(embed.shape[0])})
-        next_id += int(embed.shape[0])
-    videos.sort(key=lambda v: v["first_id"])
+        report.removed_videos, report.action = len(plan.removed), "updated"
+    _add_videos(store_root, plan, checksums)
     manifest = {
         "format": INDEX_FORMAT, "format_version": INDEX_FORMAT_VERSION, "settings_key": settings_key,
-        "factory": spec.factory, "nlist": spec.nlist, "codes": spec.codes, "dims": dims,
-        "metric": "inner_product", "trained_on": trained_on, "next_id": next_id, "min_clips": int(min_clips),
-        "videos": videos,
+        "factory": plan.spec.factory, "nlist": plan.spec.nlist, "codes": plan.spec.codes, "dims": dims,
+        "metric": "inner_product", "trained_on": plan.trained_on, "next_id": plan.next_id,
+        "min_clips": int(min_clips), "videos": plan.videos,
     }
-    report.generation = _publish(root, index, manifest, current.generation if current is not None else None)
-    report.added_videos = len(to_add)
-    report.reason = reason
-    report.factory = spec.factory
-    report.vectors, report.videos = int(index.ntotal), len(videos)
+    report.generation = _publish(root, plan.index, manifest, current.generation if current is not None else None)
+    report.added_videos = len(plan.to_add)
+    report.reason = plan.reason
+    report.factory = plan.spec.factory
+    report.vectors, report.videos = int(plan.index.ntotal), len(plan.videos)
     report.seconds = time.perf_counter() - started
     return report
+
+
+@dataclass
+class _UpdatePlan:
+    """What one update does: the index it writes into, the videos it keeps and the ones it adds."""
+
+    index: Any
+    spec: IndexSpec
+    trained_on: int
+    videos: list[dict[str, Any]]  # manifest entries kept (the added ones are appended)
+    to_add: list[LiveSet]
+    next_id: int
+    reason: str
+    removed: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _below_min_clips(root: Path, total: int, min_clips: int, report: CoarseIndexReport) -> None:
+    """Too few clips for an index: the exact scan serves; an index r2cli kept for a larger archive goes."""
+    if root.is_dir():
+        shutil.rmtree(root, ignore_errors=True)
+        report.action, report.reason = "removed", f"{total} clips, fewer than min_clips {min_clips}"
+    else:
+        report.action, report.reason = "skipped", f"{total} clips, fewer than min_clips {min_clips}: exact search"
+
+
+def _retrain_reason(current: CoarseIndex | None, total: int, rebuild: bool, unreadable: bool) -> str:
+    """Why the index is trained from scratch, or "" when the current one is updated in place."""
+    spec = index_spec(total)
+    if rebuild:
+        return "rebuild asked for"
+    if current is None:
+        return "no usable index" if unreadable else "first build"
+    if current.spec.codes != spec.codes:
+        return f"archive of {total} clips needs {spec.codes} codes (index has {current.spec.codes})"
+    if total > RETRAIN_GROWTH * int(current.manifest["trained_on"]):
+        return (f"archive grew to {total} clips, more than {RETRAIN_GROWTH:g}x the "
+                f"{current.manifest['trained_on']} the index was trained on: retrained")
+    return ""
+
+
+def _trained_plan(store_root: Path, live: list[LiveSet], total: int, dims: int, reason: str) -> _UpdatePlan:
+    """A new index trained on a sample of the live clips; every live video is added to it."""
+    faiss = _faiss()
+    spec = index_spec(total)
+    index = faiss.index_factory(dims, spec.factory, faiss.METRIC_INNER_PRODUCT)
+    wanted = spec.nlist * TRAIN_POINTS_PER_LIST
+    if spec.codes != "SQ8":
+        wanted = max(wanted, 65_536)
+    index.train(_training_sample(store_root, live, wanted, dims))
+    return _UpdatePlan(index=index, spec=spec, trained_on=total, videos=[], to_add=list(live), next_id=0,
+                       reason=reason)
+
+
+def _incremental_plan(current: CoarseIndex, live: list[LiveSet], checksums: dict[str, str]) -> _UpdatePlan:
+    """The current index with deleted and re-extracted videos removed; new and re-extracted ones to add."""
+    import numpy as np
+
+    videos, removed = [], []
+    for entry in current.manifest["videos"]:
+        if checksums.get(entry["fingerprint"]) == entry["checksum"]:
+            videos.append(entry)
+        else:
+            removed.append(entry)
+    kept = {v["fingerprint"] for v in videos}
+    to_add = [s for s in live if s.fingerprint not in kept]
+    index = current.index
+    if removed:
+        faiss = _faiss()
+        ranges = np.concatenate([np.arange(e["first_id"], e["first_id"] + e["num_clips"], dtype=np.int64)
+                                 for e in removed])
+        index.remove_ids(faiss.IDSelectorBatch(ranges))
+    return _UpdatePlan(index=index, spec=current.spec, trained_on=int(current.manifest["trained_on"]),
+                       videos=videos, to_add=to_add, next_id=int(current.manifest["next_id"]),
+                       reason=f"{len(to_add)} videos added, {len(removed)} removed", removed=removed)
+
+
+def _add_videos(store_root: Path, plan: _UpdatePlan, checksums: dict[str, str]) -> None:
+    """Add the plan's videos to its index under fresh id ranges, recording each in the manifest entries."""
+    for item in plan.to_add:
+        embed = _embeddings(store_root, item.relpath)
+        _add_video(plan.index, embed, plan.next_id)
+        plan.videos.append({"fingerprint": item.fingerprint, "checksum": checksums[item.fingerprint],
+                            "first_id": plan.next_id, "num_clips": int(embed.shape[0])})
+        plan.next_id += int(embed.shape[0])
+    plan.videos.sort(key=lambda v: v["first_id"])
 
 
 def verify_index(store_root: str | os.PathLike, settings_key: str, live: list[LiveSet]) -> list[str]:
