@@ -299,17 +299,20 @@ def batch(args) -> dict:
     import numpy as np
 
     from r2cli.features.coarse_index import load_index
-    from r2cli.inference.search import choose_candidates, choose_coarse_stage, coarse_scores, indexed_window_scores
+    from r2cli.inference.search import (INDEX_QUERIES_PER_PASS, choose_candidates, choose_coarse_stage, coarse_scores,
+                                        indexed_window_scores, matmul_from_queries)
 
     root = Path(args.store)
     plan = _plan(root, args.hours)
     stage = choose_coarse_stage(plan, load_index(root, _settings().key()), candidates=args.candidates)
     queries = _queries(args.queries, seed=777)
-    out = {"queries": args.queries}
+    out = {"queries": args.queries, "rule_matmul_from_queries": matmul_from_queries(stage.clips)}
     for size in sorted({1, 100, args.queries}):
         tick = time.perf_counter()
-        looked_at, scores = indexed_window_scores(plan, queries[:size], stage, candidates=args.candidates)
-        choose_candidates(scores, args.candidates)
+        for first in range(0, size, INDEX_QUERIES_PER_PASS):  # as search serves a batch from the index
+            looked_at, scores = indexed_window_scores(plan, queries[first : min(size, first + INDEX_QUERIES_PER_PASS)],
+                                                      stage, candidates=args.candidates)
+            choose_candidates(scores, args.candidates)
         index_s = time.perf_counter() - tick
         tick = time.perf_counter()
         scores = coarse_scores(plan.videos, queries[:size])

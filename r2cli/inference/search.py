@@ -258,6 +258,7 @@ class CoarseStage:
     clips_per_query: int = 0  # approximate hits asked of the index per query (before re-scoring)
     plan_positions: dict[int, list[int]] = field(default_factory=dict)  # index video position -> plan videos
     unindexed: list[int] = field(default_factory=list)  # plan videos the index does not hold (scored exactly)
+    clips: int = 0  # clips of the selected videos (the cost rule's archive size)
     window_ranges: list[tuple[int, int]] | None = field(default=None, repr=False)  # per plan video, its windows
     _bounds: dict[int, tuple["np.ndarray", "np.ndarray"]] = field(default_factory=dict, repr=False)
 
@@ -277,17 +278,37 @@ class CoarseStage:
             data.update(factory=self.index.spec.factory, nprobe=self.nprobe, clips_per_query=self.clips_per_query,
                         generation=self.index.generation, index_vectors=self.index.vectors,
                         unindexed_videos=len(self.unindexed), rescored="exact fp16 embeddings",
-                        matmul_from_queries=MATMUL_FROM_QUERIES)
+                        matmul_from_queries=matmul_from_queries(self.clips))
         return data
 
 
 # An index must hold at least this share of the selected clips to be used (a narrow --video filter
 # would leave few of the index's hits inside the selection).
 MIN_INDEXED_SHARE = 0.5
-# Batches of this many queries or more are scored by one matrix product over every embedding: measured at
-# 1,000 video-hours, one query costs the index 0.14 s vs 3.3 s for the scan, but the scan's cost is one pass
-# plus ~0.02 s per query, so from ~25 queries on it wins (benchmarks/RESULTS-archive.md, "batch").
-MATMUL_FROM_QUERIES = 24
+# The coarse stage's cost rule (benchmarks/RESULTS-archive.md, "batch"), in seconds: the exact scan reads
+# every selected embedding once per batch of queries (SCAN_S_PER_CLIP) and multiplies each query with them
+# (SCAN_S_PER_CLIP_QUERY); the index answers a query in INDEX_S_PER_QUERY plus the inverted lists it
+# probes, which grow with the archive (INDEX_S_PER_CLIP_QUERY: nprobe is a fixed share of nlist). It serves
+# INDEX_QUERIES_PER_PASS queries at a time, so the windows it re-scores exactly stay few (a pass over
+# 1,000 queries at once gathered 21 GB at 1,000 video-hours). A batch goes to the scan only where the scan
+# is cheaper: never from ~1,000 video-hours on, where the index's cost per query is below the scan's.
+SCAN_S_PER_CLIP = 1.8e-6
+SCAN_S_PER_CLIP_QUERY = 1.0e-8
+INDEX_S_PER_QUERY = 0.011
+INDEX_S_PER_CLIP_QUERY = 2.9e-9
+INDEX_QUERIES_PER_PASS = 16
+
+
+def matmul_from_queries(clips: int) -> int | None:
+    """The batch size from which one exact scan over ``clips`` clips is cheaper than the index; None: never.
+
+    At least 2: whether the index serves single queries at all is the index's ``min_clips`` rule
+    (``coarse_stage_for``); this rule only says when a batch shares one scan more cheaply.
+    """
+    gap = INDEX_S_PER_QUERY + clips * (INDEX_S_PER_CLIP_QUERY - SCAN_S_PER_CLIP_QUERY)  # index - scan, per query
+    if gap <= 0:
+        return None
+    return max(2, int(clips * SCAN_S_PER_CLIP / gap) + 1)
 HITS_PER_CANDIDATE = 16  # approximate clip hits asked per candidate window kept (hits of one window repeat)
 MIN_HITS = 256
 
@@ -336,7 +357,7 @@ def coarse_stage_for(features: list[Any], index: Any, *, clips_per_query: int, e
                                     f"(and has {index.vectors}); a scan is surer")
     return CoarseStage("index", f"{total} selected clips, {indexed_clips} in the index", index=index,
                        nprobe=int(nprobe or index.spec.nprobe), clips_per_query=int(clips_per_query),
-                       plan_positions=positions, unindexed=unindexed)
+                       plan_positions=positions, unindexed=unindexed, clips=total)
 
 
 def _window_ranges(plan: SearchPlan) -> list[tuple[int, int]]:
@@ -415,15 +436,19 @@ def select_candidates(plan: SearchPlan, query_embed: "np.ndarray", candidates: i
     """
     import numpy as np
 
-    if coarse is not None and coarse.path == "index" and query_embed.shape[0] < MATMUL_FROM_QUERIES:
-        looked_at, scores = indexed_window_scores(plan, query_embed, coarse, candidates=candidates)
+    scan_from = matmul_from_queries(coarse.clips) if coarse is not None else None
+    if coarse is not None and coarse.path == "index" and (scan_from is None or query_embed.shape[0] < scan_from):
+        pairs = []
+        for first in range(0, query_embed.shape[0], INDEX_QUERIES_PER_PASS):
+            chunk = query_embed[first : first + INDEX_QUERIES_PER_PASS]
+            looked_at, scores = indexed_window_scores(plan, chunk, coarse, candidates=candidates)
+            pairs.extend((w, first + q) for w, q in _usable_candidates(plan, looked_at, scores, candidates))
+        if query_embed.shape[0] > INDEX_QUERIES_PER_PASS:
+            pairs.sort(key=lambda pair: (pair[1], pair[0]))
     else:
         looked_at = np.arange(len(plan.windows))
         scores = coarse_scores(plan.videos, query_embed, plan.bad_windows)
-    usable = np.array([int(w) not in plan.bad_windows for w in looked_at], dtype=bool)
-    keep = np.flatnonzero(usable)
-    index = looked_at[keep]
-    pairs = [(int(index[w]), q) for w, q in choose_candidates(scores[keep], candidates)]
+        pairs = _usable_candidates(plan, looked_at, scores, candidates)
     if whole_videos:
         index = np.flatnonzero([w not in plan.bad_windows for w in range(len(plan.windows))])
         by_video: dict[int, list[int]] = {}
@@ -432,6 +457,17 @@ def select_candidates(plan: SearchPlan, query_embed: "np.ndarray", candidates: i
         wanted = {(plan.windows[w][0], q) for w, q in pairs}
         pairs = sorted({(w, q) for v, q in wanted for w in by_video[v]})
     return pairs
+
+
+def _usable_candidates(plan: SearchPlan, looked_at: "np.ndarray", scores: "np.ndarray",
+                       candidates: int) -> list[tuple[int, int]]:
+    """(window, query) pairs among the windows ``looked_at`` (scored ``scores``), skipped windows left out."""
+    import numpy as np
+
+    usable = np.array([int(w) not in plan.bad_windows for w in looked_at], dtype=bool)
+    keep = np.flatnonzero(usable)
+    index = looked_at[keep]
+    return [(int(index[w]), q) for w, q in choose_candidates(scores[keep], candidates)]
 
 
 # ----------------------------------------------------------------------------------------------

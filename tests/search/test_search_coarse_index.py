@@ -280,8 +280,7 @@ def test_cli_rebuilds_the_index(workspace, tiny_tower, tiny_clip_path, capsys, t
     assert code != 0 and "--rebuild-coarse-index" in err
 
 
-def test_large_query_batches_use_the_matrix_product(workspace, tiny_tower):
-    """From MATMUL_FROM_QUERIES queries on, the exact scan is cheaper than the index (measured)."""
+def _tiny_plan_and_stage(workspace, tiny_tower):
     from r2cli.catalog.features import ok_videos
     from r2cli.features.coarse_index import load_index
     from r2cli.features.store import FeatureSettings
@@ -294,16 +293,54 @@ def test_large_query_batches_use_the_matrix_product(workspace, tiny_tower):
     found, _ = stages.open_features(workspace, sorted(ok_videos(workspace), key=lambda r: r.id), settings)
     plan = stages.plan_archive(found, fps=0.5, window_clips=20, stride_clips=10, post=PostProcess())
     stage = stages.choose_coarse_stage(plan, load_index(workspace.features_dir, settings.key()), candidates=2)
-    queries = np.asarray(plan.videos[0].features.embed[: stages.MATMUL_FROM_QUERIES], dtype=np.float32)
+    assert stage.path == "index" and stage.clips == sum(v.features.num_clips for v in plan.videos)
+    return plan, stage
+
+
+def test_the_batch_cost_rule():
+    """A batch shares one scan where that is cheaper than the index (measured costs, RESULTS-archive.md)."""
+    from r2cli.inference.search import matmul_from_queries
+
+    assert matmul_from_queries(600) == 2  # a tiny archive: any batch is cheaper on the scan
+    at_100_hours = matmul_from_queries(180_000)
+    assert at_100_hours is not None and 20 <= at_100_hours <= 60
+    assert matmul_from_queries(1_800_000) is None  # 1,000 video-hours: the index per query is cheaper
+    assert matmul_from_queries(18_000_000) is None
+
+
+def test_large_query_batches_use_the_matrix_product(workspace, tiny_tower, monkeypatch):
+    """From the cost rule's batch size on, the exact scan scores the batch instead of the index."""
+    from r2cli.inference import search as stages
+
+    plan, stage = _tiny_plan_and_stage(workspace, tiny_tower)
+    scan_from = stages.matmul_from_queries(stage.clips)
+    queries = np.asarray(plan.videos[0].features.embed[:scan_from], dtype=np.float32)
     calls = []
     original = stages.indexed_window_scores
-    stages.indexed_window_scores = lambda *a, **k: calls.append(1) or original(*a, **k)
-    try:
-        stages.select_candidates(plan, queries[:1], 2, coarse=stage)
-        stages.select_candidates(plan, queries, 2, coarse=stage)
-    finally:
-        stages.indexed_window_scores = original
+    monkeypatch.setattr(stages, "indexed_window_scores", lambda *a, **k: calls.append(1) or original(*a, **k))
+    stages.select_candidates(plan, queries[:1], 2, coarse=stage)
+    stages.select_candidates(plan, queries, 2, coarse=stage)
     assert len(calls) == 1
+    assert stage.record()["matmul_from_queries"] == scan_from
+
+
+def test_the_index_serves_a_large_batch_a_few_queries_at_a_time(workspace, tiny_tower, monkeypatch):
+    """Where the index wins for every batch, it answers INDEX_QUERIES_PER_PASS queries per pass, and
+    each query gets the windows it would get alone (with one query per pass)."""
+    from r2cli.inference import search as stages
+
+    plan, stage = _tiny_plan_and_stage(workspace, tiny_tower)
+    monkeypatch.setattr(stages, "matmul_from_queries", lambda clips: None)
+    monkeypatch.setattr(stages, "INDEX_QUERIES_PER_PASS", 1)
+    queries = np.asarray(plan.videos[3].features.embed[:5], dtype=np.float32)
+    alone = [(w, q) for q in range(5) for w, _ in stages.select_candidates(plan, queries[q : q + 1], 2, coarse=stage)]
+    calls = []
+    original = stages.indexed_window_scores
+    monkeypatch.setattr(stages, "indexed_window_scores", lambda *a, **k: calls.append(1) or original(*a, **k))
+    together = stages.select_candidates(plan, queries, 2, coarse=stage)
+    assert len(calls) == 5
+    assert together == sorted(alone, key=lambda pair: (pair[1], pair[0]))
+    assert stage.record()["matmul_from_queries"] is None
 
 
 def test_the_index_path_reads_only_the_windows_it_rescores(workspace, tiny_tower, tiny_clip_path, random_head_path):
