@@ -285,17 +285,19 @@ class CoarseStage:
 # An index must hold at least this share of the selected clips to be used (a narrow --video filter
 # would leave few of the index's hits inside the selection).
 MIN_INDEXED_SHARE = 0.5
-# The coarse stage's cost rule (benchmarks/RESULTS-archive.md, "batch"), in seconds: the exact scan reads
-# every selected embedding once per batch of queries (SCAN_S_PER_CLIP) and multiplies each query with them
-# (SCAN_S_PER_CLIP_QUERY); the index answers a query in INDEX_S_PER_QUERY plus the inverted lists it
-# probes, which grow with the archive (INDEX_S_PER_CLIP_QUERY: nprobe is a fixed share of nlist). It serves
-# INDEX_QUERIES_PER_PASS queries at a time, so the windows it re-scores exactly stay few (a pass over
-# 1,000 queries at once gathered 21 GB at 1,000 video-hours). A batch goes to the scan only where the scan
-# is cheaper: never from ~1,000 video-hours on, where the index's cost per query is below the scan's.
-SCAN_S_PER_CLIP = 1.8e-6
-SCAN_S_PER_CLIP_QUERY = 1.0e-8
-INDEX_S_PER_QUERY = 0.011
-INDEX_S_PER_CLIP_QUERY = 2.9e-9
+# The coarse stage's cost rule, in seconds, fitted to `archive_index.py batch` on the 2-core VM, idle
+# (benchmarks/RESULTS-archive.md, 2026-12-06): the exact scan reads every selected embedding once per batch
+# of queries (SCAN_S_PER_CLIP: 1.45 s at 1.8 M clips) and multiplies each query with them
+# (SCAN_S_PER_CLIP_QUERY: 16.8 ms per query at 1.8 M clips); the index, INDEX_QUERIES_PER_PASS queries per
+# pass so that the windows it re-scores exactly stay few (one pass over 1,000 queries gathered 21 GB at
+# 1,000 video-hours), costs INDEX_S_PER_QUERY plus the inverted lists it probes, which grow with the archive
+# (INDEX_S_PER_CLIP_QUERY: nprobe is a fixed share of nlist; 32.6 ms per query at 1.8 M clips, 110 ms at
+# 18 M). Hence the scan wins from ~90 queries per batch at 1,000 video-hours, from ~7 at 100, and never
+# at 10,000, where the index's cost per query is below the scan's.
+SCAN_S_PER_CLIP = 0.8e-6
+SCAN_S_PER_CLIP_QUERY = 9.3e-9
+INDEX_S_PER_QUERY = 0.024
+INDEX_S_PER_CLIP_QUERY = 4.8e-9
 INDEX_QUERIES_PER_PASS = 16
 
 
