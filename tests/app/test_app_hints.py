@@ -10,19 +10,7 @@ from r2cli.errors import MissingWeightsError
 from r2cli.model import registry
 
 from fixtures import make_video
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    from r2cli.cli.main import main
-
-    capsys.readouterr()
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from fixtures import run_cli as run
 
 
 def test_an_explicit_checkpoint_name_does_not_suggest_the_variable_it_ignores():

@@ -3,19 +3,7 @@
 from __future__ import annotations
 
 from fixtures import make_video
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    from r2cli.cli.main import main
-
-    capsys.readouterr()
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from fixtures import run_cli as run
 
 
 def test_unchanged_archive_has_nothing_to_do(tmp_path, ffmpeg, tiny_clip_path, capsys, monkeypatch):

@@ -4,18 +4,7 @@ from __future__ import annotations
 
 import json
 
-from r2cli.cli.main import main
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from fixtures import run_cli as run
 
 
 def test_doctor_fails_on_a_weights_variable_naming_no_file(tmp_path, monkeypatch, capsys):
