@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r2cli.app.options import Options, device_rule, option
+from r2cli.app.model_run import ModelRunOptions
+from r2cli.app.options import Options, option
 from r2cli.errors import InputError
 from r2cli.progress import NULL_REPORTER, Reporter
 
@@ -34,14 +35,12 @@ class PredictOptions(Options):
     out: Path | None = option(None, help="Predictions file (JSON Lines, the official submission format). "
                                          "Default: <annotations name>.predictions.jsonl in the current folder.")
     force: bool = option(False, help="Replace the predictions file when it exists.")
-    preset: str | None = option(None, help="Dataset preset (fps, rounding, NMS, windows). Default: the checkpoint's.")
-    checkpoint: str | None = option(
-        None, help="Head checkpoint file or registry name. Default: $R2CLI_CHECKPOINT, else the registry default.")
-    clip_weights: str | None = option(
-        None, help="CLIP weights: a local OpenAI-format file or a registry tag (the same the index used). "
-                   "Default: $R2CLI_CLIP_WEIGHTS, else OpenAI ViT-B/32.")
-    device: str = option("auto", help="auto, cpu, cuda, cuda:N or mps.", check=device_rule)
-    batch_size: int | None = option(None, help="Window-query pairs per forward pass.", minimum=1)
+    # the model fields of every R2-Tuning run, with their defaults, rules and help (r2cli.app.model_run)
+    preset: str | None = ModelRunOptions.reworded("preset")
+    checkpoint: str | None = ModelRunOptions.reworded("checkpoint")
+    clip_weights: str | None = ModelRunOptions.reworded("clip_weights")
+    device: str = ModelRunOptions.reworded("device")
+    batch_size: int | None = ModelRunOptions.reworded("batch_size")
 
     def check(self):
         if self.annotations is None:
