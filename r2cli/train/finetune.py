@@ -371,6 +371,13 @@ def _open_run_folder(workspace: "Workspace", options: FinetuneOptions, out_dir: 
         if (out_dir / STATE_FILE).exists():
             raise UsageError(f"--out {out_dir} already holds a training run; pass --resume to continue it "
                              "or choose another folder")
+        # a new run writes (and --keep-last prunes) these names: never over checkpoints it did not write
+        foreign = sorted((out_dir / CHECKPOINT_DIR).glob("epoch_*"))
+        if (out_dir / BEST_FILE).exists():
+            foreign.append(out_dir / BEST_FILE)
+        if foreign:
+            raise UsageError(f"--out {out_dir} already holds {foreign[0].relative_to(out_dir)} ({len(foreign)} "
+                             "checkpoint files in all) but no run to resume; choose another folder")
     make_run_folder(out_dir)
     (out_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
     return run_id, out_dir
@@ -465,11 +472,26 @@ def _validate_epoch(training: _Training, options: FinetuneOptions, validation: A
     return metrics, improved
 
 
+def _record_epoch_files(checkpoint: Path) -> None:
+    """Record an epoch checkpoint and its sidecar in the folder's ledger (``--keep-last`` prunes only those)."""
+    from r2cli.ownership import record_written
+
+    for path in (checkpoint, checkpoint.with_suffix(".json")):
+        if path.exists():
+            record_written(path)
+
+
 def _drop_old_epochs(out_dir: Path, keep_last: int) -> None:
-    epochs_on_disk = sorted((out_dir / CHECKPOINT_DIR).glob("epoch_*.safetensors"))
+    """``--keep-last``: remove the older epoch checkpoints this run recorded writing (never another file)."""
+    from r2cli.ownership import is_recorded
+
+    epochs_on_disk = [path for path in sorted((out_dir / CHECKPOINT_DIR).glob("epoch_*.safetensors"))
+                      if is_recorded(path)]
     for old in epochs_on_disk[: -keep_last]:
+        sidecar = old.with_suffix(".json")
         old.unlink(missing_ok=True)
-        old.with_suffix(".json").unlink(missing_ok=True)
+        if is_recorded(sidecar):
+            sidecar.unlink(missing_ok=True)
 
 
 def _running_record(run_id: str, options: FinetuneOptions, preset: "Preset", seed: int, training: _Training,
@@ -580,6 +602,7 @@ def finetune(workspace: "Workspace", options: FinetuneOptions, *, reporter: Repo
         provenance = {**provenance_base, "epoch": epoch + 1, "iteration": iteration,
                       "metrics": metrics or {}}
         save_checkpoint(model, checkpoint, clip=tower_id, preset=preset_ref, provenance=provenance)
+        _record_epoch_files(checkpoint)
         last_checkpoint = checkpoint
         if metrics is not None and improved:
             best.update({"value": metrics[recipe.selection_metric], "epoch": epoch + 1})

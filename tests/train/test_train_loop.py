@@ -264,3 +264,32 @@ def test_cli_bad_model_set_is_one_line(tmp_path, capsys):
         main(["finetune", "--train", str(tmp_path / "a.jsonl"), "--model-set", "dims", "--workspace", str(tmp_path / "ws")])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == "error: --model-set must look like FIELD=VALUE, got 'dims'"
+
+
+def test_a_new_run_never_writes_over_or_prunes_checkpoints_it_did_not_write(layout, tmp_path, workspace):
+    """`finetune --out DIR --keep-last 1`: DIR's own epoch files are not a run to resume; refused, kept (#18)."""
+    from r2cli.errors import UsageError
+
+    preset = tiny_preset(tmp_path / "tiny.json", epochs=2, batch_size=4, warmup_iters=4, milestones=(1,))
+    out = tmp_path / "theirs"
+    (out / "checkpoints").mkdir(parents=True)
+    theirs = out / "checkpoints" / "epoch_0001.safetensors"
+    theirs.write_bytes(b"someone else's weights")
+    with pytest.raises(UsageError, match="epoch_0001.safetensors"):
+        finetune(workspace, _options(layout, tmp_path, preset, out=out, keep_last=1))
+    assert theirs.read_bytes() == b"someone else's weights"
+
+
+def test_keep_last_prunes_only_epochs_the_run_recorded(layout, tmp_path, workspace):
+    """A file put among the run's checkpoints later is not the run's to remove."""
+    from r2cli.train.finetune import _drop_old_epochs
+
+    preset = tiny_preset(tmp_path / "tiny.json", epochs=2, batch_size=4, warmup_iters=4, milestones=(1,))
+    result = finetune(workspace, _options(layout, tmp_path, preset, out=tmp_path / "run"))
+    folder = result.out_dir / "checkpoints"
+    stranger = folder / "epoch_0000.safetensors"
+    stranger.write_bytes(b"not from this run")
+    _drop_old_epochs(result.out_dir, 1)
+    assert sorted(p.name for p in folder.glob("epoch_*.safetensors")) == ["epoch_0000.safetensors",
+                                                                         "epoch_0002.safetensors"]
+    assert not (folder / "epoch_0001.json").exists() and (folder / "epoch_0002.json").exists()
