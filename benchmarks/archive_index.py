@@ -442,6 +442,196 @@ def compare(args) -> dict:
     return results
 
 
+# ----------------------------------------------------------------------------------------------
+# 100,000 video-hours: embeddings drawn on the fly (184 GB of fp16 clip embeddings fit no disk here)
+#
+# The virtual archive stores nothing but the index: every clip embedding is drawn deterministically
+# from (video, block of BLOCK clips), so any rows can be drawn again without the rest of the video
+# (the index build reads whole videos, the training sample a few rows of each, the exact re-scoring
+# of a query the windows it looked at). Planted moments are as in ``_plants`` (first 1,000 videos),
+# drawn from (video, query). ``update_index`` runs unchanged; only its two readers of feature files,
+# ``_embeddings`` and ``file_checksum``, are replaced (``_virtual_store``). The vectors differ from the
+# stored archive's (another generator), their distribution does not.
+
+BLOCK = 36  # clips per independently seeded block (50 per video)
+VIRTUAL_TAG = 19_100  # seeds: [VIRTUAL_TAG, video, block] and [VIRTUAL_TAG, video, 10**6 + query]
+_DRAWN = {"cpu_s": 0.0, "wall_s": 0.0, "videos_added": 0}
+
+
+class VirtualEmbed:
+    """A video's [CLIPS, DIMS] fp16 clip embeddings, drawn on indexing (slices or integer rows)."""
+
+    shape = (CLIPS, DIMS)
+    dtype = "float16"
+
+    def __init__(self, video: int, hours: int):
+        self.video, self.hours = video, hours
+
+    def __len__(self) -> int:
+        return CLIPS
+
+    def _block(self, block: int, queries, plants):
+        import numpy as np
+
+        first = block * BLOCK
+        rng = np.random.default_rng([VIRTUAL_TAG, self.video, block])
+        rows = rng.standard_normal((min(BLOCK, CLIPS - first), DIMS), dtype=np.float32)
+        for q, clip in plants.get(self.video, ()):
+            noise = np.random.default_rng([VIRTUAL_TAG, self.video, 10**6 + q]).standard_normal((PLANT, DIMS),
+                                                                                               dtype=np.float32)
+            noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+            for i in range(PLANT):
+                if first <= clip + i < first + rows.shape[0]:
+                    rows[clip + i - first] = 0.45 * queries[q] + 0.89 * noise[i]
+        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+        return rows.astype(np.float16)
+
+    def __getitem__(self, key):
+        import numpy as np
+
+        tick, cpu = time.perf_counter(), time.process_time()
+        rows = np.atleast_1d(np.arange(CLIPS)[key])
+        blocks = np.unique(rows // BLOCK)
+        queries, plants = _virtual_plants(self.hours)
+        drawn = [self._block(int(b), queries, plants) for b in blocks]
+        if drawn:
+            offsets = dict(zip(blocks.tolist(), np.cumsum([0] + [len(d) for d in drawn[:-1]]).tolist()))
+            out = np.concatenate(drawn)[[offsets[r // BLOCK] + r % BLOCK for r in rows.tolist()]]
+        else:
+            out = np.zeros((0, DIMS), dtype=np.float16)
+        _DRAWN["cpu_s"] += time.process_time() - cpu
+        _DRAWN["wall_s"] += time.perf_counter() - tick
+        return out[0] if np.ndim(np.arange(CLIPS)[key]) == 0 else out
+
+
+_PLANT_CACHE: dict = {}
+
+
+def _virtual_plants(hours: int):
+    if hours not in _PLANT_CACHE:
+        _PLANT_CACHE[hours] = (_queries(), _plants(hours))
+    return _PLANT_CACHE[hours]
+
+
+def _virtual_video(relpath: str) -> int:
+    return int(relpath.rsplit("/", 1)[-1])
+
+
+def _virtual_store(hours: int, codes: str | None = None) -> None:
+    """Point the coarse index's readers of feature files at the generator (see the section comment)."""
+    from r2cli.features import coarse_index
+
+    coarse_index._embeddings = lambda root, relpath: VirtualEmbed(_virtual_video(relpath), hours)
+    coarse_index.file_checksum = lambda root, relpath: f"virtual:{_virtual_video(relpath)}"
+    add_video, started = coarse_index._add_video, time.perf_counter()
+
+    def counted(index, embed, first_id):
+        add_video(index, embed, first_id)
+        _DRAWN["videos_added"] += 1
+        if _DRAWN["videos_added"] % 2000 == 0:
+            print(json.dumps({"videos_added": _DRAWN["videos_added"], "of": hours,
+                              "elapsed_s": round(time.perf_counter() - started, 1),
+                              "drawing_cpu_s": round(_DRAWN["cpu_s"], 1), "rss_mb": round(_rss_mb(), 1),
+                              "load_average": [round(x, 2) for x in os.getloadavg()]}), flush=True)
+
+    coarse_index._add_video = counted
+    if codes:  # a small archive with the large one's codes (to check the path before the long build)
+        spec_for = coarse_index.index_spec
+        coarse_index.index_spec = lambda n: coarse_index.IndexSpec(nlist=spec_for(n).nlist, codes=codes)
+
+
+def _virtual_live(hours: int):
+    from r2cli.features.coarse_index import LiveSet
+
+    return [LiveSet(_fingerprint(v), f"virtual/{v:08d}", CLIPS) for v in range(hours)]
+
+
+def build_virtual(args) -> dict:
+    """``update_index`` over ``--hours`` videos drawn on the fly; only the index is written (to ``--store``)."""
+    from r2cli.features.coarse_index import index_root, update_index
+
+    root = Path(args.store)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text("r2cli benchmarks/archive_index.py virtual archive (index only)\n")
+    _virtual_store(args.hours, args.codes)
+    report = update_index(root, _settings().key(), _virtual_live(args.hours), min_clips=1, rebuild=True)
+    folder = index_root(root, _settings().key()) / str(report.generation)
+    return {"report": report.to_dict(), "index_bytes": sum(p.stat().st_size for p in folder.iterdir()),
+            "drawing_cpu_s": round(_DRAWN["cpu_s"], 1), "drawing_wall_s": round(_DRAWN["wall_s"], 1),
+            "stored": "the index generation only (index.faiss + manifest.json)"}
+
+
+class _VirtualFeatures:
+    def __init__(self, video: int, hours: int):
+        self.embed, self.num_clips = VirtualEmbed(video, hours), CLIPS
+        self.fingerprint, self.metadata = _fingerprint(video), {"checksum": f"virtual:{video}"}
+
+
+def query_virtual(args) -> dict:
+    """100 single queries through ``indexed_window_scores`` on the virtual archive's index.
+
+    The time the generator spends drawing the re-scored windows' rows is measured and subtracted (a
+    stored archive reads them from memory-mapped, page-cached fp16 files, as the 10,000-hour runs did).
+    """
+    import numpy as np
+
+    from r2cli.features.coarse_index import load_index
+    from r2cli.inference.search import (ArchiveVideo, SearchPlan, choose_candidates, choose_coarse_stage,
+                                        indexed_window_scores)
+    from r2cli.inference.windows import PostProcess, plan_windows
+
+    root = Path(args.store)
+    rss, tick = _rss_mb(), time.perf_counter()
+    index = load_index(root, _settings().key())
+    result = {"index_load_s": round(time.perf_counter() - tick, 1), "index_rss_mb": round(_rss_mb() - rss, 1),
+              "index_factory": index.spec.factory, "index_vectors": index.vectors,
+              "index_file_bytes": (index.root / index.generation / "index.faiss").stat().st_size}
+    tick = time.perf_counter()
+    shared = plan_windows(CLIPS, 75, 37)
+
+    class _Record:
+        def __init__(self, video):
+            self.id, self.path, self.fingerprint = video, f"/archive/v{video:06d}.mp4", _fingerprint(video)
+
+    videos = [ArchiveVideo(record=_Record(v), features=_VirtualFeatures(v, args.hours), duration=3600.0,
+                           windows=shared) for v in range(args.hours)]
+    plan = SearchPlan(videos=videos, windows=[(v, w) for v in range(args.hours) for w in shared], fps=0.5,
+                      post=PostProcess())
+    planted = _planted_windows(plan, args.hours)
+    result["plan_s"] = round(time.perf_counter() - tick, 1)
+    queries = _queries()
+    nprobes = [int(x) for x in args.nprobe.split(",")] if args.nprobe else [None]
+    rows = []
+    for nprobe in nprobes:
+        stage = choose_coarse_stage(plan, index, candidates=args.candidates, nprobe=nprobe)
+        wall, cpu, drawn, found, probe = [], [], [], 0, []
+        for q in range(QUERIES):
+            cpu_tick = time.process_time()  # the index search alone (the rest is window mapping and re-scoring)
+            index.search(queries[q : q + 1], stage.clips_per_query, stage.nprobe)
+            probe.append(time.process_time() - cpu_tick)
+            before = dict(_DRAWN)
+            tick, cpu_tick = time.perf_counter(), time.process_time()
+            looked_at, scores = indexed_window_scores(plan, queries[q : q + 1], stage, candidates=args.candidates)
+            pairs = choose_candidates(scores, args.candidates)
+            spent_wall, spent_cpu = time.perf_counter() - tick, time.process_time() - cpu_tick
+            drawn.append(_DRAWN["wall_s"] - before["wall_s"])
+            wall.append(spent_wall - drawn[-1])
+            cpu.append(spent_cpu - (_DRAWN["cpu_s"] - before["cpu_s"]))
+            found += bool({int(looked_at[w]) for w, _ in pairs} & planted.get(q, set()))
+        row = {"stage": stage.record(), "coarse_ms_p50": round(1000 * float(np.percentile(wall, 50)), 1),
+               "coarse_ms_p95": round(1000 * float(np.percentile(wall, 95)), 1),
+               "coarse_ms_max": round(1000 * max(wall), 1),
+               "coarse_cpu_ms_p50": round(1000 * float(np.percentile(cpu, 50)), 1),
+               "coarse_cpu_ms_p95": round(1000 * float(np.percentile(cpu, 95)), 1),
+               "index_search_cpu_ms_p50": round(1000 * float(np.percentile(probe, 50)), 1),
+               "drawing_ms_p50_subtracted": round(1000 * float(np.percentile(drawn, 50)), 1),
+               "planted_found_index": found, "load_average": [round(x, 2) for x in os.getloadavg()]}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    result["runs"] = rows
+    return result
+
+
 def clean(args) -> dict:
     root = Path(args.store)
     if not (root / MARKER).is_file():
@@ -453,7 +643,8 @@ def clean(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("generate", "replant", "build", "query", "add", "batch", "compare", "clean"))
+    parser.add_argument("step", choices=("generate", "replant", "build", "query", "add", "batch", "compare", "build-virtual",
+                                           "query-virtual", "clean"))
     parser.add_argument("--store", default="/tmp/r2cli-archive-bench")
     parser.add_argument("--hours", type=int, default=1000)
     parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
@@ -466,13 +657,14 @@ def main() -> None:
     parser.add_argument("--compare-libraries", default="faiss,hnswlib,usearch", help="compare: which to run")
     parser.add_argument("--fine", action="store_true", help="also one query end to end (coarse + fine + merge)")
     parser.add_argument("--exact-recall", action="store_true", help="also the exact scan of all 100 queries")
+    parser.add_argument("--codes", default=None, help="build-virtual: force these codes (a small check of a large tier)")
     parser.add_argument("--results", default=None, help="append the JSON result to this file")
     args = parser.parse_args()
     info = {"step": args.step, "hours": args.hours, "machine": platform.machine(), "cpu_count": os.cpu_count(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_average_before": [round(x, 2) for x in os.getloadavg()]}
     started = time.perf_counter()
     result = {"generate": generate, "replant": replant, "build": build, "query": query, "add": add, "batch": batch, "compare": compare,
-              "clean": clean}[args.step](args)
+              "build-virtual": build_virtual, "query-virtual": query_virtual, "clean": clean}[args.step](args)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
     # the machine is shared (see load_average): CPU seconds of this process say what the work costs

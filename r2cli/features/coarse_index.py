@@ -28,10 +28,11 @@ vectors.
 Index types (chosen by the number of vectors, decided in ``index_spec``): below
 ``PQ_ABOVE_CLIPS`` vectors ``IVF<nlist>,SQ8`` (one byte per dimension, near-exact scores); above,
 ``IVF<nlist>,PQ64`` (64 bytes per clip: the 10,000-hour index stays ~1.3 GB); above
-``PQ32_ABOVE_CLIPS``, ``IVF<nlist>,PQ32`` (32 bytes per clip: 7.2 GB with ids at 100,000 hours). ``nlist`` is the
-power of two nearest ``sqrt(N)``. An index is retrained (rebuilt from scratch) when the archive
-has grown past ``RETRAIN_GROWTH`` times the vectors it was trained on, or needs other codes
-(SQ8, PQ64, PQ32); an update says so (``CoarseIndexReport.retrained``).
+``FAST_SCAN_ABOVE_CLIPS``, ``IVF<nlist>,PQ64x4fs`` (64 four-bit codes, 32 bytes per clip: 7.2 GB with
+ids at 100,000 hours, scanned with SIMD lookups ~5 times faster per code than 8-bit PQ). ``nlist`` is
+the power of two nearest ``sqrt(N)``, at most ``MAX_NLIST``. An index is retrained (rebuilt from
+scratch) when the archive has grown past ``RETRAIN_GROWTH`` times the vectors it was trained on, or
+needs other codes; an update says so (``CoarseIndexReport.retrained``).
 """
 
 from __future__ import annotations
@@ -62,11 +63,18 @@ INDEX_FORMAT_VERSION = 1
 # index's fixed costs (benchmarks/RESULTS-archive.md).
 DEFAULT_MIN_CLIPS = 36_000
 PQ_ABOVE_CLIPS = 1_000_000  # SQ8 codes (512 B/clip) below, PQ64 codes (64 B/clip) above
-# PQ32 codes (32 B/clip) above this: with faiss's 8-byte ids PQ64 costs 72 B/clip, 13 GB resident at
-# 100,000 video-hours (180 M clips), PQ32 40 B/clip, 7.2 GB. At 1,000 video-hours PQ32 found the same
-# 100/100 planted moments as PQ64 at nprobe nlist/8 (benchmarks/RESULTS-archive.md); the windows it
-# proposes are re-scored exactly, so the coarser codes change which windows are looked at, not scores.
-PQ32_ABOVE_CLIPS = 50_000_000  # ~27,800 video-hours: PQ64 codes would pass 3.6 GB
+# Four-bit fast-scan PQ codes (64 x 4 bits = 32 B/clip) above this: with faiss's 8-byte ids PQ64 costs
+# 72 B/clip, 13 GB resident at 100,000 video-hours (180 M clips); PQ64x4fs 40 B/clip, 7.2 GB. Measured
+# (benchmarks/RESULTS-archive.md): at 1,000 video-hours it finds the same 100/100 planted moments as 8-bit
+# PQ32 (the same size) and PQ64, scans ~2.4 ns per code against PQ32's ~12.5, and trains and adds ~5 times
+# faster; its windows are re-scored exactly, so the coarser codes change which windows are looked at, never
+# their scores.
+FAST_SCAN_ABOVE_CLIPS = 50_000_000  # ~27,800 video-hours: PQ64 codes would pass 3.6 GB
+FAST_SCAN_CODES = "PQ64x4fs"
+# Lists at most: probing is a share of the lists (DEFAULT_NPROBE_FRACTION), so the codes a query scans are
+# N/8 whatever nlist; more lists only cost the build (each added clip is compared with every centroid: ~24
+# CPU-us per clip at 4,096 lists, ~126 at 16,384) and the k-means. 4,096 is the 10,000-hour index's.
+MAX_NLIST = 4096
 RETRAIN_GROWTH = 4.0  # retrain once the index holds this many times the vectors it was trained on
 TRAIN_POINTS_PER_LIST = 64  # training sample: this many vectors per inverted list (capped by N)
 MIN_TRAIN_POINTS_PER_LIST = 39  # faiss's own lower bound for a stable k-means
@@ -95,7 +103,7 @@ class IndexSpec:
     """What kind of faiss index to build for ``num_vectors`` vectors."""
 
     nlist: int  # inverted lists (k-means centroids)
-    codes: str  # "SQ8", "PQ64" or "PQ32"
+    codes: str  # "SQ8", "PQ64" or "PQ64x4fs"
 
     @property
     def factory(self) -> str:
@@ -107,10 +115,14 @@ class IndexSpec:
 
 
 def index_spec(num_vectors: int) -> IndexSpec:
-    """The index for ``num_vectors`` clips: nlist the power of two nearest sqrt(N), SQ8, PQ64 or PQ32 codes."""
+    """The index for ``num_vectors`` clips: nlist the power of two nearest sqrt(N) (at most ``MAX_NLIST``),
+    SQ8, PQ64 or four-bit fast-scan PQ64 codes."""
     nlist = 2 ** int(round(math.log2(max(16.0, math.sqrt(max(1, num_vectors))))))
-    nlist = max(1, min(nlist, 65536, num_vectors // MIN_TRAIN_POINTS_PER_LIST or 1))
-    codes = "PQ32" if num_vectors > PQ32_ABOVE_CLIPS else "PQ64" if num_vectors > PQ_ABOVE_CLIPS else "SQ8"
+    nlist = max(1, min(nlist, MAX_NLIST, num_vectors // MIN_TRAIN_POINTS_PER_LIST or 1))
+    if num_vectors > FAST_SCAN_ABOVE_CLIPS:
+        codes = FAST_SCAN_CODES
+    else:
+        codes = "PQ64" if num_vectors > PQ_ABOVE_CLIPS else "SQ8"
     return IndexSpec(nlist=nlist, codes=codes)
 
 

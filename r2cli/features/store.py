@@ -172,22 +172,134 @@ class FeatureSettings:
 # Reading
 
 
+# Feature files mapped at once per process. Each map holds a file descriptor and one of the kernel's
+# per-process mappings (vm.max_map_count, 65,530 by default; descriptors here: 20,000), so a search over
+# 100,000 videos cannot map them all: files are mapped when a tensor is first read and the least recently
+# read maps are let go past this many (arrays already handed out keep their own map alive) (#19).
+MAX_OPEN_MAPS = 1024
+
+
+class _OpenMaps:
+    """The process's whole-file maps of feature files, least recently used first out."""
+
+    def __init__(self, capacity: int) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self.capacity = capacity
+        self._maps: "OrderedDict[Path, tuple[tuple[int, ...], np.ndarray]]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+    def get(self, path: Path, identity: tuple[int, ...]) -> "np.ndarray":
+        """The map of ``path`` as it was when opened (``identity``); a file replaced since is refused."""
+        import numpy as np
+
+        with self._lock:
+            hit = self._maps.get(path)
+            if hit is not None and hit[0] == identity:
+                self._maps.move_to_end(path)
+                return hit[1]
+        try:
+            with open(path, "rb") as handle:
+                if _identity(os.fstat(handle.fileno())) != identity:
+                    raise FeatureError(f"{path}: the feature file was replaced or changed while this command ran "
+                                       "(another r2cli index?); run the command again")
+                whole = np.memmap(handle, dtype=np.uint8, mode="r")
+        except OSError as exc:
+            raise FeatureError(f"{path}: cannot read the feature file ({exc.strerror or exc})") from None
+        with self._lock:
+            self._maps[path] = (identity, whole)
+            self._maps.move_to_end(path)
+            while len(self._maps) > self.capacity:
+                self._maps.popitem(last=False)
+        return whole
+
+
+_OPEN_MAPS = _OpenMaps(MAX_OPEN_MAPS)
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class _Tensor:
+    """Where one tensor lies in a feature file: numpy dtype name, shape, absolute byte range."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+
 @dataclass
 class VideoFeatures:
-    """One stored feature set, memory-mapped (arrays are read-only views of the file)."""
+    """One stored feature set; its arrays are read-only views of the file, mapped on first read.
+
+    ``open_features`` checks the header (names, dtypes, shapes, offsets against the file size); the
+    file is mapped only when ``layers``, ``embed`` or ``timestamps`` is read, so planning a search over
+    a whole archive maps nothing. Assigning one of them replaces it for this object (benchmarks do).
+    """
 
     path: Path  # the safetensors file
     fingerprint: str  # content fingerprint of the video
     settings: FeatureSettings  # what produced them
-    layers: "np.ndarray"  # [T, k, P, Cv] float16, memory-mapped (int8 sets: a QuantizedLayers view, float32 rows)
-    embed: "np.ndarray"  # [T, D] float16, memory-mapped
-    timestamps: "np.ndarray"  # [T] float64: pts (s) of the frame behind each clip
     duration: float | None  # seconds, as probed when the features were written
     metadata: dict[str, str] = field(repr=False)  # the raw header metadata
+    tensors: dict[str, _Tensor] = field(default_factory=dict, repr=False)
+    identity: tuple[int, ...] = field(default=(), repr=False)  # the file's (dev, inode, size, mtime) when opened
+    _assigned: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def _array(self, name: str) -> "np.ndarray":
+        import numpy as np
+
+        if name in self._assigned:
+            return self._assigned[name]
+        tensor = self.tensors[name]
+        if tensor.end == tensor.begin:
+            return np.zeros(tensor.shape, dtype=tensor.dtype)
+        whole = _OPEN_MAPS.get(self.path, self.identity)
+        return whole[tensor.begin : tensor.end].view(tensor.dtype).reshape(tensor.shape)
+
+    @property
+    def layers(self) -> "np.ndarray":
+        """[T, k, P, Cv] float16 (int8 sets: a QuantizedLayers view giving float32 rows)."""
+        if "layers" in self._assigned or self.settings.dtype != "int8":
+            return self._array("layers")
+        from r2cli.features.compact import QuantizedLayers
+
+        return QuantizedLayers(self._array("layers"), self._array(LAYER_SCALES))
+
+    @layers.setter
+    def layers(self, value: "np.ndarray") -> None:
+        self._assigned["layers"] = value
+
+    @property
+    def embed(self) -> "np.ndarray":
+        """[T, D] float16 CLIP image embeddings."""
+        return self._array("embed")
+
+    @embed.setter
+    def embed(self, value: "np.ndarray") -> None:
+        self._assigned["embed"] = value
+
+    @property
+    def timestamps(self) -> "np.ndarray":
+        """[T] float64: pts (s) of the frame behind each clip."""
+        return self._array("timestamps")
+
+    @timestamps.setter
+    def timestamps(self, value: "np.ndarray") -> None:
+        self._assigned["timestamps"] = value
 
     @property
     def num_clips(self) -> int:
-        return int(self.layers.shape[0])
+        if "layers" in self._assigned:
+            return int(self._assigned["layers"].shape[0])
+        return int(self.tensors["layers"].shape[0])
 
     @property
     def fps(self) -> float:
@@ -231,7 +343,7 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], int]:
 
 
 def open_features(path: str | os.PathLike) -> VideoFeatures:
-    """Memory-map a feature file written by ``FeatureStore``.
+    """Open a feature file written by ``FeatureStore`` (checked now, memory-mapped when first read).
 
     Raises:
         FeatureError: not an r2cli feature file, or its tensors do not fit its header or size.
@@ -252,36 +364,35 @@ def open_features(path: str | os.PathLike) -> VideoFeatures:
         settings = FeatureSettings.from_dict(json.loads(metadata["settings"]))
     except (KeyError, ValueError, UsageError) as exc:
         raise FeatureError(f"{path}: bad settings in the header ({exc})") from None
-    size = path.stat().st_size
-    arrays: dict[str, np.ndarray] = {}
-    # One map of the whole file, the tensors views of it: each map holds a file descriptor, and a search
-    # over 10,000 videos with one map per tensor passed the usual limit of 20,000 open files (#19).
-    whole = np.memmap(path, dtype=np.uint8, mode="r") if size else None
+    try:
+        identity = _identity(path.stat())
+    except OSError as exc:
+        raise FeatureError(f"{path}: cannot read the feature file ({exc.strerror or exc})") from None
+    size = identity[2]
+    tensors: dict[str, _Tensor] = {}
     names = ("layers", "embed", "timestamps") + ((LAYER_SCALES,) if settings.dtype == "int8" else ())
     for name in names:
         entry = header.get(name)
         if not isinstance(entry, dict):
             raise FeatureError(f"{path}: tensor {name!r} is missing")
         dtype = _NUMPY_DTYPE.get(entry.get("dtype"))
-        shape = [int(v) for v in entry.get("shape", [])]
+        shape = tuple(int(v) for v in entry.get("shape", []))
         begin, end = (int(v) for v in entry.get("data_offsets", (0, -1)))
         if dtype is None:
             raise FeatureError(f"{path}: tensor {name!r} has unsupported dtype {entry.get('dtype')!r}")
         expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         if end - begin != expected or data_start + end > size:
             raise FeatureError(f"{path}: tensor {name!r} does not fit the file (truncated or corrupt)")
-        if expected == 0:
-            arrays[name] = np.zeros(shape, dtype=dtype)
-        else:
-            arrays[name] = whole[data_start + begin : data_start + end].view(dtype).reshape(shape)
-    layers, embed, timestamps = arrays["layers"], arrays["embed"], arrays["timestamps"]
-    if str(layers.dtype) != settings.dtype or str(embed.dtype) != "float16":
+        tensors[name] = _Tensor(np.dtype(dtype).name, shape, data_start + begin, data_start + end)
+    layers, embed, timestamps = tensors["layers"], tensors["embed"], tensors["timestamps"]
+    if layers.dtype != settings.dtype or embed.dtype != "float16":
         raise FeatureError(f"{path}: layers are {layers.dtype}, the settings say {settings.dtype}")
     if settings.dtype == "int8":
-        from r2cli.features.compact import QuantizedLayers
-
-        layers = QuantizedLayers(layers, arrays[LAYER_SCALES])  # checks the scales' shape
-    if layers.ndim != 4 or embed.ndim != 2 or timestamps.ndim != 1:
+        scales = tensors[LAYER_SCALES].shape
+        if len(layers.shape) != 4 or scales != (layers.shape[0], layers.shape[1], layers.shape[3]):
+            raise FeatureError(f"{path}: int8 layers {list(layers.shape)} and their scales {list(scales)} do not fit "
+                               "together")
+    if len(layers.shape) != 4 or len(embed.shape) != 2 or len(timestamps.shape) != 1:
         raise FeatureError(f"{path}: tensors have the wrong rank")
     if not layers.shape[0] == embed.shape[0] == timestamps.shape[0] or layers.shape[1] != settings.k:
         raise FeatureError(f"{path}: tensor shapes disagree ({layers.shape}, {embed.shape}, {timestamps.shape})")
@@ -290,11 +401,10 @@ def open_features(path: str | os.PathLike) -> VideoFeatures:
         path=path,
         fingerprint=str(metadata.get("fingerprint", "")),
         settings=settings,
-        layers=layers,
-        embed=embed,
-        timestamps=timestamps,
         duration=float(duration) if duration not in (None, "", "None") else None,
         metadata=dict(metadata),
+        tensors=tensors,
+        identity=identity,
     )
 
 

@@ -1,6 +1,6 @@
 """The coarse index's rules (#19): nlist/8 lists probed, at least 32 (measured in
 benchmarks/RESULTS-archive.md: at 1,000 video-hours nlist/32 found 95 of 100 planted moments, nlist/8 all);
-PQ32 codes above 50 M clips so the 100,000-hour index fits 8 GB."""
+four-bit fast-scan PQ64 codes above 50 M clips so the 100,000-hour index fits 8 GB; at most 4,096 lists."""
 
 from r2cli.features.coarse_index import IndexSpec, index_spec
 
@@ -16,5 +16,12 @@ def test_codes_shrink_with_the_archive_so_100000_hours_fit_8_gb():
     assert index_spec(1_000_000).codes == "SQ8"
     assert index_spec(18_000_000).factory == "IVF4096,PQ64"  # 10,000 video-hours: 72 B/clip with ids
     spec = index_spec(180_000_000)  # 100,000 video-hours
-    assert spec.factory == "IVF16384,PQ32"
-    assert 180_000_000 * (32 + 8) < 8 * 10**9  # codes + faiss's 8-byte ids stay under 8 GB resident
+    assert spec.factory == "IVF4096,PQ64x4fs"
+    assert 180_000_000 * (64 // 2 + 8) < 8 * 10**9  # 4-bit codes + faiss's 8-byte ids stay under 8 GB resident
+
+
+def test_lists_stop_at_4096_so_builds_stay_linear():
+    """Probing is a share of the lists, so more lists add build cost (every clip meets every centroid), not speed."""
+    assert index_spec(54_000_000).nlist == 4096  # 30,000 video-hours
+    assert index_spec(1_800_000_000).nlist == 4096  # 1,000,000 video-hours
+    assert index_spec(54_000_000).nprobe == 512

@@ -87,6 +87,7 @@ def test_index_spec_follows_the_archive_size():
 
     assert index_spec(1_800_000).factory == "IVF1024,PQ64"  # 1,000 video-hours
     assert index_spec(18_000_000).factory == "IVF4096,PQ64"  # 10,000 video-hours
+    assert index_spec(180_000_000).factory == "IVF4096,PQ64x4fs"  # 100,000 video-hours
     assert index_spec(100_000).codes == "SQ8"
     assert index_spec(2_000).nlist <= 2_000 // 39
 
@@ -141,12 +142,19 @@ def test_candidates_agree_with_exact_scoring_on_many_queries(workspace, tiny_tow
     assert all(pair in approximate for pair in exact[:: 5])  # each query's best window is always found
 
 
-def test_incremental_add_delete_and_reextract(workspace, tiny_tower, tiny_clip_path, random_head_path):
+@pytest.mark.parametrize("codes", ["SQ8", "fast-scan PQ"])
+def test_incremental_add_delete_and_reextract(workspace, tiny_tower, tiny_clip_path, random_head_path, codes,
+                                              monkeypatch):
     from r2cli.app.search import search
+    from r2cli.features import coarse_index
     from r2cli.features.store import FeatureSettings, FeatureStore
 
+    if codes != "SQ8":  # the 100,000-hour codes' family (4-bit fast-scan PQ), sized for 32-dim embeddings
+        monkeypatch.setattr(coarse_index, "FAST_SCAN_ABOVE_CLIPS", MIN_CLIPS)
+        monkeypatch.setattr(coarse_index, "FAST_SCAN_CODES", "PQ16x4fs")
     build_archive(workspace, tiny_tower, _videos(tiny_tower, 20, match="match.mp4"))
     first = _update(workspace)
+    assert first.factory.endswith("SQ8" if codes == "SQ8" else "PQ16x4fs")
     options = _options(random_head_path, tiny_clip_path, candidates=2)
 
     # a new video is added without retraining, and found through the index
