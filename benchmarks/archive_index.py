@@ -20,6 +20,14 @@ appended to ``--results``):
     python benchmarks/archive_index.py compare  # faiss vs hnswlib vs usearch on 100,000 clips
     python benchmarks/archive_index.py clean    --store /tmp/arch1k
 
+Archives too large for this disk (30,000 video-hours and up: 1.84 GB of embeddings per 1,000 h) are
+drawn on the fly instead of stored (see "100,000 video-hours" below): ``update_index`` builds the real
+index from the generator and only the index is written; the queries re-score exactly from rows drawn
+again, and the time spent drawing them is subtracted:
+
+    python benchmarks/archive_index.py build-virtual --hours 30000 --store /work/bench/v30k
+    python benchmarks/archive_index.py query-virtual --hours 30000 --store /work/bench/v30k [--nprobe 256,512]
+
 ``clean`` deletes the store folder (only a folder holding this benchmark's marker file).
 """
 
@@ -333,7 +341,7 @@ def _rss_mb() -> float:
 
 
 def compare(args) -> dict:
-    """faiss IVF (SQ8, PQ64, PQ32) vs hnswlib vs usearch (f16, i8) on ``--compare-clips`` clustered clips.
+    """faiss IVF (``--compare-codes``: SQ8, PQ64, PQ32, fast-scan PQ64x4fs) vs hnswlib vs usearch (f16, i8) on ``--compare-clips`` clustered clips.
 
     Clips come in "videos" of 1,800 around a random centre (real CLIP embeddings cluster by shot and
     video); a query is a clip plus noise. Recall@100 is against the exact top 100 by inner product.
@@ -383,7 +391,7 @@ def compare(args) -> dict:
     faiss.omp_set_num_threads(threads)
     nlist = 256  # sqrt(100,000) rounded to a power of two, as index_spec chooses
     libraries = set(args.compare_libraries.split(","))
-    for codes in ("SQ8", "PQ64", "PQ32") if "faiss" in libraries else ():
+    for codes in args.compare_codes.split(",") if "faiss" in libraries else ():
         spec = IndexSpec(nlist=nlist, codes=codes)
 
         def build_faiss(spec=spec):
@@ -654,6 +662,7 @@ def main() -> None:
     parser.add_argument("--nprobe", default=None, help="query: lists probed, comma-separated values for several runs")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--compare-clips", type=int, default=100_000)
+    parser.add_argument("--compare-codes", default="SQ8,PQ64,PQ32,PQ64x4fs", help="compare: faiss codes to run")
     parser.add_argument("--compare-libraries", default="faiss,hnswlib,usearch", help="compare: which to run")
     parser.add_argument("--fine", action="store_true", help="also one query end to end (coarse + fine + merge)")
     parser.add_argument("--exact-recall", action="store_true", help="also the exact scan of all 100 queries")

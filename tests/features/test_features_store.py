@@ -73,7 +73,7 @@ def test_round_trip_is_memory_mapped_and_plain_safetensors(tmp_path):
     assert stored.shape == {"layers": [3, 4, 5, 8], "embed": [3, 6], "timestamps": [3]}
 
     got = store.get(FP, make_settings())
-    assert isinstance(got.layers, np.memmap) and got.layers.dtype == np.float16
+    assert isinstance(got.layers, np.memmap) and got.layers.dtype == np.float16  # a view of the mapped file
     np.testing.assert_array_equal(got.layers, layers.astype(np.float16))
     np.testing.assert_array_equal(got.embed, embed.astype(np.float16))
     np.testing.assert_array_equal(got.timestamps, stamps)
@@ -203,3 +203,38 @@ def test_writer_keeps_no_chunk_alive_between_appends(tmp_path):
     assert np.array_equal(features.embed, np.concatenate(expected_embed))
     assert np.array_equal(features.timestamps, np.concatenate(expected_stamps))
     assert features.num_clips == 120 and not list(tmp_path.rglob("*.tmp"))
+
+
+def test_files_are_mapped_when_read_and_few_stay_open(tmp_path, monkeypatch):
+    """A search over 100,000 videos cannot hold 100,000 maps (descriptors, vm.max_map_count): opening maps
+    nothing, reading maps the file, and past MAX_OPEN_MAPS the least recently read maps are let go (#19)."""
+    from r2cli.features import store as store_module
+
+    maps = store_module._OpenMaps(capacity=3)
+    monkeypatch.setattr(store_module, "_OPEN_MAPS", maps)
+    store = FeatureStore(tmp_path / "features")
+    fingerprints = [f"blake2b:{i:0128x}" for i in range(6)]
+    for i, fingerprint in enumerate(fingerprints):
+        store.put(fingerprint, make_settings(), *arrays(seed=i), duration=5.0)
+    opened = [store.get(fp, make_settings()) for fp in fingerprints]
+    assert len(maps) == 0 and [f.num_clips for f in opened] == [3] * 6  # the header says how many clips
+    first_embed = opened[0].embed
+    for i, features in enumerate(opened):
+        np.testing.assert_array_equal(features.embed, arrays(seed=i)[1].astype(np.float16))
+        assert len(maps) <= 3
+    np.testing.assert_array_equal(first_embed, arrays(seed=0)[1].astype(np.float16))  # a view keeps its map
+    np.testing.assert_array_equal(opened[0].layers, arrays(seed=0)[0].astype(np.float16))  # mapped again
+
+
+def test_a_file_replaced_after_opening_is_refused_not_read(tmp_path, monkeypatch):
+    """Maps are taken late, so a feature file re-extracted meanwhile must not be read as the one opened."""
+    from r2cli.features import store as store_module
+
+    monkeypatch.setattr(store_module, "_OPEN_MAPS", store_module._OpenMaps(capacity=4))
+    store = FeatureStore(tmp_path / "features")
+    store.put(FP, make_settings(), *arrays(seed=1), duration=5.0)
+    opened = store.get(FP, make_settings())
+    store.put(FP, make_settings(), *arrays(clips=5, seed=2), duration=9.0)  # another extraction, same name
+    with pytest.raises(FeatureError, match="replaced or changed while this command ran"):
+        opened.embed
+    assert store.get(FP, make_settings()).embed.shape == (5, 6)

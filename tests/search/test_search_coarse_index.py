@@ -398,3 +398,24 @@ def test_planning_reads_no_embeddings():
     found = [(SimpleNamespace(id=i, duration=250.0), Unreadable()) for i in range(3)]
     plan = plan_archive(found, fps=0.5, window_clips=75, stride_clips=37, post=PostProcess())
     assert len(plan.windows) == 9 and plan.bad_windows == {}
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_a_search_over_more_videos_than_open_maps_finds_the_same(workspace, tiny_tower, tiny_clip_path,
+                                                                 random_head_path, monkeypatch, exact):
+    """At most MAX_OPEN_MAPS feature files stay mapped, whatever the archive (100,000 videos would pass the
+    usual limits on descriptors and maps): a search that must keep letting maps go finds the same moments."""
+    from r2cli.app.search import search
+    from r2cli.features import store as store_module
+
+    build_archive(workspace, tiny_tower, _videos(tiny_tower, 16, match="match.mp4"))
+    _update(workspace)
+    options = _options(random_head_path, tiny_clip_path, candidates=3, exact=exact)
+    roomy = search(workspace, [QUERY], options=options)
+    maps = store_module._OpenMaps(capacity=2)
+    monkeypatch.setattr(store_module, "_OPEN_MAPS", maps)
+    tight = search(workspace, [QUERY], options=options)
+    assert 0 < len(maps) <= 2
+    assert _manifest(tight)["settings"]["coarse"]["path"] == ("exact" if exact else "index")
+    columns = ["path", "start_s", "end_s", "score"]
+    assert tight.moments[columns].equals(roomy.moments[columns]) and "match.mp4" in _names(tight.moments)
