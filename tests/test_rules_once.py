@@ -104,3 +104,18 @@ def test_defaults_read_the_one_definition():
     assert FeatureSettings("ViT-B-32", "x").frame_rule == FRAME_RULE_EXACT
     assert NmsConfig().threshold == PostProcess().nms_threshold == NMS_THRESHOLD
     assert NmsConfig().sigma == PostProcess().nms_sigma == NMS_SIGMA
+
+
+def test_the_cores_this_process_may_use_are_counted_once():
+    """``media._process.default_jobs`` counts them; the decoder-thread default reads it (#23 leftover)."""
+    where = [f"{name}:{node.lineno}" for name, tree in _trees().items() for node in ast.walk(tree)
+             if isinstance(node, ast.Attribute) and node.attr == "sched_getaffinity"]
+    assert [w.split(":")[0] for w in where] == ["media/_process.py"]
+
+
+def test_post_processing_defaults_are_the_official_ones_written_once():
+    from r2cli.inference.windows import PostProcess
+    from r2cli.model.config import MAX_MOMENTS, ROUND_UNIT_S, DataConfig, ModelConfig
+
+    assert (PostProcess().unit, DataConfig().unit) == (ROUND_UNIT_S, ROUND_UNIT_S)
+    assert (PostProcess().max_moments, ModelConfig().max_num_moment) == (MAX_MOMENTS, MAX_MOMENTS)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from r2cli.errors import UsageError
-from r2cli.model.config import (MAX_WINDOW_CLIPS, MIN_WINDOW_CLIPS, NMS_SIGMA, NMS_THRESHOLD, NMS_TYPES, Problem,
-                                stride_problem)
+from r2cli.model.config import (MAX_MOMENTS, MAX_WINDOW_CLIPS, MIN_WINDOW_CLIPS, NMS_SIGMA, NMS_THRESHOLD, NMS_TYPES,
+                                ROUND_UNIT_S, Problem, stride_problem)
 from r2cli.model.postprocess import clamp_and_round, temporal_nms, temporal_nms_batched
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,11 +51,11 @@ class Window:
 class PostProcess:
     """Evaluation post-processing of one preset: clamp to the duration, round to ``unit``, NMS."""
 
-    unit: float | None = 2.0  # rounding unit in seconds (None: no rounding)
+    unit: float | None = ROUND_UNIT_S  # rounding unit in seconds (None: no rounding)
     nms_type: str | None = "normal"  # "normal" | "linear" | "gaussian" | None (no NMS)
     nms_threshold: float = NMS_THRESHOLD  # IoU at or above which "normal" NMS zeroes a score
     nms_sigma: float = NMS_SIGMA  # width of the gaussian decay
-    max_moments: int = 50  # moments kept per (query, video) after merging
+    max_moments: int = MAX_MOMENTS  # moments kept per (query, video) after merging
 
     def __post_init__(self) -> None:
         if self.unit is not None and not self.unit > 0:

@@ -206,11 +206,9 @@ class SamplingStats:
 
 def default_decode_threads() -> int:
     """Decoder threads passed to ffmpeg when none are given: every core this process may use, at most 16."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(16, cores))
+    from r2cli.media._process import default_jobs
+
+    return min(16, default_jobs())
 
 
 @dataclass

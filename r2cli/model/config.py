@@ -33,6 +33,8 @@ NMS_SIGMA = 0.5
 # official QVHighlights features (and of r2cli's feature index). Written here once (#23);
 # r2cli.features.names.FEATURE_FPS is this value.
 DEFAULT_FPS = 0.5
+ROUND_UNIT_S = 2.0  # the official rounding unit of predicted windows, in seconds
+MAX_MOMENTS = 50  # the official max_num_moment: moments kept per (query, video)
 SALIENCY_DIRECTIONS = ("row", "col")
 
 
@@ -114,7 +116,7 @@ class ModelConfig:
     head_kernel: int = 3  # kernel size of the class/coord conv heads
     coord_head: bool = True  # whether a boundary regression head exists (False for TVSum/YouTube)
     merge_cls_sal: bool = True  # multiply the merged class scores by the clip/query cosine
-    max_num_moment: int = 50  # boundaries kept per pair after sorting by score
+    max_num_moment: int = MAX_MOMENTS  # boundaries kept per pair after sorting by score
     buffer_size: int = 1024  # clip count the official point table covers (r2cli generates points on the fly)
     loss: LossConfig = field(default_factory=LossConfig)  # loss terms and weights
 
@@ -195,7 +197,7 @@ class DataConfig:
     """How clips, scores and windows are produced and post-processed for a dataset."""
 
     fps: float | None = DEFAULT_FPS  # frames (clips) per second; None: per-video rate (YouTube Highlights)
-    unit: float | None = 2.0  # rounding unit of predicted windows in seconds; None: no rounding
+    unit: float | None = ROUND_UNIT_S  # rounding unit of predicted windows in seconds; None: no rounding
     nms: NmsConfig | None = field(default_factory=NmsConfig)  # post-processing NMS; None: no NMS
     # inference on archives: videos up to window_s are grounded whole (the length the head was
     # trained and evaluated on, at most the official 1,024 clips); longer ones in windows of
