@@ -75,6 +75,13 @@ FAST_SCAN_CODES = "PQ64x4fs"
 # N/8 whatever nlist; more lists only cost the build (each added clip is compared with every centroid: ~24
 # CPU-us per clip at 4,096 lists, ~126 at 16,384) and the k-means. 4,096 is the 10,000-hour index's.
 MAX_NLIST = 4096
+# Approximate clip hits a text search asks of the index per candidate window it keeps. The hits are
+# re-scored exactly before they pick windows, so what matters is that the near-tied best clips are among
+# them. Measured on 100,000 clustered clips (`compare`-style data, RESULTS-archive.md): the exact top-40
+# windows found 0.943 with PQ64 at 16 per candidate; four-bit fast-scan codes needed 100 per candidate for
+# the same 0.943 (0.848 at 16), 8-bit PQ32 reached 0.931 at 16.
+HITS_PER_CANDIDATE = 16
+FAST_SCAN_HITS_PER_CANDIDATE = 100
 RETRAIN_GROWTH = 4.0  # retrain once the index holds this many times the vectors it was trained on
 TRAIN_POINTS_PER_LIST = 64  # training sample: this many vectors per inverted list (capped by N)
 MIN_TRAIN_POINTS_PER_LIST = 39  # faiss's own lower bound for a stable k-means
@@ -112,6 +119,11 @@ class IndexSpec:
     @property
     def nprobe(self) -> int:
         return min(self.nlist, max(MIN_NPROBE, int(round(self.nlist * DEFAULT_NPROBE_FRACTION))))
+
+    @property
+    def hits_per_candidate(self) -> int:
+        """Approximate hits a text search asks per candidate window: four-bit codes order near ties worse."""
+        return FAST_SCAN_HITS_PER_CANDIDATE if self.codes.endswith("fs") else HITS_PER_CANDIDATE
 
 
 def index_spec(num_vectors: int) -> IndexSpec:

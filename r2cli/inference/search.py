@@ -311,7 +311,6 @@ def matmul_from_queries(clips: int) -> int | None:
     if gap <= 0:
         return None
     return max(2, int(clips * SCAN_S_PER_CLIP / gap) + 1)
-HITS_PER_CANDIDATE = 16  # approximate clip hits asked per candidate window kept (hits of one window repeat)
 MIN_HITS = 256
 
 
@@ -319,10 +318,12 @@ def choose_coarse_stage(plan: SearchPlan, index: Any, *, candidates: int, exact:
                         nprobe: int | None = None) -> CoarseStage:
     """Exact scan or approximate index for this plan, by the measured cost rule (``coarse_stage_for``).
 
-    The index is asked for ``max(MIN_HITS, HITS_PER_CANDIDATE * candidates)`` clips per query.
+    The index is asked for ``max(MIN_HITS, hits_per_candidate * candidates)`` clips per query, the
+    hits per candidate its codes need (``IndexSpec.hits_per_candidate``).
     """
+    per = index.spec.hits_per_candidate if index is not None else 0
     return coarse_stage_for([video.features for video in plan.videos], index,
-                            clips_per_query=max(MIN_HITS, HITS_PER_CANDIDATE * candidates), exact=exact, nprobe=nprobe)
+                            clips_per_query=max(MIN_HITS, per * candidates), exact=exact, nprobe=nprobe)
 
 
 def coarse_stage_for(features: list[Any], index: Any, *, clips_per_query: int, exact: bool = False,
@@ -377,15 +378,46 @@ def _window_ranges(plan: SearchPlan) -> list[tuple[int, int]]:
 RESCORED_PER_CANDIDATE = 4  # windows re-scored exactly per candidate window kept
 
 
+def _exact_hits(plan: SearchPlan, stage: CoarseStage, query: "np.ndarray", positions: "np.ndarray",
+                clips: "np.ndarray") -> list[tuple[int, int]]:
+    """(plan video, clip) of one query's index hits, best exact score first.
+
+    Hits in videos the plan does not hold (deleted, unselected) are dropped; each video's hit rows are
+    read in one gather. Compact codes order near-tied clips badly, so the windows are picked in the order
+    of the exact scores, not of the approximate ones (benchmarks/RESULTS-archive.md). A non-finite
+    embedding ranks last here; its window is found and skipped where it is re-scored.
+    """
+    import numpy as np
+
+    by_video: dict[int, list[int]] = {}
+    for position, clip in zip(positions.tolist(), clips.tolist()):
+        if position < 0:
+            continue
+        for v in stage.plan_positions.get(position, ()):  # deleted or unselected videos have none
+            by_video.setdefault(v, []).append(clip)
+    if not by_video:
+        return []
+    hits, scores = [], []
+    query32 = np.asarray(query, dtype=np.float32)
+    for v, rows in by_video.items():
+        rows_array = np.array(rows, dtype=np.int64)
+        embed = np.asarray(plan.videos[v].features.embed[rows_array], dtype=np.float32)  # [hits, D]
+        scores.append(embed @ query32)
+        hits.extend((v, clip) for clip in rows)
+    exact = np.nan_to_num(np.concatenate(scores), nan=-np.inf, posinf=-np.inf, neginf=-np.inf)
+    return [hits[i] for i in np.argsort(-exact, kind="stable").tolist()]
+
+
 def indexed_window_scores(plan: SearchPlan, query_embed: "np.ndarray", stage: CoarseStage, *,
                           candidates: int | None = None) -> tuple["np.ndarray", "np.ndarray"]:
     """(window indices, exact scores [windows, queries]) of the windows the index's hits fall in.
 
-    The index proposes ``clips_per_query`` clips per query, best first; the first
-    ``RESCORED_PER_CANDIDATE * candidates`` distinct windows holding one of them (and every window of
-    an unindexed video) are re-scored exactly from the stored fp16 embeddings, so quantisation
-    changes which windows are looked at, never their scores. Re-scored windows holding a
-    non-finite embedding are recorded in ``plan.bad_windows`` (only these are read).
+    The index proposes ``clips_per_query`` clips per query; they are re-scored exactly from the stored
+    fp16 embeddings (``_exact_hits``) and, best first, the first ``RESCORED_PER_CANDIDATE * candidates``
+    distinct windows holding one of them (and every window of an unindexed video) are re-scored exactly,
+    so quantisation changes which windows are looked at, never their scores or the order the hits pick
+    them in. Re-scored windows holding a non-finite embedding are recorded in ``plan.bad_windows`` (only
+    these are read).
     """
     import numpy as np
 
@@ -393,20 +425,18 @@ def indexed_window_scores(plan: SearchPlan, query_embed: "np.ndarray", stage: Co
     if stage.window_ranges is None:
         stage.window_ranges = _window_ranges(plan)
     ranges = stage.window_ranges
-    limit = RESCORED_PER_CANDIDATE * (candidates or max(1, stage.clips_per_query // HITS_PER_CANDIDATE))
+    per = stage.index.spec.hits_per_candidate
+    limit = RESCORED_PER_CANDIDATE * (candidates or max(1, stage.clips_per_query // per))
     wanted: set[int] = set()
     for v in stage.unindexed:
         wanted.update(range(*ranges[v]))
     for q in range(positions.shape[0]):
         found: set[int] = set()
-        for position, clip in zip(positions[q].tolist(), clips[q].tolist()):
-            if position < 0:
-                continue
-            for v in stage.plan_positions.get(position, ()):  # deleted or unselected videos have none
-                starts, ends = stage.window_bounds(plan, v, ranges)
-                first = int(np.searchsorted(ends, clip, side="right"))
-                last = int(np.searchsorted(starts, clip, side="right"))
-                found.update(ranges[v][0] + i for i in range(first, last))
+        for v, clip in _exact_hits(plan, stage, query_embed[q], positions[q], clips[q]):
+            starts, ends = stage.window_bounds(plan, v, ranges)
+            first = int(np.searchsorted(ends, clip, side="right"))
+            last = int(np.searchsorted(starts, clip, side="right"))
+            found.update(ranges[v][0] + i for i in range(first, last))
             if len(found) >= limit:
                 break
         wanted |= found

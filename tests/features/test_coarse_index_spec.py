@@ -25,3 +25,11 @@ def test_lists_stop_at_4096_so_builds_stay_linear():
     assert index_spec(54_000_000).nlist == 4096  # 30,000 video-hours
     assert index_spec(1_800_000_000).nlist == 4096  # 1,000,000 video-hours
     assert index_spec(54_000_000).nprobe == 512
+
+
+def test_four_bit_codes_ask_more_hits_per_candidate():
+    """Fast-scan codes order near ties worse; their hits are re-scored exactly, so more of them are asked."""
+    from r2cli.features.coarse_index import FAST_SCAN_HITS_PER_CANDIDATE, HITS_PER_CANDIDATE
+
+    assert index_spec(180_000_000).hits_per_candidate == FAST_SCAN_HITS_PER_CANDIDATE == 100
+    assert index_spec(18_000_000).hits_per_candidate == index_spec(100_000).hits_per_candidate == HITS_PER_CANDIDATE

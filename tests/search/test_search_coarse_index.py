@@ -419,3 +419,21 @@ def test_a_search_over_more_videos_than_open_maps_finds_the_same(workspace, tiny
     assert _manifest(tight)["settings"]["coarse"]["path"] == ("exact" if exact else "index")
     columns = ["path", "start_s", "end_s", "score"]
     assert tight.moments[columns].equals(roomy.moments[columns]) and "match.mp4" in _names(tight.moments)
+
+
+def test_index_hits_pick_windows_in_exact_score_order():
+    """The index's own order of its hits is approximate; windows are picked best exact hit first (#19)."""
+    from types import SimpleNamespace
+
+    from r2cli.inference.search import _exact_hits
+
+    embeds = [random_embed(CLIPS, seed=s) for s in range(3)]
+    plan = SimpleNamespace(videos=[SimpleNamespace(features=SimpleNamespace(embed=e)) for e in embeds])
+    query = embeds[1][7].astype(np.float32)
+    stage = SimpleNamespace(plan_positions={10: [0], 11: [1], 12: [2]})  # index position 13: not selected
+    positions = np.array([10, 13, 12, 11, 10, -1, 11])
+    clips = np.array([3, 7, 5, 2, 9, 0, 7])
+    order = _exact_hits(plan, stage, query, positions, clips)
+    expected = sorted([(0, 3), (2, 5), (1, 2), (0, 9), (1, 7)],
+                      key=lambda h: -float(embeds[h[0]][h[1]].astype(np.float32) @ query))
+    assert order == expected and order[0] == (1, 7)  # the exact best clip first, whatever the index said
