@@ -414,6 +414,10 @@ def compare(args) -> dict:
 
         measure(f"faiss {spec.factory} nprobe {spec.nprobe}, {10 * k} hits re-scored exactly", None, rescored,
                 size, built=built)
+        for per in sorted({16, spec.hits_per_candidate}):
+            name = f"faiss {spec.factory} nprobe {spec.nprobe}, window recall@40, {per} hits per candidate"
+            results[name] = _window_recall(built[0], params, data, queries, per)
+            print(json.dumps({name: results[name]}), flush=True)
     try:
         if "hnswlib" not in libraries:
             raise ImportError
@@ -672,6 +676,36 @@ def query_virtual(args) -> dict:
         rows.append(row)
     result["runs"] = rows
     return result
+
+
+def _window_recall(index, params, data, queries, per: int, candidates: int = 40) -> float:
+    """What search's index path finds: the exact top-``candidates`` windows (75 clips, stride 37, within a
+    "video" of CLIPS clips) among those it picks from ``per * candidates`` hits re-scored exactly, best
+    first, up to RESCORED_PER_CANDIDATE windows per candidate (as ``indexed_window_scores``)."""
+    import numpy as np
+
+    from r2cli.inference.search import RESCORED_PER_CANDIDATE
+
+    n = data.shape[0]
+    starts = np.array([v + s for v in range(0, n, CLIPS) for s in range(0, CLIPS - 75 + 1, 37) if v + s + 75 <= n])
+    found = []
+    for q in range(queries.shape[0]):
+        sims = data @ queries[q]
+        window_scores = np.maximum.reduceat(np.concatenate([sims[a : a + 75] for a in starts]),
+                                            np.arange(0, 75 * len(starts), 75))
+        best = set(np.argsort(-window_scores, kind="stable")[:candidates].tolist())
+        hits = index.search(queries[q : q + 1], per * candidates, params=params)[1][0]
+        hits = hits[hits >= 0]
+        picked: list[int] = []
+        for clip in hits[np.argsort(-sims[hits], kind="stable")].tolist():
+            for w in np.flatnonzero((starts <= clip) & (clip < starts + 75)).tolist():
+                if w not in picked:
+                    picked.append(w)
+            if len(picked) >= RESCORED_PER_CANDIDATE * candidates:
+                break
+        chosen = np.array(picked)[np.argsort(-window_scores[picked], kind="stable")[:candidates]]
+        found.append(len(best & set(chosen.tolist())) / candidates)
+    return round(float(np.mean(found)), 3)
 
 
 def clean(args) -> dict:

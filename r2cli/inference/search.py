@@ -379,13 +379,15 @@ RESCORED_PER_CANDIDATE = 4  # windows re-scored exactly per candidate window kep
 
 
 def _exact_hits(plan: SearchPlan, stage: CoarseStage, query: "np.ndarray", positions: "np.ndarray",
-                clips: "np.ndarray") -> list[tuple[int, int]]:
+                clips: "np.ndarray", max_videos: int) -> list[tuple[int, int]]:
     """(plan video, clip) of one query's index hits, best exact score first.
 
-    Hits in videos the plan does not hold (deleted, unselected) are dropped; each video's hit rows are
-    read in one gather. Compact codes order near-tied clips badly, so the windows are picked in the order
-    of the exact scores, not of the approximate ones (benchmarks/RESULTS-archive.md). A non-finite
-    embedding ranks last here; its window is found and skipped where it is re-scored.
+    Compact codes order near-tied clips badly, so the windows are picked in the order of the exact
+    scores, not of the approximate ones (benchmarks/RESULTS-archive.md). Only the hits of the first
+    ``max_videos`` videos the hits reach (in the index's order) are read, one gather per video: no more
+    videos can give windows than windows are kept, and reading costs per video. Hits in videos the plan
+    does not hold (deleted, unselected) are dropped. A non-finite embedding ranks last here; its window
+    is found and skipped where it is re-scored.
     """
     import numpy as np
 
@@ -394,7 +396,8 @@ def _exact_hits(plan: SearchPlan, stage: CoarseStage, query: "np.ndarray", posit
         if position < 0:
             continue
         for v in stage.plan_positions.get(position, ()):  # deleted or unselected videos have none
-            by_video.setdefault(v, []).append(clip)
+            if v in by_video or len(by_video) < max_videos:
+                by_video.setdefault(v, []).append(clip)
     if not by_video:
         return []
     hits, scores = [], []
@@ -432,7 +435,7 @@ def indexed_window_scores(plan: SearchPlan, query_embed: "np.ndarray", stage: Co
         wanted.update(range(*ranges[v]))
     for q in range(positions.shape[0]):
         found: set[int] = set()
-        for v, clip in _exact_hits(plan, stage, query_embed[q], positions[q], clips[q]):
+        for v, clip in _exact_hits(plan, stage, query_embed[q], positions[q], clips[q], max_videos=limit):
             starts, ends = stage.window_bounds(plan, v, ranges)
             first = int(np.searchsorted(ends, clip, side="right"))
             last = int(np.searchsorted(starts, clip, side="right"))

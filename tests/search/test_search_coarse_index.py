@@ -433,7 +433,10 @@ def test_index_hits_pick_windows_in_exact_score_order():
     stage = SimpleNamespace(plan_positions={10: [0], 11: [1], 12: [2]})  # index position 13: not selected
     positions = np.array([10, 13, 12, 11, 10, -1, 11])
     clips = np.array([3, 7, 5, 2, 9, 0, 7])
-    order = _exact_hits(plan, stage, query, positions, clips)
+    order = _exact_hits(plan, stage, query, positions, clips, max_videos=3)
     expected = sorted([(0, 3), (2, 5), (1, 2), (0, 9), (1, 7)],
                       key=lambda h: -float(embeds[h[0]][h[1]].astype(np.float32) @ query))
     assert order == expected and order[0] == (1, 7)  # the exact best clip first, whatever the index said
+    # only the first videos the hits reach are read: reading costs per video, and windows are few
+    first_two = _exact_hits(plan, stage, query, positions, clips, max_videos=2)
+    assert sorted(first_two) == sorted([(0, 3), (2, 5), (0, 9)])
