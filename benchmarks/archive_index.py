@@ -248,12 +248,7 @@ def query(args) -> dict:
             chosen_index.append(chosen)
             found_index += bool(chosen & planted.get(q, set()))
         chosen_by_nprobe[stage.nprobe] = (chosen_index, found_index)
-        row = {"stage": stage.record(), "choose_s": round(choose_s, 3),
-               "coarse_ms_p50": round(1000 * float(np.percentile(latencies, 50)), 1),
-               "coarse_ms_p95": round(1000 * float(np.percentile(latencies, 95)), 1),
-               "coarse_ms_max": round(1000 * max(latencies), 1),
-               "coarse_cpu_ms_p50": round(1000 * float(np.percentile(cpu, 50)), 1),
-               "coarse_cpu_ms_p95": round(1000 * float(np.percentile(cpu, 95)), 1),
+        row = {"stage": stage.record(), "choose_s": round(choose_s, 3), **_latencies(latencies, cpu),
                "planted_found_index": found_index, "load_average": [round(x, 2) for x in os.getloadavg()]}
         print(json.dumps(row), flush=True)
         rows.append(row)
@@ -277,6 +272,17 @@ def query(args) -> dict:
         stage = choose_coarse_stage(plan, index, candidates=args.candidates)
         result["end_to_end"] = _end_to_end(plan, stage, queries[:1], args.candidates)
     return result
+
+
+def _latencies(wall: list[float], cpu: list[float]) -> dict:
+    """The coarse stage's wall and CPU percentiles (ms) over the queries of one run."""
+    import numpy as np
+
+    return {"coarse_ms_p50": round(1000 * float(np.percentile(wall, 50)), 1),
+            "coarse_ms_p95": round(1000 * float(np.percentile(wall, 95)), 1),
+            "coarse_ms_max": round(1000 * max(wall), 1),
+            "coarse_cpu_ms_p50": round(1000 * float(np.percentile(cpu, 50)), 1),
+            "coarse_cpu_ms_p95": round(1000 * float(np.percentile(cpu, 95)), 1)}
 
 
 def _end_to_end(plan, stage, query_embed, candidates: int) -> dict:
@@ -648,7 +654,7 @@ def query_virtual(args) -> dict:
     for nprobe in nprobes:
         stage = choose_coarse_stage(plan, index, candidates=args.candidates, nprobe=nprobe)
         wall, cpu, drawn, found, probe = [], [], [], 0, []
-        for q in range(QUERIES):
+        for q in range(args.query_count):
             cpu_tick = time.process_time()  # the index search alone (the rest is window mapping and re-scoring)
             index.search(queries[q : q + 1], stage.clips_per_query, stage.nprobe)
             probe.append(time.process_time() - cpu_tick)
@@ -664,11 +670,7 @@ def query_virtual(args) -> dict:
             cpu.append(time.process_time() - cpu_tick)
             _BLOCKS.clear()
             found += bool({int(looked_at[w]) for w, _ in pairs} & planted.get(q, set()))
-        row = {"stage": stage.record(), "coarse_ms_p50": round(1000 * float(np.percentile(wall, 50)), 1),
-               "coarse_ms_p95": round(1000 * float(np.percentile(wall, 95)), 1),
-               "coarse_ms_max": round(1000 * max(wall), 1),
-               "coarse_cpu_ms_p50": round(1000 * float(np.percentile(cpu, 50)), 1),
-               "coarse_cpu_ms_p95": round(1000 * float(np.percentile(cpu, 95)), 1),
+        row = {"stage": stage.record(), **_latencies(wall, cpu),
                "index_search_cpu_ms_p50": round(1000 * float(np.percentile(probe, 50)), 1),
                "drawing_ms_p50_untimed_pass": round(1000 * float(np.percentile(drawn, 50)), 1),
                "planted_found_index": found, "load_average": [round(x, 2) for x in os.getloadavg()]}
@@ -734,6 +736,7 @@ def main() -> None:
     parser.add_argument("--compare-libraries", default="faiss,hnswlib,usearch", help="compare: which to run")
     parser.add_argument("--fine", action="store_true", help="also one query end to end (coarse + fine + merge)")
     parser.add_argument("--exact-recall", action="store_true", help="also the exact scan of all 100 queries")
+    parser.add_argument("--query-count", type=int, default=QUERIES, help="query-virtual: the first this many of the 100")
     parser.add_argument("--codes", default=None, help="build-virtual: force these codes (a small check of a large tier)")
     parser.add_argument("--results", default=None, help="append the JSON result to this file")
     args = parser.parse_args()
