@@ -77,9 +77,9 @@ FAST_SCAN_CODES = "PQ64x4fs"
 MAX_NLIST = 4096
 # Approximate clip hits a text search asks of the index per candidate window it keeps. The hits are
 # re-scored exactly before they pick windows, so what matters is that the near-tied best clips are among
-# them. Measured on 100,000 clustered clips (`compare`-style data, RESULTS-archive.md): the exact top-40
-# windows found 0.943 with PQ64 at 16 per candidate; four-bit fast-scan codes needed 100 per candidate for
-# the same 0.943 (0.848 at 16), 8-bit PQ32 reached 0.931 at 16.
+# them. Measured on 100,000 clustered clips (`archive_index.py compare`, window recall@40, RESULTS-archive.md):
+# PQ64 0.974 at 16 per candidate; four-bit fast-scan codes 0.849 at 16 and 0.944 at 100 (8-bit PQ32, the
+# same size: 0.932 at 16, but ~5 times slower to scan, which 100,000 video-hours cannot afford).
 HITS_PER_CANDIDATE = 16
 FAST_SCAN_HITS_PER_CANDIDATE = 100
 RETRAIN_GROWTH = 4.0  # retrain once the index holds this many times the vectors it was trained on
