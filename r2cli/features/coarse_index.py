@@ -354,12 +354,23 @@ def _publish(root: Path, index: Any, manifest: dict[str, Any], previous: str | N
     return generation
 
 
-def _clean(root: Path, keep: set[str | None]) -> None:
+def _remove_generations(root: Path) -> None:
+    """Remove what r2cli writes in an index folder (pointer, generations, partials, temporaries), then the
+    folder if that left it empty: anything else someone put there stays."""
+    (root / CURRENT_FILE).unlink(missing_ok=True)
+    _clean(root, keep=set(), generations_kept=0)
+    try:
+        root.rmdir()
+    except OSError:  # not empty: files r2cli did not write
+        pass
+
+
+def _clean(root: Path, keep: set[str | None], generations_kept: int = KEEP_GENERATIONS) -> None:
     """Remove generations older than the ones kept, and partial folders of dead writers."""
     from r2cli._atomic import pid_alive
 
     generations = sorted(e.name for e in root.glob("g*") if e.is_dir() and e.name[1:].isdigit())
-    for name in generations[:-KEEP_GENERATIONS]:
+    for name in generations[: len(generations) - generations_kept]:
         if name not in keep:
             shutil.rmtree(root / name, ignore_errors=True)
     for entry in root.glob(".g*.partial"):
@@ -452,7 +463,7 @@ class _UpdatePlan:
 def _below_min_clips(root: Path, total: int, min_clips: int, report: CoarseIndexReport) -> None:
     """Too few clips for an index: the exact scan serves; an index r2cli kept for a larger archive goes."""
     if root.is_dir():
-        shutil.rmtree(root, ignore_errors=True)
+        _remove_generations(root)
         report.action, report.reason = "removed", f"{total} clips, fewer than min_clips {min_clips}"
     else:
         report.action, report.reason = "skipped", f"{total} clips, fewer than min_clips {min_clips}: exact search"

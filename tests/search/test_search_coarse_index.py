@@ -440,3 +440,22 @@ def test_index_hits_pick_windows_in_exact_score_order():
     # only the first videos the hits reach are read: reading costs per video, and windows are few
     first_two = _exact_hits(plan, stage, query, positions, clips, max_videos=2)
     assert sorted(first_two) == sorted([(0, 3), (2, 5), (0, 9)])
+
+
+def test_an_index_no_longer_needed_goes_but_nothing_else_in_its_folder(workspace, tiny_tower):
+    """Below min_clips the index r2cli kept is removed: its pointer and generations, never a file it did not
+    write; a folder holding only r2cli's files goes with them."""
+    from r2cli.features.coarse_index import update_workspace_indexes
+
+    build_archive(workspace, tiny_tower, _videos(tiny_tower, 3))
+    built = _update(workspace)
+    root = Path(built.path)
+    assert built.action == "built" and (root / "CURRENT.json").is_file()
+    keep = root / "notes-of-mine.txt"
+    keep.write_text("not r2cli's\n")
+    (removed,) = update_workspace_indexes(workspace, min_clips=10_000)
+    assert removed.action == "removed"
+    assert keep.read_text() == "not r2cli's\n" and sorted(p.name for p in root.iterdir()) == ["notes-of-mine.txt"]
+    keep.unlink()
+    _update(workspace)  # built again, then removed with nothing else there: the folder goes too
+    assert update_workspace_indexes(workspace, min_clips=10_000)[0].action == "removed" and not root.exists()
